@@ -1,0 +1,1 @@
+"""gigwire's realtime core and its web process."""

@@ -1,0 +1,138 @@
+"""The web process: `python -m hub [serve|migrate|grant-admin PHONE]`.
+
+This module composes the web process from hub, rest and workers; nothing else in hub imports them."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import resource
+import sys
+from collections.abc import Callable
+
+import asyncpg
+from aiohttp import web
+
+import rest
+import workers
+from hub import db
+from hub.app import build_core_app
+from hub.embedded import EmbeddedPostgres
+from hub.logs import setup_logging
+from hub.settings import Settings, SettingsError
+
+log = logging.getLogger("gigwire")
+
+# Later pieces of the web process (the realtime hub, the Socket.IO transport) register here.
+EXTENSIONS: list[Callable[[web.Application], None]] = []
+
+
+def compose_app(settings: Settings, dsn: str) -> web.Application:
+    """The whole web process: core state and health, realtime hub, REST API, and, when
+    `settings.run_workers`, the workers inside the process."""
+    app = build_core_app(settings, dsn)
+    for extend in EXTENSIONS:
+        extend(app)
+    rest.setup(app)
+    if settings.run_workers:
+        workers.embed(app)
+    return app
+
+
+def _raise_fd_limit() -> None:
+    """Lift the open-file limit to its hard maximum: every connection is a file descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
+    if settings.database_url is not None:
+        return settings.database_url, None
+    embedded = EmbeddedPostgres(settings.data_dir)
+    return embedded.start(), embedded
+
+
+def serve(settings: Settings) -> None:
+    """Run the web process until SIGINT/SIGTERM, then close connections and stop cleanly."""
+    _raise_fd_limit()
+    dsn, embedded = _database(settings)
+    try:
+        if settings.is_dev or settings.embedded_db:
+            applied = asyncio.run(db.migrate_dsn(dsn))
+            if applied:
+                log.info("migrations applied", extra={"applied": applied})
+        app = compose_app(settings, dsn)
+        shown = "localhost" if settings.host in ("0.0.0.0", "::") else settings.host
+        where = f"http://{shown}:{settings.port}"
+        mode = "embedded PostgreSQL" if embedded else "PostgreSQL"
+        broker = "Redis" if settings.redis_url else "in-process broker"
+        print(
+            f"gigwire listening on {where} ({settings.env} mode, {mode}, {broker}); Ctrl-C stops it",
+            flush=True,
+        )
+        web.run_app(
+            app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    print("gigwire stopped", flush=True)
+
+
+async def _grant_admin(dsn: str, phone: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        status: str = await conn.execute(
+            "UPDATE users SET roles = array_append(roles, 'admin') "
+            "WHERE phone = $1 AND NOT ('admin' = ANY(roles))",
+            phone,
+        )
+        exists = await conn.fetchval("SELECT 1 FROM users WHERE phone = $1", phone)
+        return status is not None and bool(exists)
+    finally:
+        await conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub", description="gigwire web process")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve HTTP, /ws and /socket.io/ (the default)")
+    sub.add_parser("migrate", help="apply pending migrations and exit")
+    grant = sub.add_parser("grant-admin", help="give the admin role to the user with this phone")
+    grant.add_argument("phone", help="E.164 phone number, e.g. +919876543210")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"gigwire: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+
+    command = args.command or "serve"
+    if command == "serve":
+        serve(settings)
+        return 0
+    dsn, embedded = _database(settings)
+    try:
+        if command == "migrate":
+            applied = asyncio.run(db.migrate_dsn(dsn))
+            print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+            return 0
+        asyncio.run(db.migrate_dsn(dsn))
+        if not asyncio.run(_grant_admin(dsn, args.phone)):
+            print(f"gigwire: no user with phone {args.phone}; they must log in once first", file=sys.stderr)
+            return 1
+        print(f"{args.phone} is an admin")
+        return 0
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

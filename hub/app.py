@@ -1,0 +1,127 @@
+"""The web process's core application: state, health, request ids. Transports and REST plug in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub import db
+from hub.broker import Broker, Deliver, create_broker
+from hub.keys import BROKER, POOL, REDIS, SETTINGS, STORE, TOKENS
+from hub.logs import request_id
+from hub.settings import Settings
+from hub.store import create_store
+from hub.tokens import TokenCodec
+
+log = logging.getLogger("gigwire.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DELIVER: web.AppKey[list[Deliver]] = web.AppKey("deliver")
+"""Callbacks the broker hands every received message to; the hub registers its own here."""
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give every request an id (the caller's X-Request-Id when sane), log it as one JSON line."""
+    incoming = request.headers.get("X-Request-Id", "")
+    rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+    token = request_id.set(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers["X-Request-Id"] = rid
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers["X-Request-Id"] = rid
+        raise
+    finally:
+        if request.path not in ("/healthz", "/metrics"):
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+        request_id.reset(token)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready: the database and the broker answer within 2 s each, else 503 naming what failed."""
+    app = request.app
+    checks: dict[str, str] = {}
+    try:
+        async with asyncio.timeout(2):
+            await app[POOL].fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    try:
+        async with asyncio.timeout(2):
+            await app[BROKER].ping()
+        checks["broker"] = "ok"
+    except Exception as exc:
+        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return web.json_response({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
+
+
+def build_core_app(settings: Settings, dsn: str) -> web.Application:
+    """The application with its state contexts (pool, Redis, store, broker) and health routes.
+    Contexts start in order and stop in reverse; nothing connects before the app starts."""
+    app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[TOKENS] = TokenCodec(settings)
+    app[DELIVER] = []
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.create_pool(dsn)
+        app[POOL] = pool
+        yield
+        await pool.close()
+
+    async def redis_state(app: web.Application) -> AsyncIterator[None]:
+        client: Redis | None = None
+        if settings.redis_url is not None:
+            client = Redis.from_url(settings.redis_url, health_check_interval=15)
+        app[REDIS] = client
+        app[STORE] = create_store(client, settings.redis_prefix)
+        yield
+        if client is not None:
+            await client.aclose()
+
+    async def broker(app: web.Application) -> AsyncIterator[None]:
+        handlers = app[DELIVER]
+
+        def deliver(channel: str, data: bytes) -> None:
+            for handler in handlers:
+                handler(channel, data)
+
+        instance: Broker = create_broker(settings.broker_url, settings.redis_prefix, deliver)
+        await instance.start()
+        app[BROKER] = instance
+        yield
+        await instance.close()
+
+    app.cleanup_ctx.extend([database, redis_state, broker])
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app

@@ -1,0 +1,19 @@
+"""Typed keys of the aiohttp application state shared by hub, rest and workers."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+from redis.asyncio import Redis
+
+from hub.broker import Broker
+from hub.settings import Settings
+from hub.store import Store
+from hub.tokens import TokenCodec
+
+SETTINGS = web.AppKey("settings", Settings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+STORE: web.AppKey[Store] = web.AppKey("store")
+BROKER: web.AppKey[Broker] = web.AppKey("broker")
+TOKENS = web.AppKey("tokens", TokenCodec)

@@ -1,0 +1,41 @@
+"""Writing server events into the transactional outbox, inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import asyncpg
+
+OUTBOX_CHANNEL = "gigwire_outbox"  # the PostgreSQL NOTIFY channel the relay listens on
+
+EventType = Literal["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"]
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    event_type: EventType,
+    payload: Mapping[str, Any],
+    *,
+    user_ids: Iterable[str] = (),
+    order_id: str | None = None,
+    push: Mapping[str, Any] | None = None,
+) -> int:
+    """Queue one server event for `user:<id>` of every user (and `order:<id>` when given), with an
+    optional push job. Call inside the transaction of the change: the event is sent if and only if
+    that transaction commits. Returns the outbox row id."""
+    channels = [f"user:{u}" for u in dict.fromkeys(str(u) for u in user_ids)]
+    if order_id is not None:
+        channels.append(f"order:{order_id}")
+    if not channels:
+        raise ValueError("an outbox event needs at least one user or order")
+    row_id: int = await conn.fetchval(
+        "INSERT INTO outbox (event_type, channels, payload, push) VALUES ($1, $2, $3, $4) RETURNING id",
+        event_type,
+        channels,
+        dict(payload),
+        dict(push) if push is not None else None,
+    )
+    # NOTIFY is delivered at commit and not at all on rollback: exactly the outbox contract.
+    await conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+    return row_id

@@ -1,0 +1,41 @@
+"""The Store contract: small shared state with expiry (rate-limit windows, throttles, presence).
+Redis when configured, so every process sees the same counts; in-process memory otherwise."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Store(Protocol):
+    """Keys are given without the deployment prefix; implementations add it."""
+
+    async def hit(self, key: str, window_s: int) -> tuple[int, float]:
+        """Count one hit in the fixed window of `key`; return (hits so far, seconds until reset)."""
+        ...
+
+    async def set(self, key: str, value: bytes, ttl_s: float) -> None:
+        """Store `value` under `key` for `ttl_s` seconds."""
+        ...
+
+    async def get(self, key: str) -> bytes | None:
+        """The live value of `key`, or None."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove `key` if present."""
+        ...
+
+    async def exists_many(self, keys: list[str]) -> list[bool]:
+        """For each key, whether it is live."""
+        ...
+
+
+def create_store(redis_client: object | None, prefix: str) -> Store:
+    """A Redis store over `redis_client` when given, else an in-process one."""
+    if redis_client is None:
+        from hub.store_memory import MemoryStore
+
+        return MemoryStore()
+    from hub.store_redis import RedisStore
+
+    return RedisStore(redis_client, prefix)  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""Access tokens: JWTs with sub, iat, exp and jti, verified with the algorithm pinned."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+
+from hub.settings import Settings
+
+
+class TokenError(Exception):
+    """The token is missing, malformed, expired, or not signed by us."""
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: str
+    roles: tuple[str, ...]
+    jti: str
+    issued_at: int
+    expires_at: int
+
+
+class TokenCodec:
+    """Issues and verifies access tokens for one Settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.algorithm = settings.jwt_algorithm
+        self.ttl = settings.access_token_ttl
+        if self.algorithm == "HS256":
+            self._sign_key: str = settings.jwt_secret
+            self._verify_key: str = settings.jwt_secret
+        else:
+            self._sign_key = settings.jwt_private_key
+            self._verify_key = settings.jwt_public_key
+
+    def issue(self, user_id: str, roles: tuple[str, ...] | list[str] = (), now: int | None = None) -> str:
+        """A signed access token for `user_id`, valid for the configured TTL."""
+        iat = int(time.time()) if now is None else now
+        payload = {
+            "sub": user_id,
+            "iat": iat,
+            "exp": iat + self.ttl,
+            "jti": uuid.uuid4().hex,
+            "typ": "access",
+            "roles": list(roles),
+        }
+        return jwt.encode(payload, self._sign_key, algorithm=self.algorithm)
+
+    def verify(self, token: str) -> Claims:
+        """Decode `token`, accepting only our algorithm, our key, and an unexpired access token."""
+        if not isinstance(token, str) or not token:
+            raise TokenError("no token")
+        try:
+            payload = jwt.decode(
+                token,
+                self._verify_key,
+                algorithms=[self.algorithm],
+                options={"require": ["sub", "iat", "exp", "jti"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise TokenError("token expired") from None
+        except jwt.PyJWTError as exc:
+            raise TokenError(f"invalid token: {exc}") from None
+        if payload.get("typ") != "access" or not isinstance(payload.get("sub"), str):
+            raise TokenError("not an access token")
+        roles = payload.get("roles") or []
+        return Claims(
+            user_id=payload["sub"],
+            roles=tuple(r for r in roles if isinstance(r, str)),
+            jti=str(payload["jti"]),
+            issued_at=int(payload["iat"]),
+            expires_at=int(payload["exp"]),
+        )

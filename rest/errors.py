@@ -1,0 +1,111 @@
+"""The one REST error type and the one place that turns errors into the JSON error shape:
+`{"success": false, "error": {"code", "message", "details"?}}`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from hub.app import Handler
+
+log = logging.getLogger("gigwire.rest")
+
+# code -> HTTP status, the REST error table (seeds/000 status codes).
+STATUS = {
+    "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "too_large": 413,
+    "unprocessable": 422,
+    "rate_limited": 429,
+    "internal": 500,
+    "bad_gateway": 502,
+    "unavailable": 503,
+}
+
+
+class ApiError(Exception):
+    """An error answered to the caller. `code` is a key of STATUS; `message` says what to do."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        details: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = dict(details) if details else None
+        self.headers = dict(headers) if headers else {}
+        self.status = status or STATUS[code]
+
+    def response(self) -> web.Response:
+        """The JSON error response for this error."""
+        return error_response(self.status, self.code, self.message, self.details, self.headers)
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Build the error shape; used by ApiError and by the middleware for aiohttp's own errors."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = dict(details)
+    return web.Response(
+        body=orjson.dumps({"success": False, "error": error}),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "unprocessable",
+    429: "rate_limited",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every /api failure in the error shape; log unexpected ones with their traceback."""
+    if not request.path.startswith("/api"):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "internal" if exc.status >= 500 else "bad_request")
+        message = {
+            404: f"No route {request.method} {request.path}; see /api/docs for the routes.",
+            405: f"{request.method} is not allowed on {request.path}.",
+            413: "The request body is too large.",
+        }.get(exc.status, exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return error_response(exc.status, code, message, headers=headers)
+    except Exception:
+        log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return error_response(500, "internal", "The server failed; nothing was changed. Try again.")

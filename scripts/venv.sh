@@ -1,0 +1,29 @@
+# Sourced by ./run and ./test: make sure .venv exists and holds gigwire with its dependencies.
+# Usage: . scripts/venv.sh [extra]   (extra: "test" also installs the test tools)
+# Reinstalls only when pyproject.toml changed since the last install.
+set -euo pipefail
+_extra="${1:-}"
+_py="${PYTHON:-}"
+if [ -z "$_py" ]; then
+  for candidate in python3.13 python3.12 python3.11 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then
+      _py="$candidate"; break
+    fi
+  done
+fi
+if [ -z "$_py" ]; then
+  echo "gigwire needs Python 3.11 or newer on PATH (or PYTHON=/path/to/python3.11)" >&2
+  exit 1
+fi
+if [ ! -x .venv/bin/python ]; then
+  echo "creating .venv with $("$_py" --version)" >&2
+  "$_py" -m venv .venv || { echo "python venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'" >&2; exit 1; }
+fi
+_stamp=".venv/.gigwire-installed${_extra:+-$_extra}"
+_want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$_stamp" ] || [ "$(cat "$_stamp")" != "$_want" ]; then
+  echo "installing gigwire${_extra:+ with [$_extra]} into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${_extra:+[$_extra]}" >&2
+  echo "$_want" > "$_stamp"
+fi

@@ -1,0 +1,70 @@
+"""Fixtures every test shares: this run's PostgreSQL database and Redis prefix, settings, apps."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from hub.__main__ import compose_app
+from hub.db import create_pool
+from hub.settings import Settings
+from tests.services import Services, provision
+
+TEST_JWT_SECRET = "gigwire-test-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    """This run's database (created and migrated here, dropped at the end) and Redis key prefix."""
+    found = provision()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def settings(services: Services, tmp_path: Path) -> Settings:
+    """Settings for an app of this run: real PostgreSQL and Redis, workers off, generous API limits."""
+    return Settings(
+        env="dev",
+        database_url=services.dsn,
+        redis_url=services.redis_url,
+        redis_prefix=services.redis_prefix,
+        jwt_secret=TEST_JWT_SECRET,
+        data_dir=tmp_path,
+        run_workers=False,
+        api_rate_per_ip=1_000_000,
+        api_rate_per_user=1_000_000,
+    )
+
+
+@pytest.fixture
+def make_app(settings: Settings) -> Callable[..., web.Application]:
+    """Build a whole web app; keyword arguments override settings fields."""
+
+    def build(**overrides: Any) -> web.Application:
+        s = settings.with_(**overrides) if overrides else settings
+        assert s.database_url is not None
+        return compose_app(s, s.database_url)
+
+    return build
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, make_app: Callable[..., web.Application]) -> TestClient[Any, Any]:
+    """A test client of one whole web app over real loopback HTTP."""
+    result: TestClient[Any, Any] = await aiohttp_client(make_app())
+    return result
+
+
+@pytest.fixture
+async def pool(services: Services) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this run's database, for arranging and checking rows directly."""
+    p = await create_pool(services.dsn, min_size=1, max_size=10)
+    yield p
+    await p.close()
