@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+
 from aiohttp import web
 
-from rest import auth, errors, ratelimit, users
+from rest.errors import error_middleware
 from rest.http import cors_middleware
+from rest.ratelimit import rate_limit_middleware
 
-MODULES = [auth, users]
+# The resource modules, one a line; each exports `routes` (a RouteTableDef) and `OPENAPI`
+# (path -> method -> OpenAPI operation object), which rest/openapi.py merges into /api/openapi.json.
+MODULES: list[str] = [
+    "rest.auth",
+    "rest.users",
+]
 
 
 def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape and rate limits."""
-    app.middlewares.extend([cors_middleware, errors.error_middleware, ratelimit.rate_limit_middleware])
-    for module in MODULES:
-        app.router.add_routes(module.routes)
+    app.middlewares.extend([cors_middleware, error_middleware, rate_limit_middleware])
+    for name in MODULES:
+        app.router.add_routes(importlib.import_module(name).routes)
