@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,10 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server if needed; return a DSN for the `gigwire` database."""
-        import pgserver  # type: ignore[attr-defined,unused-ignore]
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI): harmless here.
+            warnings.simplefilter("ignore")
+            import pgserver  # type: ignore[attr-defined,unused-ignore]
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._server = pgserver.get_server(  # type: ignore[attr-defined,unused-ignore]

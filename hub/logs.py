@@ -45,3 +45,5 @@ def setup_logging(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # pgserver logs every pg_ctl call it makes at INFO; only its problems are worth a line.
+    logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))

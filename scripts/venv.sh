@@ -23,7 +23,13 @@ _stamp=".venv/.gigwire-installed${_extra:+-$_extra}"
 _want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$_stamp" ] || [ "$(cat "$_stamp")" != "$_want" ]; then
   echo "installing gigwire${_extra:+ with [$_extra]} into .venv" >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${_extra:+[$_extra]}" >&2
+  # pip's chatter goes to a log, shown only when the install fails.
+  if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
+         && .venv/bin/python -m pip install --disable-pip-version-check -e ".${_extra:+[$_extra]}"; } \
+       > .venv/install.log 2>&1; then
+    tail -n 40 .venv/install.log >&2
+    echo "installing gigwire failed; the whole log is in .venv/install.log" >&2
+    exit 1
+  fi
   echo "$_want" > "$_stamp"
 fi
