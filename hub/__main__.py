@@ -19,6 +19,7 @@ import rest
 import workers
 from hub import db
 from hub.app import build_core_app
+from hub.demo import setup_demo
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
@@ -27,6 +28,7 @@ log = logging.getLogger("gigwire")
 
 # Later pieces of the web process (the realtime hub, the Socket.IO transport) register here.
 EXTENSIONS: list[Callable[[web.Application], None]] = []
+EXTENSIONS.append(setup_demo)  # GET /demo, the browser demo client
 
 
 def compose_app(settings: Settings, dsn: str) -> web.Application:

@@ -1,0 +1,60 @@
+"""The /demo page is served by the web process, complete and self-contained."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from hub.demo import ASSETS, STATIC_DIR
+
+
+async def test_demo_page_and_assets_are_served(client: Any) -> None:
+    resp = await client.get("/demo")
+    assert resp.status == 200
+    assert resp.content_type == "text/html"
+    html = await resp.text()
+    assert "/demo/assets/demo.js" in html
+    assert "/demo/assets/demo.css" in html
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "default-src 'none'" in csp
+    for name, content_type in ASSETS.items():
+        asset = await client.get(f"/demo/assets/{name}")
+        assert asset.status == 200, name
+        assert asset.content_type == content_type
+        assert await asset.read() == (STATIC_DIR / name).read_bytes()
+
+
+async def test_only_listed_assets_are_served(client: Any) -> None:
+    for name in ("demo.html", "nothing.js", "..%2Fdemo.py", "%2e%2e%2f__init__.py"):
+        resp = await client.get(f"/demo/assets/{name}")
+        assert resp.status == 404, name
+
+
+def test_page_loads_nothing_from_outside() -> None:
+    # Offline by design: no CDN, no external fonts or scripts, in any of the page's files.
+    for path in STATIC_DIR.iterdir():
+        text = path.read_text()
+        assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", text), path.name
+        assert not re.search(r"fetch\(\s*[\"'`]https?:", text), path.name
+        assert "import(" not in text, path.name
+
+
+def test_page_speaks_the_protocol_events() -> None:
+    js = (STATIC_DIR / "demo.js").read_text()
+    for event in (
+        "AUTHENTICATE",
+        "AUTHENTICATED",
+        "SUBSCRIBE_CHAT",
+        "UNSUBSCRIBE_CHAT",
+        "CHAT_MESSAGE",
+        "MESSAGE_READ",
+        "TYPING_START",
+        "TYPING_STOP",
+        "ORDER_UPDATE",
+        "PING",
+        "PONG",
+    ):
+        assert f'"{event}"' in js, event
+    assert "sinceSeq" in js
+    assert "clientMsgId" in js
