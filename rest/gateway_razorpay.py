@@ -1,0 +1,106 @@
+"""The Razorpay gateway over HTTP: Basic auth key_id:key_secret against settings.razorpay_base_url.
+
+Orders and refunds are Razorpay's payment API (/v1/orders, /v1/payments/{id}/refund); penny-drop
+validation and payouts are RazorpayX's (/v1/fund_accounts/validations, /v1/payouts), with the
+business account number from RAZORPAYX_ACCOUNT_NUMBER. A request gets one session and a 15 s
+limit; any non-2xx answer or transport failure is a GatewayError naming what the gateway said."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from hub.settings import Settings
+from rest.gateway import BankDetails, GatewayError, GatewayOrder, GatewayResult
+
+_TIMEOUT = aiohttp.ClientTimeout(total=15)
+
+
+class RazorpayGateway:
+    """The Gateway contract spoken to Razorpay (or anything speaking its wire format)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key_id = settings.razorpay_key_id
+        self._auth = aiohttp.BasicAuth(settings.razorpay_key_id, settings.razorpay_key_secret)
+        self._base = settings.razorpay_base_url.rstrip("/")
+        self._account_number = settings.razorpayx_account_number
+
+    async def _post(
+        self, path: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=_TIMEOUT, auth=self._auth) as session,
+                session.post(self._base + path, json=dict(body), headers=headers) as response,
+            ):
+                data = await response.json(content_type=None)
+                if response.status >= 300 or not isinstance(data, dict):
+                    error = data.get("error", {}) if isinstance(data, dict) else {}
+                    text = error.get("description") or error.get("code") or f"HTTP {response.status}"
+                    raise GatewayError(f"{path}: {text}")
+                return data
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise GatewayError(f"{path}: {type(exc).__name__}") from None
+
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, notes: Mapping[str, str]
+    ) -> GatewayOrder:
+        """POST /v1/orders {amount, currency, receipt, notes}."""
+        data = await self._post(
+            "/v1/orders", {"amount": amount, "currency": currency, "receipt": receipt, "notes": dict(notes)}
+        )
+        if data.get("amount") != amount or data.get("currency") != currency or not data.get("id"):
+            raise GatewayError("/v1/orders: the gateway answered a different amount or currency")
+        return GatewayOrder(str(data["id"]), amount, currency, receipt)
+
+    async def refund(self, *, payment_id: str, amount: int, receipt: str) -> GatewayResult:
+        """POST /v1/payments/{id}/refund {amount, receipt}."""
+        data = await self._post(f"/v1/payments/{payment_id}/refund", {"amount": amount, "receipt": receipt})
+        return GatewayResult(str(data["id"]), str(data.get("status", "pending")))
+
+    async def validate_account(self, *, bank: BankDetails, reference: str) -> GatewayResult:
+        """POST /v1/fund_accounts/validations with the bank account inline (a 100-paise penny drop)."""
+        data = await self._post(
+            "/v1/fund_accounts/validations",
+            {
+                "account_number": self._account_number,
+                "fund_account": {
+                    "account_type": "bank_account",
+                    "bank_account": {
+                        "name": bank.holder_name,
+                        "ifsc": bank.ifsc,
+                        "account_number": bank.account_number,
+                    },
+                },
+                "amount": 100,
+                "currency": "INR",
+                "notes": {"reference": reference},
+            },
+        )
+        results = data.get("results") or {}
+        status = str(data.get("status", "created"))
+        active = None if status != "completed" else results.get("account_status") == "active"
+        fund_account = (data.get("fund_account") or {}).get("id")
+        return GatewayResult(str(data["id"]), status, fund_account_id=fund_account, account_active=active)
+
+    async def payout(
+        self, *, fund_account_id: str, amount: int, currency: str, reference: str
+    ) -> GatewayResult:
+        """POST /v1/payouts, with X-Payout-Idempotency so a retried request pays once."""
+        data = await self._post(
+            "/v1/payouts",
+            {
+                "account_number": self._account_number,
+                "fund_account_id": fund_account_id,
+                "amount": amount,
+                "currency": currency,
+                "mode": "IMPS",
+                "purpose": "payout",
+                "queue_if_low_balance": True,
+                "reference_id": reference,
+            },
+            headers={"X-Payout-Idempotency": reference},
+        )
+        return GatewayResult(str(data["id"]), str(data.get("status", "processing")))

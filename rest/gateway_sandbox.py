@@ -1,0 +1,57 @@
+"""The sandbox gateway (PAYMENT_GATEWAY=sandbox, dev only): answers inside the process, offline.
+
+It keeps no state: gateway orders, payments, refunds, payouts and validations get fresh ids, and the
+sandbox checkout (rest/payments.py, POST /api/dev/sandbox/checkout) signs its answer with the key
+secret exactly as Razorpay's checkout does, so the real verify path runs unchanged. Refunds, payouts
+and validations complete at once; account numbers ending in 0000 fail validation, so the failure
+path can be tried too."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+
+from hub.settings import Settings
+from rest.gateway import BankDetails, GatewayOrder, GatewayResult, checkout_signature
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(7)}"
+
+
+class SandboxGateway:
+    """The Gateway contract, answered locally."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.key_id = settings.razorpay_key_id
+        self._secret = settings.razorpay_key_secret
+
+    async def create_order(
+        self, *, amount: int, currency: str, receipt: str, notes: Mapping[str, str]
+    ) -> GatewayOrder:
+        """A new sandbox order id."""
+        return GatewayOrder(_id("order"), amount, currency, receipt)
+
+    async def refund(self, *, payment_id: str, amount: int, receipt: str) -> GatewayResult:
+        """A refund that is processed at once."""
+        return GatewayResult(_id("rfnd"), "processed")
+
+    async def validate_account(self, *, bank: BankDetails, reference: str) -> GatewayResult:
+        """A completed validation: active unless the account number ends in 0000."""
+        active = not bank.account_number.endswith("0000")
+        return GatewayResult(_id("fav"), "completed", fund_account_id=_id("fa"), account_active=active)
+
+    async def payout(
+        self, *, fund_account_id: str, amount: int, currency: str, reference: str
+    ) -> GatewayResult:
+        """A payout that is processed at once."""
+        return GatewayResult(_id("pout"), "processed")
+
+    def checkout(self, gateway_order_id: str) -> dict[str, str]:
+        """Complete a checkout of `gateway_order_id`: what the checkout SDK hands the client."""
+        payment_id = _id("pay")
+        return {
+            "razorpay_order_id": gateway_order_id,
+            "razorpay_payment_id": payment_id,
+            "razorpay_signature": checkout_signature(self._secret, gateway_order_id, payment_id),
+        }
