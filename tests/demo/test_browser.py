@@ -1,0 +1,66 @@
+"""The /demo page end to end in headless Chromium: the two parties of one order log in with their
+phone and OTP, open the order's chat, and talk. Real app, PostgreSQL and Redis; the browser drives
+the page through playwright-core (tests/demo/browser_e2e.mjs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from aiohttp.test_utils import TestServer
+
+from hub.settings import Settings
+from tests.demo.conftest import ARTIFACTS, RecordingOtpSender, chromium_path, node_tools
+from tests.factories import make_order, make_user
+
+SCRIPT_TIMEOUT_S = 180
+
+
+async def test_two_tabs_chat_through_the_demo_page(
+    demo_server: tuple[TestServer, RecordingOtpSender], pool: asyncpg.Pool, settings: Settings
+) -> None:
+    tools = node_tools("playwright-core")
+    chromium_path()
+    server, sender = demo_server
+    client = await make_user(pool, settings, name="Demo Client")
+    doer = await make_user(pool, settings, name="Demo Doer")
+    order_id = await make_order(pool, client, doer)
+    ARTIFACTS.mkdir(exist_ok=True)
+    spec: dict[str, Any] = {
+        "base": str(server.make_url("")).rstrip("/"),
+        "orderId": order_id,
+        "client": {"phone": client.phone},
+        "doer": {"phone": doer.phone},
+        "artifacts": str(ARTIFACTS),
+        "deps": str(tools.deps),
+    }
+    proc = await asyncio.create_subprocess_exec(
+        tools.node,
+        "tests/demo/browser_e2e.mjs",
+        json.dumps(spec),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), SCRIPT_TIMEOUT_S)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"the browser run did not finish in {SCRIPT_TIMEOUT_S} s") from None
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    assert lines, f"no result from the browser run (exit {proc.returncode}): {err.decode()[-2000:]}"
+    result = json.loads(lines[-1])
+    assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
+    assert proc.returncode == 0
+    # Both logged in through the page: each phone was sent exactly the code it typed.
+    assert set(sender.codes) == {client.phone, doer.phone}
+    # What the page sent was stored: the client's message and the doer's reply, in order.
+    rows = await pool.fetch(
+        "SELECT sender_id::text, text FROM messages WHERE order_id = $1 ORDER BY seq", order_id
+    )
+    assert [r["sender_id"] for r in rows] == [client.id, doer.id]
+    assert rows[0]["text"].startswith("Hello from the client")
+    assert (ARTIFACTS / "demo-client.png").stat().st_size > 0
+    assert (ARTIFACTS / "demo-doer.png").stat().st_size > 0
