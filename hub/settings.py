@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -49,9 +50,12 @@ class Settings:
     refresh_token_ttl: int = 30 * 86400
     client_url: str = "http://localhost:8080"
     cookie_secure: bool = False
+    otp_sends_per_ip: int = 20
     # REST rate limits: requests per minute
     api_rate_per_ip: int = 300
     api_rate_per_user: int = 600
+    # proxies (IP networks) whose X-Forwarded-For names the client; empty: trust none
+    trusted_proxies: tuple[str, ...] = ()
     # money
     platform_fee_bps: int = 1000
     currency: str = "INR"
@@ -168,6 +172,8 @@ class Settings:
             cookie_secure=r.flag("COOKIE_SECURE", env == "production"),
             api_rate_per_ip=r.integer("API_RATE_PER_IP", 300, 1, 10**7),
             api_rate_per_user=r.integer("API_RATE_PER_USER", 600, 1, 10**7),
+            otp_sends_per_ip=r.integer("OTP_SENDS_PER_IP", 20, 1, 10**7),
+            trusted_proxies=r.networks("TRUSTED_PROXIES"),
             platform_fee_bps=fee,
             currency=r.text("CURRENCY", "INR"),
             payment_gateway=gateway,
@@ -243,6 +249,20 @@ class _Reader:
         if not match or int(match.group(1)) <= 0:
             raise SettingsError(name, f"a positive duration in seconds or with s/m/h/d, got {raw!r}")
         return int(match.group(1)) * _UNITS[match.group(2)]
+
+    def networks(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of IP addresses or networks (CIDR), normalised; empty when unset."""
+        raw = self.opt(name)
+        if raw is None:
+            return ()
+        found: list[str] = []
+        for part in (p.strip() for p in raw.split(",")):
+            try:
+                found.append(str(ipaddress.ip_network(part, strict=False)))
+            except ValueError:
+                expected = f"IP addresses or networks separated by commas, got {part!r}"
+                raise SettingsError(name, expected) from None
+        return tuple(found)
 
     def file(self, name: str) -> str:
         path = self.opt(name)

@@ -15,6 +15,7 @@ from rest.ratelimit import rate_limit_middleware
 MODULES: list[str] = [
     "rest.auth",
     "rest.users",
+    "rest.refresh",
 ]
 
 

@@ -1,7 +1,241 @@
-"""/api/auth: phone OTP login, refresh-token rotation, logout. (Being built: issue 2.)"""
+"""/api/auth/send-otp and /api/auth/verify-otp: log in (and sign up) with a code sent to the phone.
+
+A code is 6 digits, valid 5 minutes, single use, and dies after 5 wrong tries; a new send replaces
+the phone's previous code. Sends are throttled per phone (1 per 30 s, 5 per hour) and per client IP
+(OTP_SENDS_PER_IP per hour) in the Store, so every process shares the counts. Refresh and logout
+live in rest/refresh.py."""
 
 from __future__ import annotations
 
+import logging
+import math
+import re
+from typing import Any
+
 from aiohttp import web
 
+from hub.keys import POOL, SETTINGS, STORE, TOKENS
+from rest.errors import ApiError
+from rest.http import Fields, ok, read_json
+from rest.otp import OtpSendError, code_matches, hash_code, new_code, sender_for
+from rest.ratelimit import client_ip
+from rest.refresh import issue_refresh, session_response
+from rest.users import USER_SCHEMA, operation, user_json
+
+log = logging.getLogger("gigwire.auth")
 routes = web.RouteTableDef()
+
+PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
+CODE = re.compile(r"[0-9]{6}")
+OTP_TTL_S = 300
+RESEND_GAP_S = 30
+SENDS_PER_PHONE_HOUR = 5
+MAX_WRONG_TRIES = 5
+
+
+def _phone(fields: Fields) -> Any:
+    return fields.text("phone", max_len=16, pattern=PHONE)
+
+
+async def _throttle(request: web.Request, phone: str) -> None:
+    """Count this send against the IP's and the phone's windows; rate_limited when over one.
+    The IP is counted first, so a refused send still costs the sender's IP."""
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    checks = [
+        (f"otp:ip:{client_ip(request)}", 3600, settings.otp_sends_per_ip, "from this IP address this hour"),
+        (f"otp:gap:{phone}", RESEND_GAP_S, 1, f"to this phone in the last {RESEND_GAP_S} s"),
+        (f"otp:hour:{phone}", 3600, SENDS_PER_PHONE_HOUR, "to this phone this hour"),
+    ]
+    for key, window, limit, where in checks:
+        count, reset_s = await store.hit(key, window)
+        if count > limit:
+            wait = max(math.ceil(reset_s), 1)
+            raise ApiError(
+                "rate_limited",
+                f"{limit} code(s) already sent {where}; wait {wait} s before asking again.",
+                details={"retryAfter": wait},
+                headers={"Retry-After": str(wait)},
+            )
+
+
+@routes.post("/api/auth/send-otp")
+async def send_otp(request: web.Request) -> web.Response:
+    """Make a code for the phone, store its hash, and hand it to the OtpSender. The answer never
+    contains the code."""
+    settings = request.app[SETTINGS]
+    fields = Fields(await read_json(request))
+    fields.unknown(["phone"])
+    phone = _phone(fields)
+    fields.check()
+    await _throttle(request, phone)
+    code = new_code()
+    digest = hash_code(settings, phone, code)
+    pool = request.app[POOL]
+    await pool.execute(
+        "INSERT INTO otp_codes (phone, code_hash, expires_at)"
+        " VALUES ($1, $2, now() + make_interval(secs => $3))"
+        " ON CONFLICT (phone) DO UPDATE SET code_hash = EXCLUDED.code_hash, attempts = 0,"
+        " created_at = now(), expires_at = EXCLUDED.expires_at, used_at = NULL",
+        phone,
+        digest,
+        float(OTP_TTL_S),
+    )
+    try:
+        await sender_for(request.app, settings).send(phone, code)
+    except OtpSendError as exc:
+        await pool.execute("DELETE FROM otp_codes WHERE phone = $1 AND code_hash = $2", phone, digest)
+        log.error("OTP not sent", extra={"phone": phone, "error": str(exc)})
+        raise ApiError("bad_gateway", "The code could not be sent just now; try again in a minute.") from None
+    data = {"phone": phone, "expiresIn": OTP_TTL_S, "resendAfter": RESEND_GAP_S}
+    return ok(data, message="OTP sent", expiresIn=OTP_TTL_S)
+
+
+_FAILURES = {
+    "no_code": "No code was sent to this phone; request one with POST /api/auth/send-otp.",
+    "used": "This code was already used; request a new one with POST /api/auth/send-otp.",
+    "expired": "This code has expired; request a new one with POST /api/auth/send-otp.",
+    "too_many_attempts": "Too many wrong tries for this code; "
+    "request a new one with POST /api/auth/send-otp.",
+}
+
+
+@routes.post("/api/auth/verify-otp")
+async def verify_otp(request: web.Request) -> web.Response:
+    """Check the phone's code; on success create the user if new, start a session, and answer the
+    access token, refresh token (also as cookie), user and isNewUser."""
+    settings = request.app[SETTINGS]
+    fields = Fields(await read_json(request))
+    fields.unknown(["phone", "otp"])
+    phone = _phone(fields)
+    otp = fields.text("otp", max_len=6, pattern=CODE)
+    fields.check()
+    reason = ""
+    left = 0
+    user = None
+    refresh = ""
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        # FOR UPDATE: concurrent tries of one phone are judged one after another, so a code is
+        # used once and the try count is exact.
+        row = await conn.fetchrow(
+            "SELECT code_hash, attempts, used_at, expires_at <= now() AS expired"
+            " FROM otp_codes WHERE phone = $1 FOR UPDATE",
+            phone,
+        )
+        if row is None:
+            reason = "no_code"
+        elif row["used_at"] is not None:
+            reason = "used"
+        elif row["expired"]:
+            reason = "expired"
+        elif row["attempts"] >= MAX_WRONG_TRIES:
+            reason = "too_many_attempts"
+        elif not code_matches(settings, phone, otp, row["code_hash"]):
+            reason = "wrong_code"
+            tries = await conn.fetchval(
+                "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = $1 RETURNING attempts", phone
+            )
+            left = max(MAX_WRONG_TRIES - int(tries), 0)
+        else:
+            await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
+            user = await conn.fetchrow(
+                "INSERT INTO users (phone, phone_verified) VALUES ($1, true) ON CONFLICT (phone) DO UPDATE"
+                " SET phone_verified = true, last_active_at = now() RETURNING *, (xmax = 0) AS inserted",
+                phone,
+            )
+            assert user is not None
+            # Housekeeping where it is cheap: this user's refresh tokens dead for a day.
+            await conn.execute(
+                "DELETE FROM refresh_tokens WHERE user_id = $1 AND expires_at < now() - interval '1 day'",
+                user["id"],
+            )
+            refresh = await issue_refresh(conn, settings, user["id"])
+    if reason == "wrong_code":
+        message = (
+            f"Wrong code; {left} tr{'y' if left == 1 else 'ies'} left."
+            if left
+            else "Wrong code, and no tries are left; request a new one with POST /api/auth/send-otp."
+        )
+        raise ApiError("unauthorized", message, details={"reason": reason, "attemptsLeft": left})
+    if reason:
+        raise ApiError("unauthorized", _FAILURES[reason], details={"reason": reason})
+    assert user is not None
+    access = request.app[TOKENS].issue(str(user["id"]), list(user["roles"]))
+    data = {
+        "token": access,
+        "refreshToken": refresh,
+        "expiresIn": settings.access_token_ttl,
+        "user": user_json(user),
+        "isNewUser": bool(user["inserted"]),
+    }
+    return session_response(data, settings, refresh)
+
+
+_PHONE_SCHEMA = {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "examples": ["+919876543210"]}
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/auth/send-otp": {
+        "post": operation(
+            "Send a login code to a phone",
+            "auth",
+            {
+                "type": "object",
+                "required": ["phone", "expiresIn", "resendAfter"],
+                "properties": {
+                    "phone": _PHONE_SCHEMA,
+                    "expiresIn": {"type": "integer", "description": "seconds the code is valid"},
+                    "resendAfter": {"type": "integer", "description": "seconds before another send"},
+                },
+            },
+            {
+                "400": "phone is missing or not in E.164 form (+ and 8 to 15 digits), "
+                "or the body has other fields.",
+                "429": "Too many sends: 1 per 30 s and 5 an hour per phone, OTP_SENDS_PER_IP an hour per "
+                "IP, or the API rate limit; retry after Retry-After seconds.",
+                "502": "The SMS bridge refused the code; try again in a minute.",
+            },
+            body={
+                "type": "object",
+                "required": ["phone"],
+                "additionalProperties": False,
+                "properties": {"phone": _PHONE_SCHEMA},
+            },
+            description="The code (6 digits, valid 5 minutes, 5 tries) goes to the phone, never into "
+            "the answer. A new send replaces the previous code. message and expiresIn are also at the "
+            "top level of the body, as seeds/004 shows them.",
+            meta={"message": {"const": "OTP sent"}, "expiresIn": {"type": "integer"}},
+        )
+    },
+    "/api/auth/verify-otp": {
+        "post": operation(
+            "Log in (and sign up) with the code",
+            "auth",
+            {
+                "type": "object",
+                "required": ["token", "refreshToken", "expiresIn", "user", "isNewUser"],
+                "properties": {
+                    "token": {
+                        "type": "string",
+                        "description": "access token (JWT), as Authorization: Bearer",
+                    },
+                    "refreshToken": {"type": "string", "description": "also set as the refreshToken cookie"},
+                    "expiresIn": {"type": "integer", "description": "access token lifetime, seconds"},
+                    "user": USER_SCHEMA,
+                    "isNewUser": {"type": "boolean", "description": "this login created the user"},
+                },
+            },
+            {
+                "400": "phone or otp missing or malformed (otp is 6 digits), or the body has other fields.",
+                "401": "The code is wrong, expired, used, dead after 5 wrong tries, or none was sent "
+                "(details.reason: wrong_code with attemptsLeft, expired, used, too_many_attempts, "
+                "no_code). Request a new code unless attemptsLeft > 0.",
+            },
+            body={
+                "type": "object",
+                "required": ["phone", "otp"],
+                "additionalProperties": False,
+                "properties": {"phone": _PHONE_SCHEMA, "otp": {"type": "string", "pattern": "^[0-9]{6}$"}},
+            },
+        )
+    },
+}

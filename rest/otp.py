@@ -1,0 +1,98 @@
+"""One-time login codes: making and hashing them, and the OtpSender contract that delivers them.
+
+`OTP_SENDER=log` (dev) writes each code to the log "gigwire.otp"; `OTP_SENDER=webhook` POSTs
+`{"phone", "code"}` as JSON to OTP_WEBHOOK_URL, an SMS bridge. Tests put their own sender under the
+app key `OTP_SENDER` before the app starts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from typing import Protocol
+
+import aiohttp
+from aiohttp import web
+
+from hub.settings import Settings
+
+log = logging.getLogger("gigwire.otp")
+
+CODE_DIGITS = 6
+WEBHOOK_TIMEOUT_S = 10.0
+
+
+class OtpSendError(Exception):
+    """The code could not be handed to the delivery channel; the caller may try again."""
+
+
+class OtpSender(Protocol):
+    """Delivers a login code to a phone. Raises OtpSendError when delivery could not be started."""
+
+    async def send(self, phone: str, code: str) -> None: ...
+
+
+OTP_SENDER: web.AppKey[OtpSender] = web.AppKey("otp_sender")
+"""When set on the app, the sender used instead of the one OTP_SENDER configures."""
+
+
+class LogOtpSender:
+    """The dev sender: writes the code to the log, where the person testing reads it."""
+
+    async def send(self, phone: str, code: str) -> None:
+        """Log one line naming the phone and the code."""
+        log.info("OTP code %s for %s", code, phone, extra={"phone": phone})
+
+
+class WebhookOtpSender:
+    """POSTs `{"phone": ..., "code": ...}` as JSON to an SMS bridge; any 2xx answer is success."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def send(self, phone: str, code: str) -> None:
+        """One POST with a 10 s limit; OtpSendError on a network failure or a non-2xx status."""
+        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+        # Codes are sent a few times a minute at most: a session per send keeps no state to close.
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(self.url, json={"phone": phone, "code": code}) as resp,
+            ):
+                if not 200 <= resp.status < 300:
+                    raise OtpSendError(f"the OTP webhook answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise OtpSendError(f"the OTP webhook is unreachable ({type(exc).__name__})") from None
+
+
+def sender_for(app: web.Application, settings: Settings) -> OtpSender:
+    """The app's OTP_SENDER when set, else the sender the settings name."""
+    sender = app.get(OTP_SENDER)
+    if sender is not None:
+        return sender
+    if settings.otp_sender == "webhook" and settings.otp_webhook_url:
+        return WebhookOtpSender(settings.otp_webhook_url)
+    return LogOtpSender()
+
+
+def new_code() -> str:
+    """A uniformly random code of CODE_DIGITS decimal digits, from `secrets`."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def _otp_key(settings: Settings) -> bytes:
+    # A key derived from the signing secret, so a database dump alone cannot test the 10^6 codes,
+    # and the JWT key itself is never used for anything but JWTs.
+    secret = settings.jwt_secret or settings.jwt_private_key
+    return hashlib.sha256(b"gigwire-otp-v1:" + secret.encode()).digest()
+
+
+def hash_code(settings: Settings, phone: str, code: str) -> bytes:
+    """HMAC-SHA256 of "phone:code" under a key derived from the server secret."""
+    return hmac.new(_otp_key(settings), f"{phone}:{code}".encode(), hashlib.sha256).digest()
+
+
+def code_matches(settings: Settings, phone: str, code: str, stored: bytes) -> bool:
+    """Whether `code` is the one whose hash is `stored`, compared in constant time."""
+    return hmac.compare_digest(hash_code(settings, phone, code), stored)

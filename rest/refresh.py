@@ -1,0 +1,254 @@
+"""Refresh tokens: issue, rotate, revoke; the `refreshToken` cookie; /api/auth/refresh and /logout.
+
+A refresh token is an opaque random string; the server keeps only its sha256. A login starts a
+family; each refresh marks the presented token rotated and issues the next one of the family.
+Presenting a rotated token again means it was copied: the whole family is revoked, so neither the
+thief nor the owner can go on refreshing (the owner logs in again). Two refreshes racing with one
+token count as reuse the same way: clients must not refresh concurrently with the same token.
+Logging out revokes the family; access tokens already issued stay valid until they expire."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from asyncpg.pool import PoolConnectionProxy
+
+from hub.keys import POOL, SETTINGS, TOKENS
+from hub.settings import Settings
+from rest.errors import ApiError
+from rest.http import Fields, ok, read_json
+from rest.users import operation
+
+log = logging.getLogger("gigwire.auth")
+routes = web.RouteTableDef()
+
+COOKIE = "refreshToken"
+COOKIE_PATH = "/api/auth"
+
+
+def token_hash(token: str) -> bytes:
+    """The stored form of a refresh token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def issue_refresh(
+    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+    settings: Settings,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID | None = None,
+) -> str:
+    """Store and return a new refresh token of `family_id` (a new family when None)."""
+    token = secrets.token_urlsafe(32)
+    await conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
+        " VALUES ($1, $2, $3, now() + make_interval(secs => $4))",
+        token_hash(token),
+        family_id or uuid.uuid4(),
+        user_id,
+        float(settings.refresh_token_ttl),
+    )
+    return token
+
+
+def set_cookie(response: web.StreamResponse, settings: Settings, token: str) -> None:
+    """Put the refresh token in the HttpOnly, SameSite=Lax cookie sent only to /api/auth."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=settings.refresh_token_ttl,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.cookie_secure or None,
+    )
+
+
+def clear_cookie(response: web.StreamResponse, settings: Settings) -> None:
+    """Tell the browser to drop the refresh-token cookie."""
+    response.del_cookie(
+        COOKIE, path=COOKIE_PATH, httponly=True, samesite="Lax", secure=settings.cookie_secure or None
+    )
+
+
+def session_response(
+    data: dict[str, Any], settings: Settings, refresh: str, status: int = 200
+) -> web.Response:
+    """The success body `data` with the refresh token also set as the cookie."""
+    response = ok(data, status=status)
+    set_cookie(response, settings, refresh)
+    return response
+
+
+async def _presented(request: web.Request) -> str | None:
+    """The refresh token of the body (`refreshToken`) or, failing that, of the cookie."""
+    fields = Fields(await read_json(request))
+    fields.unknown(["refreshToken"])
+    token = fields.text("refreshToken", required=False, max_len=512)
+    fields.check()
+    return token or request.cookies.get(COOKIE) or None
+
+
+def _refused(settings: Settings, message: str, reason: str) -> web.Response:
+    response = ApiError("unauthorized", message, details={"reason": reason}).response()
+    clear_cookie(response, settings)  # the browser should stop sending a dead token
+    return response
+
+
+@routes.post("/api/auth/refresh")
+async def refresh(request: web.Request) -> web.Response:
+    """Rotate the presented refresh token: answer a new access token and refresh token."""
+    settings = request.app[SETTINGS]
+    token = await _presented(request)
+    if token is None:
+        raise ApiError(
+            "unauthorized",
+            'Send the refresh token in the refreshToken cookie or as {"refreshToken": ...}.',
+            details={"reason": "missing"},
+        )
+    digest = token_hash(token)
+    reason = ""
+    user: asyncpg.Record | None = None
+    new_refresh = ""
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        # Exactly one of concurrent refreshes with one token gets the row: the others wait for its
+        # commit, re-check rotated_at, and find it set.
+        row = await conn.fetchrow(
+            "UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = $1 AND rotated_at IS NULL"
+            " AND revoked_at IS NULL AND expires_at > now() RETURNING family_id, user_id",
+            digest,
+        )
+        if row is not None:
+            user = await conn.fetchrow(
+                "UPDATE users SET last_active_at = now() WHERE id = $1 RETURNING roles", row["user_id"]
+            )
+            new_refresh = await issue_refresh(conn, settings, row["user_id"], row["family_id"])
+        else:
+            old = await conn.fetchrow(
+                "SELECT family_id, user_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+                digest,
+            )
+            if old is None:
+                reason = "unknown"
+            elif old["revoked_at"] is not None:
+                reason = "revoked"
+            elif old["rotated_at"] is not None:
+                reason = "reused"
+                await conn.execute(
+                    "UPDATE refresh_tokens SET revoked_at = now()"
+                    " WHERE family_id = $1 AND revoked_at IS NULL",
+                    old["family_id"],
+                )
+                log.warning(
+                    "refresh token reused; its family is revoked",
+                    extra={"userId": str(old["user_id"]), "family": str(old["family_id"])},
+                )
+            else:
+                reason = "expired"
+    if reason:
+        message = {
+            "unknown": "This refresh token is not known; log in again.",
+            "revoked": "This session was logged out; log in again.",
+            "reused": "This refresh token was already used, so every token of its login is now revoked; "
+            "log in again.",
+            "expired": "This refresh token has expired; log in again.",
+        }[reason]
+        return _refused(settings, message, reason)
+    assert row is not None and user is not None
+    access = request.app[TOKENS].issue(str(row["user_id"]), list(user["roles"]))
+    data = {"token": access, "refreshToken": new_refresh, "expiresIn": settings.access_token_ttl}
+    return session_response(data, settings, new_refresh)
+
+
+@routes.post("/api/auth/logout")
+async def logout(request: web.Request) -> web.Response:
+    """Revoke the presented refresh token's family and clear the cookie; succeeds whatever is sent."""
+    settings = request.app[SETTINGS]
+    token = await _presented(request)
+    if token is not None:
+        await request.app[POOL].execute(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL"
+            " AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
+            token_hash(token),
+        )
+    response = ok({"loggedOut": True})
+    clear_cookie(response, settings)
+    return response
+
+
+_TOKEN_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "refreshToken": {
+            "type": "string",
+            "maxLength": 512,
+            "description": "Instead of the refreshToken cookie (apps without cookies).",
+        }
+    },
+}
+_COOKIE_PARAM = {
+    "in": "cookie",
+    "name": COOKIE,
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The refresh token set by verify-otp and refresh (HttpOnly, Path=/api/auth).",
+}
+
+
+def _with_cookie(op: dict[str, Any]) -> dict[str, Any]:
+    op["parameters"] = [_COOKIE_PARAM]
+    op["requestBody"]["required"] = False
+    return op
+
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/auth/refresh": {
+        "post": _with_cookie(
+            operation(
+                "Rotate a refresh token: new access token and refresh token",
+                "auth",
+                {
+                    "type": "object",
+                    "required": ["token", "refreshToken", "expiresIn"],
+                    "properties": {
+                        "token": {"type": "string", "description": "access token (JWT)"},
+                        "refreshToken": {"type": "string", "description": "also set as the cookie"},
+                        "expiresIn": {"type": "integer", "description": "access token lifetime, seconds"},
+                    },
+                },
+                {
+                    "400": "The body is not JSON or has fields other than refreshToken.",
+                    "401": "No refresh token, or it is unknown, expired, revoked, or already used "
+                    "(details.reason: missing, unknown, expired, revoked, reused). Reuse revokes "
+                    "every token of that login. Log in again.",
+                },
+                body=_TOKEN_BODY,
+                description="The token comes from the body's refreshToken, else the refreshToken "
+                "cookie. The presented token is used up; a second use revokes its whole family.",
+            )
+        )
+    },
+    "/api/auth/logout": {
+        "post": _with_cookie(
+            operation(
+                "Log out: revoke the refresh token's family and clear the cookie",
+                "auth",
+                {
+                    "type": "object",
+                    "required": ["loggedOut"],
+                    "properties": {"loggedOut": {"const": True}},
+                },
+                {"400": "The body is not JSON or has fields other than refreshToken."},
+                body=_TOKEN_BODY,
+                description="Idempotent: answers 200 with or without a valid token. Access tokens "
+                "already issued stay valid until they expire.",
+            )
+        )
+    },
+}
