@@ -16,6 +16,11 @@ MODULES: list[str] = [
     "rest.auth",
     "rest.users",
     "rest.refresh",
+    "rest.gigs",
+    "rest.gig_boost",
+    "rest.recommend",
+    "rest.applications",
+    "rest.openapi",
 ]
 
 

@@ -1,0 +1,392 @@
+"""Applications to gigs: a doer applies (once per gig, while it is open), the gig's owner lists,
+rejects or accepts them, the doer lists their own and withdraws a pending one.
+
+Accepting is one transaction under the gig's row lock: the application becomes accepted, every other
+pending application of the gig is rejected, the gig goes in_progress and the order is opened
+(awaiting payment) through rest.orders.open_order, so two concurrent accepts make exactly one order.
+applications_count counts the applications that were not withdrawn: +1 on apply, -1 on withdraw.
+
+Authorization: an application is visible to its doer and to the gig's owner; anyone else gets 404.
+The doer and the owner get 403 for the other party's actions. A gig's list is the owner's (403)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+import asyncpg
+from aiohttp import web
+
+from hub import outbox
+from hub.keys import POOL, SETTINGS
+from rest import orders
+from rest.errors import ApiError
+from rest.gig_search import MAX_MONEY, STORABLE, ms
+from rest.gigs import owned_gig, require_role
+from rest.http import Fields, ok, path_uuid, query_int, read_json, require_user
+from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
+
+if TYPE_CHECKING:
+    from rest.gig_search import Conn
+
+routes = web.RouteTableDef()
+
+_COLUMNS = (
+    "a.id::text AS id, a.gig_id::text AS gig_id, a.doer_id::text AS doer_id, a.proposal, a.bid_amount,"
+    " a.currency, a.status, a.created_at, a.updated_at"
+)
+
+
+def application_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The wire shape of an application."""
+    return {
+        "id": row["id"],
+        "gigId": row["gig_id"],
+        "doerId": row["doer_id"],
+        "proposal": row["proposal"],
+        "bidAmount": row["bid_amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "createdAt": ms(row["created_at"]),
+        "updatedAt": ms(row["updated_at"]),
+    }
+
+
+@routes.post("/api/gigs/{id}/applications")
+async def apply(request: web.Request) -> web.Response:
+    """Apply to an open gig (doer role, not one's own gig, once per gig); tells the owner live."""
+    claims = require_user(request)
+    require_role(claims, "doer")
+    gig_id = path_uuid(request)
+    f = Fields(await read_json(request))
+    f.unknown(("proposal", "bidAmount"))
+    proposal = f.text("proposal", max_len=5000, pattern=STORABLE)
+    bid = f.integer("bidAmount", low=1, high=MAX_MONEY)
+    f.check()
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        # FOR SHARE: applying does not race a close or an accept of the same gig.
+        gig = await conn.fetchrow(
+            "SELECT client_id::text AS client_id, status, currency FROM gigs WHERE id = $1 FOR SHARE", gig_id
+        )
+        if gig is None:
+            raise ApiError("not_found", f"No gig {gig_id}.")
+        if gig["client_id"] == claims.user_id:
+            raise ApiError("forbidden", "You cannot apply to your own gig.")
+        if gig["status"] != "open":
+            raise ApiError("conflict", f"This gig is {gig['status']} and takes no applications.")
+        row = await conn.fetchrow(
+            "INSERT INTO applications AS a (gig_id, doer_id, proposal, bid_amount, currency)"
+            f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gig_id, doer_id) DO NOTHING RETURNING {_COLUMNS}",
+            gig_id,
+            claims.user_id,
+            proposal,
+            bid,
+            gig["currency"],
+        )
+        if row is None:
+            raise ApiError("conflict", "You have already applied to this gig (once per gig).")
+        await conn.execute(
+            "UPDATE gigs SET applications_count = applications_count + 1 WHERE id = $1", gig_id
+        )
+        await outbox.enqueue(
+            cast(asyncpg.Connection, conn),  # a pool's proxy is a Connection at runtime
+            "NEW_APPLICATION",
+            {"gigId": gig_id, "applicationId": row["id"], "doerId": claims.user_id, "bidAmount": bid},
+            user_ids=[gig["client_id"]],
+        )
+    return ok(application_json(row), status=201)
+
+
+@routes.get("/api/gigs/{id}/applications")
+async def gig_applications(request: web.Request) -> web.Response:
+    """The applications to one gig, newest first (the gig's owner only); ?status= filters."""
+    claims = require_user(request)
+    gig_id = path_uuid(request)
+    status = _status_filter(request)
+    page = query_int(request, "page", 1, 1, 100_000)
+    limit = query_int(request, "limit", 20, 1, 100)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await owned_gig(conn, gig_id, claims.user_id)
+        items, total = await _page(conn, "a.gig_id = $1", gig_id, status, page, limit)
+    return ok(items, page=page, limit=limit, total=total)
+
+
+@routes.get("/api/applications/mine")
+async def my_applications(request: web.Request) -> web.Response:
+    """The caller's own applications, newest first; ?status= filters."""
+    claims = require_user(request)
+    status = _status_filter(request)
+    page = query_int(request, "page", 1, 1, 100_000)
+    limit = query_int(request, "limit", 20, 1, 100)
+    async with request.app[POOL].acquire() as conn:
+        items, total = await _page(conn, "a.doer_id = $1", claims.user_id, status, page, limit)
+    return ok(items, page=page, limit=limit, total=total)
+
+
+_APP_STATUSES = ("pending", "accepted", "rejected", "withdrawn")
+
+
+def _status_filter(request: web.Request) -> str | None:
+    status = request.query.get("status")
+    if status is not None and status not in _APP_STATUSES:
+        raise ApiError(
+            "bad_request",
+            f"Query parameter status must be one of {', '.join(_APP_STATUSES)}.",
+            details={"parameter": "status"},
+        )
+    return status
+
+
+async def _page(
+    conn: Conn, where: str, owner: str, status: str | None, page: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    clause = f"{where} AND ($2::text IS NULL OR a.status = $2)"
+    total: int = await conn.fetchval(f"SELECT count(*) FROM applications a WHERE {clause}", owner, status)
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM applications a WHERE {clause}"
+        " ORDER BY a.created_at DESC, a.id DESC LIMIT $3 OFFSET $4",
+        owner,
+        status,
+        limit,
+        (page - 1) * limit,
+    )
+    return [application_json(r) for r in rows], total
+
+
+async def _locked(conn: Conn, app_id: str, user_id: str) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """The application and its gig, the gig's row locked first (the one lock order of this module);
+    not_found unless the caller is the application's doer or the gig's owner."""
+    gig_id = await conn.fetchval("SELECT gig_id FROM applications WHERE id = $1", app_id)
+    gig = None
+    if gig_id is not None:
+        gig = await conn.fetchrow(
+            "SELECT id::text AS id, client_id::text AS client_id, status, currency FROM gigs"
+            " WHERE id = $1 FOR UPDATE",
+            gig_id,
+        )
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM applications a WHERE a.id = $1 FOR UPDATE", app_id)
+    if gig is None or row is None or user_id not in (row["doer_id"], gig["client_id"]):
+        raise ApiError("not_found", f"No application {app_id}.")
+    return row, gig
+
+
+async def _set_status(conn: Conn, app_id: str, status: str) -> asyncpg.Record:
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"UPDATE applications a SET status = $2, updated_at = now() WHERE a.id = $1 RETURNING {_COLUMNS}",
+        app_id,
+        status,
+    )
+    assert row is not None
+    return row
+
+
+@routes.post("/api/applications/{id}/withdraw")
+async def withdraw(request: web.Request) -> web.Response:
+    """Withdraw one's own pending application; it no longer counts in the gig's applicationsCount."""
+    claims = require_user(request)
+    app_id = path_uuid(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row, gig = await _locked(conn, app_id, claims.user_id)
+        if row["doer_id"] != claims.user_id:
+            raise ApiError("forbidden", "Only the applicant may withdraw an application.")
+        if row["status"] != "pending":
+            raise ApiError(
+                "conflict", f"Only a pending application can be withdrawn; this one is {row['status']}."
+            )
+        row = await _set_status(conn, app_id, "withdrawn")
+        await conn.execute(
+            "UPDATE gigs SET applications_count = greatest(applications_count - 1, 0) WHERE id = $1",
+            gig["id"],
+        )
+    return ok(application_json(row))
+
+
+@routes.post("/api/applications/{id}/reject")
+async def reject(request: web.Request) -> web.Response:
+    """Reject a pending application (the gig's owner)."""
+    claims = require_user(request)
+    app_id = path_uuid(request)
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row, gig = await _locked(conn, app_id, claims.user_id)
+        if gig["client_id"] != claims.user_id:
+            raise ApiError("forbidden", "Only the gig's owner may reject an application.")
+        if row["status"] != "pending":
+            raise ApiError(
+                "conflict", f"Only a pending application can be rejected; this one is {row['status']}."
+            )
+        row = await _set_status(conn, app_id, "rejected")
+    return ok(application_json(row))
+
+
+@routes.post("/api/applications/{id}/accept")
+async def accept(request: web.Request) -> web.Response:
+    """Accept a pending application (the gig's owner, gig open or closed): the order opens awaiting
+    payment, the gig goes in_progress, the gig's other pending applications are rejected."""
+    claims = require_user(request)
+    app_id = path_uuid(request)
+    fee_bps = request.app[SETTINGS].platform_fee_bps
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        row, gig = await _locked(conn, app_id, claims.user_id)
+        if gig["client_id"] != claims.user_id:
+            raise ApiError("forbidden", "Only the gig's owner may accept an application.")
+        if row["status"] != "pending":
+            raise ApiError(
+                "conflict", f"Only a pending application can be accepted; this one is {row['status']}."
+            )
+        if gig["status"] not in ("open", "closed"):
+            raise ApiError("conflict", f"This gig is {gig['status']}; it already has its doer.")
+        row = await _set_status(conn, app_id, "accepted")
+        await conn.execute(
+            "UPDATE applications SET status = 'rejected', updated_at = now()"
+            " WHERE gig_id = $1 AND status = 'pending'",
+            gig["id"],
+        )
+        await conn.execute(
+            "UPDATE gigs SET status = 'in_progress', updated_at = now() WHERE id = $1", gig["id"]
+        )
+        order = await orders.open_order(
+            conn,
+            gig_id=gig["id"],
+            application_id=app_id,
+            client_id=claims.user_id,
+            doer_id=row["doer_id"],
+            amount=row["bid_amount"],
+            currency=row["currency"],
+            actor_id=claims.user_id,
+            fee_bps=fee_bps,
+        )
+    return ok({"application": application_json(row), "order": order})
+
+
+_APPLICATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "id",
+        "gigId",
+        "doerId",
+        "proposal",
+        "bidAmount",
+        "currency",
+        "status",
+        "createdAt",
+        "updatedAt",
+    ],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "gigId": {"type": "string", "format": "uuid"},
+        "doerId": {"type": "string", "format": "uuid"},
+        "proposal": {"type": "string"},
+        "bidAmount": {"type": "integer", "minimum": 1, "description": "paise"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "status": {"type": "string", "enum": list(_APP_STATUSES)},
+        "createdAt": {"type": "integer", "description": "epoch milliseconds"},
+        "updatedAt": {"type": "integer", "description": "epoch milliseconds"},
+    },
+}
+_ONE = json_response(envelope(_APPLICATION_SCHEMA))
+_TAGS = ["applications"]
+_PAGING = [
+    {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(_APP_STATUSES)},
+    },
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+]
+
+
+def _action(summary: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": summary,
+            "tags": _TAGS,
+            "security": BEARER,
+            "parameters": [path_id(description="the application's id")],
+            "responses": {"200": _ONE, **errors(401, 403, 404, 409)},
+        }
+    }
+
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/gigs/{id}/applications": {
+        "post": {
+            "summary": "Apply to an open gig (doer role; once per gig; not one's own gig)",
+            "tags": _TAGS,
+            "security": BEARER,
+            "parameters": [path_id(description="the gig's id")],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["proposal", "bidAmount"],
+                    "properties": {
+                        "proposal": {"type": "string", "minLength": 1, "maxLength": 5000},
+                        "bidAmount": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "maximum": MAX_MONEY,
+                            "description": "paise",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "201": json_response(envelope(_APPLICATION_SCHEMA), "created"),
+                **errors(400, 401, 403, 404, 409),
+            },
+        },
+        "get": {
+            "summary": "The applications to a gig, newest first (the gig's owner)",
+            "tags": _TAGS,
+            "security": BEARER,
+            "parameters": [path_id(description="the gig's id"), *_PAGING],
+            "responses": {
+                "200": json_response(list_envelope(_APPLICATION_SCHEMA)),
+                **errors(400, 401, 403, 404),
+            },
+        },
+    },
+    "/api/applications/mine": {
+        "get": {
+            "summary": "The caller's own applications, newest first",
+            "tags": _TAGS,
+            "security": BEARER,
+            "parameters": _PAGING,
+            "responses": {"200": json_response(list_envelope(_APPLICATION_SCHEMA)), **errors(400, 401)},
+        }
+    },
+    "/api/applications/{id}/withdraw": _action("Withdraw one's own pending application"),
+    "/api/applications/{id}/reject": _action("Reject a pending application (the gig's owner)"),
+    "/api/applications/{id}/accept": {
+        "post": {
+            **_action("")["post"],
+            "summary": "Accept a pending application (the gig's owner): opens the order awaiting payment",
+            "description": "One transaction: this application accepted, the gig's other pending ones"
+            " rejected,"
+            " the gig in_progress, the order opened (ORDER_UPDATE to both parties).",
+            "responses": {
+                "200": json_response(
+                    envelope(
+                        {
+                            "type": "object",
+                            "required": ["application", "order"],
+                            "properties": {"application": _APPLICATION_SCHEMA, "order": {"type": "object"}},
+                        }
+                    )
+                ),
+                **errors(401, 403, 404, 409),
+            },
+        }
+    },
+}

@@ -1,0 +1,352 @@
+"""Reading gigs: the gig's JSON shape and schema, and the list/search query behind GET /api/gigs
+(filters, PostgreSQL full-text search over the generated `search` column, whitelisted sorts, pages)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiohttp import web
+from multidict import MultiMapping
+
+from rest.errors import ApiError
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+CATEGORIES = (
+    "design",
+    "development",
+    "writing",
+    "marketing",
+    "video",
+    "music",
+    "photography",
+    "tutoring",
+    "data_entry",
+    "research",
+    "translation",
+    "other",
+)
+STATUSES = ("open", "closed", "in_progress", "completed", "cancelled")
+BUDGET_TYPES = ("fixed", "hourly", "milestone")
+DEADLINE_WINDOWS = ("today", "this_week", "this_month")
+# sortBy value -> SQL expression; only these ever reach the ORDER BY.
+SORTS = {
+    "createdAt": "g.created_at",
+    "budgetMax": "g.budget_max",
+    "budgetMin": "g.budget_min",
+    "deadline": "g.deadline",
+    "applicationsCount": "g.applications_count",
+    "relevance": "rank",
+}
+MAX_LIMIT = 100
+MAX_MONEY = 10**12  # ten billion rupees in paise: far above any gig, far below bigint
+# Text PostgreSQL can store: no NUL characters.
+STORABLE = re.compile(r"[^\x00]*", re.DOTALL)
+
+# Every column of a gig but the tsvector, aliased g.
+GIG_COLUMNS = (
+    "g.id::text AS id, g.client_id::text AS client_id, g.title, g.description, g.category, g.skills,"
+    " g.budget_type, g.budget_min, g.budget_max, g.currency, g.deadline, g.attachments, g.status,"
+    " g.applications_count, g.views_count, g.boosted_until, g.created_at, g.updated_at,"
+    " coalesce(g.boosted_until > now(), false) AS boosted_now"
+)
+
+
+def ms(value: dt.datetime | None) -> int | None:
+    """A timestamp as epoch milliseconds (None stays None)."""
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def gig_json(row: asyncpg.Record | None) -> dict[str, Any]:
+    """The wire shape of a gig (seeds/004 4.1, camelCase) from a row selected with GIG_COLUMNS
+    (a row the caller knows exists: None is a bug, raised as an error)."""
+    if row is None:
+        raise LookupError("no gig row to render")
+    return {
+        "id": row["id"],
+        "clientId": row["client_id"],
+        "title": row["title"],
+        "description": row["description"],
+        "category": row["category"],
+        "skills": list(row["skills"]),
+        "budgetType": row["budget_type"],
+        "budgetMin": row["budget_min"],
+        "budgetMax": row["budget_max"],
+        "currency": row["currency"],
+        "deadline": ms(row["deadline"]),
+        "attachments": row["attachments"],
+        "status": row["status"],
+        "applicationsCount": row["applications_count"],
+        "viewsCount": row["views_count"],
+        "isBoosted": bool(row["boosted_now"]),
+        "boostedUntil": ms(row["boosted_until"]),
+        "createdAt": ms(row["created_at"]),
+        "updatedAt": ms(row["updated_at"]),
+    }
+
+
+ATTACHMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
+        "name": {"type": "string", "maxLength": 200},
+        "mime": {"type": "string", "maxLength": 100},
+        "size": {"type": "integer", "minimum": 0},
+    },
+}
+_UUID = {"type": "string", "format": "uuid"}
+_MS = {"type": "integer", "description": "epoch milliseconds"}
+GIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": [
+        "id",
+        "clientId",
+        "title",
+        "description",
+        "category",
+        "skills",
+        "budgetType",
+        "budgetMin",
+        "budgetMax",
+        "currency",
+        "deadline",
+        "attachments",
+        "status",
+        "applicationsCount",
+        "viewsCount",
+        "isBoosted",
+        "boostedUntil",
+        "createdAt",
+        "updatedAt",
+    ],
+    "properties": {
+        "id": _UUID,
+        "clientId": _UUID,
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "category": {"type": "string", "enum": list(CATEGORIES)},
+        "skills": {"type": "array", "items": {"type": "string"}},
+        "budgetType": {"type": "string", "enum": list(BUDGET_TYPES)},
+        "budgetMin": {"type": "integer", "description": "paise"},
+        "budgetMax": {"type": "integer", "description": "paise"},
+        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+        "deadline": _MS,
+        "attachments": {"type": "array", "items": ATTACHMENT_SCHEMA},
+        "status": {"type": "string", "enum": list(STATUSES)},
+        "applicationsCount": {"type": "integer", "minimum": 0},
+        "viewsCount": {"type": "integer", "minimum": 0},
+        "isBoosted": {"type": "boolean", "description": "true only while boostedUntil is in the future"},
+        "boostedUntil": {"type": ["integer", "null"], "description": "epoch milliseconds"},
+        "createdAt": _MS,
+        "updatedAt": _MS,
+    },
+}
+
+
+@dataclass
+class GigQuery:
+    """A validated GET /api/gigs query."""
+
+    category: str | None = None
+    skills: list[str] = field(default_factory=list)
+    budget_min: int | None = None
+    budget_max: int | None = None
+    deadline_before: dt.datetime | None = None
+    status: str = "open"
+    sort_by: str = "createdAt"
+    descending: bool = True
+    page: int = 1
+    limit: int = 20
+    search: str | None = None
+    client_id: str | None = None  # set by /my-gigs, never from the query string
+
+
+def _bad(name: str, expected: str) -> ApiError:
+    return ApiError("bad_request", f"Query parameter {name} must be {expected}.", details={"parameter": name})
+
+
+def _int(query: MultiMapping[str], name: str, low: int, high: int) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not re.fullmatch(r"[0-9]{1,16}", raw.strip()):
+        raise _bad(name, f"an integer from {low} to {high}")
+    value = int(raw)
+    if not low <= value <= high:
+        raise _bad(name, f"an integer from {low} to {high}")
+    return value
+
+
+def deadline_bound(raw: str, now: dt.datetime) -> dt.datetime:
+    """The exclusive end of a deadline window (UTC): today, this_week (ends Sunday night),
+    this_month, or a date YYYY-MM-DD (that whole day included); ValueError when it is none of them."""
+    today = dt.datetime(now.year, now.month, now.day, tzinfo=dt.UTC)
+    if raw == "today":
+        return today + dt.timedelta(days=1)
+    if raw == "this_week":
+        return today + dt.timedelta(days=7 - today.weekday())
+    if raw == "this_month":
+        return dt.datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=dt.UTC)
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        raise ValueError(raw)
+    day = dt.date.fromisoformat(raw)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC) + dt.timedelta(days=1)
+
+
+def parse_query(query: MultiMapping[str], *, default_status: str | None = "open") -> GigQuery:
+    """Validate GET /api/gigs's parameters; ApiError bad_request naming the first bad one."""
+    known = {
+        "category", "skills", "budgetMin", "budgetMax", "deadline", "status", "sortBy", "sortOrder",
+        "page", "limit", "search",
+    }  # fmt: skip
+    for name in query:
+        if name not in known:
+            raise _bad(name, f"one of the known parameters ({', '.join(sorted(known))})")
+    q = GigQuery()
+    category = query.get("category")
+    if category:
+        if category not in CATEGORIES:
+            raise _bad("category", f"one of {', '.join(CATEGORIES)}")
+        q.category = category
+    for raw in query.getall("skills", []):
+        for part in raw.split(","):
+            skill = part.strip().lower()
+            if not skill:
+                continue
+            if len(skill) > 50 or not STORABLE.fullmatch(skill):
+                raise _bad("skills", "a comma list of skills of at most 50 characters each")
+            if skill not in q.skills:
+                q.skills.append(skill)
+    if len(q.skills) > 20:
+        raise _bad("skills", "at most 20 skills")
+    q.budget_min = _int(query, "budgetMin", 0, MAX_MONEY)
+    q.budget_max = _int(query, "budgetMax", 0, MAX_MONEY)
+    if q.budget_min is not None and q.budget_max is not None and q.budget_min > q.budget_max:
+        raise _bad("budgetMax", "at least budgetMin")
+    deadline = query.get("deadline")
+    if deadline:
+        try:
+            q.deadline_before = deadline_bound(deadline, dt.datetime.now(dt.UTC))
+        except ValueError:
+            raise _bad("deadline", "today, this_week, this_month or a date YYYY-MM-DD") from None
+    status = query.get("status")
+    if status:
+        if status not in STATUSES:
+            raise _bad("status", f"one of {', '.join(STATUSES)}")
+        q.status = status
+    elif default_status is None:
+        q.status = ""
+    search = query.get("search", "").strip()
+    if search:
+        if len(search) > 200 or not STORABLE.fullmatch(search):
+            raise _bad("search", "text of at most 200 characters")
+        q.search = search
+    sort_by = query.get("sortBy")
+    if sort_by:
+        if sort_by not in SORTS or (sort_by == "relevance" and q.search is None):
+            allowed = [s for s in SORTS if s != "relevance" or q.search is not None]
+            raise _bad("sortBy", f"one of {', '.join(allowed)}")
+        q.sort_by = sort_by
+    elif q.search is not None:
+        q.sort_by = "relevance"
+    order = query.get("sortOrder")
+    if order:
+        if order not in ("asc", "desc"):
+            raise _bad("sortOrder", "asc or desc")
+        q.descending = order == "desc"
+    q.page = _int(query, "page", 1, 100_000) or 1
+    q.limit = _int(query, "limit", 1, MAX_LIMIT) or 20
+    return q
+
+
+async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[dict[str, Any]], int]:
+    """One page of gigs matching `q`, boosted ones (boosted_until in the future) first, and the
+    total number of matches."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if q.status:
+        where.append(f"g.status = {arg(q.status)}")
+    if q.client_id is not None:
+        where.append(f"g.client_id = {arg(q.client_id)}")
+    if q.category is not None:
+        where.append(f"g.category = {arg(q.category)}")
+    if q.skills:
+        # Any of the given skills: the GIN index on skills answers && directly.
+        where.append(f"g.skills && {arg(q.skills)}::text[]")
+    if q.budget_min is not None:
+        where.append(f"g.budget_max >= {arg(q.budget_min)}")
+    if q.budget_max is not None:
+        where.append(f"g.budget_min <= {arg(q.budget_max)}")
+    if q.deadline_before is not None:
+        where.append(f"g.deadline >= now() AND g.deadline < {arg(q.deadline_before)}")
+    rank = "0::real"
+    if q.search is not None:
+        tsq = f"websearch_to_tsquery('english', {arg(q.search)})"
+        where.append(f"g.search @@ {tsq}")
+        rank = f"ts_rank(g.search, {tsq})"
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    direction = "DESC" if q.descending else "ASC"
+    total: int = await conn.fetchval(f"SELECT count(*) FROM gigs g {clause}", *args)
+    rows = await conn.fetch(
+        f"SELECT {GIG_COLUMNS}, {rank} AS rank FROM gigs g {clause}"
+        f" ORDER BY coalesce(g.boosted_until > now(), false) DESC, {SORTS[q.sort_by]} {direction},"
+        f" g.created_at {direction}, g.id {direction}"
+        f" LIMIT {arg(q.limit)} OFFSET {arg((q.page - 1) * q.limit)}",
+        *args,
+    )
+    return [gig_json(r) for r in rows], total
+
+
+def list_parameters() -> list[dict[str, Any]]:
+    """The OpenAPI parameters of GET /api/gigs (and /my-gigs)."""
+
+    def param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+        return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+    return [
+        param("category", {"type": "string", "enum": list(CATEGORIES)}, "only this category"),
+        param(
+            "skills",
+            {"type": "array", "items": {"type": "string", "maxLength": 50}, "maxItems": 20},
+            "gigs needing any of these skills; a comma list and/or repeated",
+        ),
+        param("budgetMin", {"type": "integer", "minimum": 0, "maximum": MAX_MONEY}, "budgetMax >= this"),
+        param("budgetMax", {"type": "integer", "minimum": 0, "maximum": MAX_MONEY}, "budgetMin <= this"),
+        param(
+            "deadline",
+            {"type": "string", "pattern": r"^(today|this_week|this_month|\d{4}-\d{2}-\d{2})$"},
+            "deadline from now until the end (UTC) of today, this week, this month, or the given date",
+        ),
+        param("status", {"type": "string", "enum": list(STATUSES)}, "default open (my-gigs: any)"),
+        param(
+            "sortBy",
+            {"type": "string", "enum": list(SORTS)},
+            "default createdAt, or relevance when search is given (relevance needs search)",
+        ),
+        param("sortOrder", {"type": "string", "enum": ["asc", "desc"]}, "default desc"),
+        param("page", {"type": "integer", "minimum": 1, "maximum": 100_000}, "from 1"),
+        param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "default 20"),
+        param(
+            "search",
+            {"type": "string", "maxLength": 200},
+            "full-text search over title, skills and description (web search syntax)",
+        ),
+    ]
+
+
+def list_query(request: web.Request, default_status: str | None = "open") -> GigQuery:
+    """parse_query over the request's query string."""
+    return parse_query(request.query, default_status=default_status)

@@ -1,0 +1,179 @@
+"""GET /api/openapi.json (OpenAPI 3.1 of every /api route, merged from each module's `OPENAPI`) and
+GET /api/docs (an offline page rendering it), plus helpers modules use to write their operations."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from rest.errors import STATUS
+
+routes = web.RouteTableDef()
+
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "error"],
+    "properties": {
+        "success": {"const": False},
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "enum": list(STATUS)},
+                "message": {"type": "string"},
+                "details": {"type": "object"},
+            },
+        },
+    },
+}
+
+_REASONS = {
+    400: "a bad parameter or field (named in the message and details)",
+    401: "no valid access token",
+    403: "not allowed to do this",
+    404: "no such resource",
+    409: "conflicts with the resource's current state",
+    413: "the body is too large",
+    422: "unprocessable",
+    429: "rate limited; retry after Retry-After seconds",
+    502: "the payment gateway failed",
+    503: "unavailable",
+}
+
+
+def envelope(data: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON Schema of a success body {"success": true, "data": <data>, **meta}."""
+    properties: dict[str, Any] = {"success": {"const": True}, "data": data}
+    properties.update(meta or {})
+    return {"type": "object", "required": ["success", "data", *(meta or {})], "properties": properties}
+
+
+def list_envelope(item: dict[str, Any]) -> dict[str, Any]:
+    """A paged list body: data is a list of `item`, with page, limit and total."""
+    count = {"type": "integer", "minimum": 0}
+    return envelope(
+        {"type": "array", "items": item},
+        {
+            "page": {"type": "integer", "minimum": 1},
+            "limit": {"type": "integer", "minimum": 1},
+            "total": count,
+        },
+    )
+
+
+def json_response(schema: dict[str, Any], description: str = "success") -> dict[str, Any]:
+    """A response object with a JSON body of `schema`."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """Response objects of the error envelope for each status (429 always: every route is rate limited)."""
+    return {str(s): json_response(ERROR_REF, _REASONS.get(s, "error")) for s in sorted({*statuses, 429})}
+
+
+def json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    """A requestBody object with a JSON body of `schema`."""
+    return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+
+def path_id(name: str = "id", description: str = "") -> dict[str, Any]:
+    """A UUID path parameter object."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": description or f"the {name}",
+    }
+
+
+def build_document(modules: list[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: every module's OPENAPI merged (later modules add methods to a path,
+    never silently replace one)."""
+    import rest
+
+    paths: dict[str, dict[str, Any]] = {}
+    for name in rest.MODULES if modules is None else modules:
+        module = importlib.import_module(name)
+        for path, methods in getattr(module, "OPENAPI", {}).items():
+            into = paths.setdefault(path, {})
+            for method, operation in methods.items():
+                if method in into:
+                    raise ValueError(f"{name} documents {method.upper()} {path} a second time")
+                into[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gigwire API",
+            "version": "1",
+            "description": (
+                "The REST API of gigwire. Success bodies are {success: true, data, ...}; errors are "
+                "{success: false, error: {code, message, details?}}. Money is integer minor units "
+                "(paise) with an ISO currency; timestamps are epoch milliseconds; ids are UUIDs."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": dict(sorted(paths.items())),
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": {"Error": ERROR_SCHEMA},
+        },
+    }
+
+
+@functools.cache
+def _document_bytes() -> bytes:
+    # MODULES and their OPENAPI are fixed for the life of the process: build once.
+    return orjson.dumps(build_document())
+
+
+@functools.cache
+def _docs_page() -> bytes:
+    return Path(__file__).with_name("docs.html").read_bytes()
+
+
+@routes.get("/api/openapi.json")
+async def openapi_json(request: web.Request) -> web.Response:
+    """The OpenAPI document."""
+    return web.Response(body=_document_bytes(), content_type="application/json")
+
+
+@routes.get("/api/docs")
+async def docs(request: web.Request) -> web.Response:
+    """The docs page: plain HTML and JavaScript rendering /api/openapi.json, no network beyond it."""
+    return web.Response(body=_docs_page(), content_type="text/html")
+
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/openapi.json": {
+        "get": {
+            "summary": "This API's OpenAPI 3.1 document",
+            "tags": ["docs"],
+            "responses": {
+                "200": json_response({"type": "object", "required": ["openapi", "paths"]}),
+                **errors(),
+            },
+        }
+    },
+    "/api/docs": {
+        "get": {
+            "summary": "A readable page of this API's routes (works offline)",
+            "tags": ["docs"],
+            "responses": {
+                "200": {
+                    "description": "an HTML page",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                },
+                **errors(),
+            },
+        }
+    },
+}
