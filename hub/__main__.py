@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply pending migrations and exit")
     grant = sub.add_parser("grant-admin", help="give the admin role to the user with this phone")
     grant.add_argument("phone", help="E.164 phone number, e.g. +919876543210")
+    sub.add_parser("demo-seed", help="dev mode: two demo users and a funded order between them, for /demo")
     args = parser.parse_args(argv)
 
     try:
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
             return 0
         asyncio.run(db.migrate_dsn(dsn))
+        if command == "demo-seed":
+            from rest.demo_seed import run_cli
+
+            return asyncio.run(run_cli(dsn, settings))
         if not asyncio.run(_grant_admin(dsn, args.phone)):
             print(f"gigwire: no user with phone {args.phone}; they must log in once first", file=sys.stderr)
             return 1
