@@ -184,11 +184,27 @@
       state.orders.clear();
       for (const o of listOf(data)) state.orders.set(o.id, o);
       renderOrders();
+      loadTitles();
     } catch (e) {
       $("orders").innerHTML = "";
       $("orders-empty").hidden = false;
       $("orders-empty").textContent = `Could not load orders: ${e.message}`;
     }
+  }
+
+  async function loadTitles() {
+    // Order JSON names its gig by id: fetch each gig once for a title people recognise.
+    const titles = new Map();
+    for (const o of state.orders.values()) {
+      if (o.gigTitle || !o.gigId) continue;
+      if (!titles.has(o.gigId)) {
+        titles.set(o.gigId, api("GET", `/api/gigs/${o.gigId}`).then((g) => g && g.title, () => null));
+      }
+      const title = await titles.get(o.gigId);
+      if (title) o.gigTitle = title;
+    }
+    renderOrders();
+    if (state.current) renderChatHead();
   }
 
   function renderOrders() {

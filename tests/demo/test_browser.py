@@ -12,8 +12,9 @@ import asyncpg
 from aiohttp.test_utils import TestServer
 
 from hub.settings import Settings
+from rest.demo_seed import seed_demo
 from tests.demo.conftest import ARTIFACTS, RecordingOtpSender, chromium_path, node_tools
-from tests.factories import make_order, make_user
+from tests.factories import random_phone
 
 SCRIPT_TIMEOUT_S = 180
 
@@ -24,15 +25,16 @@ async def test_two_tabs_chat_through_the_demo_page(
     tools = node_tools("playwright-core")
     chromium_path()
     server, sender = demo_server
-    client = await make_user(pool, settings, name="Demo Client")
-    doer = await make_user(pool, settings, name="Demo Doer")
-    order_id = await make_order(pool, client, doer)
+    # The order the demo seed makes (funded, through the ledger), for two fresh phones.
+    phones = (random_phone(), random_phone())
+    seeded = await seed_demo(pool, settings, phones)
+    order_id = seeded.order_id
     ARTIFACTS.mkdir(exist_ok=True)
     spec: dict[str, Any] = {
         "base": str(server.make_url("")).rstrip("/"),
         "orderId": order_id,
-        "client": {"phone": client.phone},
-        "doer": {"phone": doer.phone},
+        "client": {"phone": phones[0]},
+        "doer": {"phone": phones[1]},
         "artifacts": str(ARTIFACTS),
         "deps": str(tools.deps),
     }
@@ -55,12 +57,12 @@ async def test_two_tabs_chat_through_the_demo_page(
     assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
     assert proc.returncode == 0
     # Both logged in through the page: each phone was sent exactly the code it typed.
-    assert set(sender.codes) == {client.phone, doer.phone}
+    assert set(sender.codes) == set(phones)
     # What the page sent was stored: the client's message and the doer's reply, in order.
     rows = await pool.fetch(
         "SELECT sender_id::text, text FROM messages WHERE order_id = $1 ORDER BY seq", order_id
     )
-    assert [r["sender_id"] for r in rows] == [client.id, doer.id]
+    assert [r["sender_id"] for r in rows] == [seeded.client_id, seeded.doer_id]
     assert rows[0]["text"].startswith("Hello from the client")
     assert (ARTIFACTS / "demo-client.png").stat().st_size > 0
     assert (ARTIFACTS / "demo-doer.png").stat().st_size > 0
