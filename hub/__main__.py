@@ -23,11 +23,13 @@ from hub.demo import setup_demo
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
+from hub.transport_ws import setup_realtime
 
 log = logging.getLogger("gigwire")
 
 # Later pieces of the web process (the realtime hub, the Socket.IO transport) register here.
 EXTENSIONS: list[Callable[[web.Application], None]] = []
+EXTENSIONS.append(setup_realtime)  # /ws, /metrics and the hub's start/stop (hub/transport_ws.py)
 EXTENSIONS.append(setup_demo)  # GET /demo, the browser demo client
 
 

@@ -7,6 +7,9 @@ from typing import Protocol
 
 # The hub's delivery callback: (channel without prefix, payload bytes).
 Deliver = Callable[[str, bytes], None]
+# Called after the broker lost its connection and has subscribed again: messages published in
+# between were lost, so the hub catches its order channels up from PostgreSQL.
+Reconnected = Callable[[], None]
 
 
 class Broker(Protocol):
@@ -15,10 +18,13 @@ class Broker(Protocol):
 
     async def start(self) -> None: ...
     async def publish(self, channel: str, data: bytes) -> None: ...
-    async def subscribe(self, channel: str) -> None: ...  # idempotent per channel, reference-counted
+    # Reference-counted per channel; returns once messages published from then on are delivered
+    # (or at once while disconnected: the subscription is made on reconnect, then on_reconnect fires).
+    async def subscribe(self, channel: str) -> None: ...
     async def unsubscribe(self, channel: str) -> None: ...
     async def ping(self) -> None: ...  # raises when the broker cannot be reached
     async def close(self) -> None: ...
+    def on_reconnect(self, callback: Reconnected) -> None: ...  # register a reconnect listener
 
 
 BrokerFactory = Callable[[str, str, Deliver], Awaitable[Broker]]

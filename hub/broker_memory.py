@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from hub.broker import Deliver
+from hub.broker import Deliver, Reconnected
 
 
 class MemoryBroker:
@@ -35,3 +35,7 @@ class MemoryBroker:
 
     async def close(self) -> None:
         self._refs.clear()
+
+    def on_reconnect(self, callback: Reconnected) -> None:
+        """In-process delivery never disconnects: the callback is never called."""
+        return None

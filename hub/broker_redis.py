@@ -1,5 +1,6 @@
 """The Redis broker: one pub/sub connection per process, channels reference-counted, a listener
-that reconnects with backoff and re-subscribes. (First cut; hardened by the realtime hub work.)"""
+that reconnects with backoff (1 s doubling to 60 s, with jitter) and re-subscribes, logging and
+counting every reconnect. It never dies silently: only `close()` ends it."""
 
 from __future__ import annotations
 
@@ -7,46 +8,81 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import Counter
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub.broker import Deliver
+from hub.broker import Deliver, Reconnected
 
 log = logging.getLogger("gigwire.broker")
+
+_CONFIRM_TIMEOUT_S = 5.0
+_PING_EVERY_S = 10.0
+_DEAD_AFTER_S = 30.0  # no reply to our pings for this long: the connection is half-open
 
 
 class RedisBroker:
     """Broker contract over Redis PUBLISH/SUBSCRIBE; channel names carry the deployment prefix."""
 
     def __init__(self, url: str, prefix: str, deliver: Deliver) -> None:
-        self._url = url
         self._prefix = prefix
+        self._placeholder = prefix + "_"
         self._deliver = deliver
         self._refs: Counter[str] = Counter()
-        self._publisher = Redis.from_url(url)
-        self._sub = Redis.from_url(url)
-        self._pubsub = self._sub.pubsub(ignore_subscribe_messages=True)
+        self._publisher = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._sub = Redis.from_url(url, socket_connect_timeout=2)
+        # Subscribe confirmations are read too: they tell `subscribe` its channel is live.
+        self._pubsub = self._sub.pubsub()
+        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._callbacks: list[Reconnected] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._closing = False
+        self._lost = False  # set when a connection was lost; cleared when re-subscribed
         self.reconnects = 0
 
+    def on_reconnect(self, callback: Reconnected) -> None:
+        """Call `callback` each time the listener has subscribed again after a lost connection."""
+        self._callbacks.append(callback)
+
     async def start(self) -> None:
+        """Start the listener; wait up to 5 s for its first connection (it keeps trying after)."""
         self._task = asyncio.create_task(self._listen(), name="gigwire-broker-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5)
 
     async def publish(self, channel: str, data: bytes) -> None:
+        """PUBLISH; raises RedisError/OSError when Redis cannot be reached."""
         await self._publisher.publish(self._prefix + channel, data)
 
     async def subscribe(self, channel: str) -> None:
+        """Count one reference; the first one subscribes and waits for Redis's confirmation."""
         self._refs[channel] += 1
-        if self._refs[channel] == 1 and self._connected.is_set():
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.subscribe(self._prefix + channel)
+        if self._refs[channel] != 1 or not self._connected.is_set():
+            return
+        name = self._prefix + channel
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(name, []).append(waiter)
+        try:
+            await self._pubsub.subscribe(name)
+            await asyncio.wait_for(asyncio.shield(waiter), _CONFIRM_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
+            # The listener sees the lost connection and subscribes every counted channel again.
+            log.warning("subscribe not confirmed", extra={"channel": channel, "error": repr(exc)})
+        finally:
+            waiters = self._waiters.get(name, [])
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(name, None)
 
     async def unsubscribe(self, channel: str) -> None:
+        """Drop one reference; the last one unsubscribes."""
         if self._refs[channel] <= 0:
+            self._refs.pop(channel, None)
             return
         self._refs[channel] -= 1
         if self._refs[channel] == 0:
@@ -69,35 +105,72 @@ class RedisBroker:
         await self._sub.aclose()
         await self._publisher.aclose()
 
+    def _handle(self, message: dict[str, Any], cut: int) -> None:
+        kind = message.get("type")
+        channel = message.get("channel")
+        name = channel.decode() if isinstance(channel, bytes) else str(channel)
+        if kind == "message":
+            try:
+                self._deliver(name[cut:], message["data"])
+            except Exception:  # a bad message or a hub bug must not end the listener
+                log.exception("delivery failed", extra={"channel": name})
+        elif kind == "subscribe":
+            for waiter in self._waiters.pop(name, []):
+                if not waiter.done():
+                    waiter.set_result(None)
+            if name == self._placeholder and self._lost:
+                # Redis applies one SUBSCRIBE command whole: every channel is live again now.
+                self._lost = False
+                self.reconnects += 1
+                log.warning("broker reconnected and re-subscribed", extra={"channels": len(self._refs)})
+                for callback in self._callbacks:
+                    try:
+                        callback()
+                    except Exception:
+                        log.exception("reconnect listener failed")
+
     async def _listen(self) -> None:
         delay = 1.0
         cut = len(self._prefix)
         while not self._closing:
             try:
                 channels = [self._prefix + c for c in self._refs]
-                # A placeholder subscription keeps the connection in pub/sub mode with no channels.
-                await self._pubsub.subscribe(self._prefix + "_", *channels)
+                # The placeholder keeps the connection in pub/sub mode with no channels, and its
+                # confirmation marks the moment every channel below is subscribed.
+                await self._pubsub.subscribe(self._placeholder, *channels)
                 self._connected.set()
                 delay = 1.0
+                last_seen = time.monotonic()
+                last_ping = last_seen
                 while not self._closing:
                     # A finite timeout: redis-py can swallow a cancellation inside an unbounded read.
                     message = await self._pubsub.get_message(timeout=1.0)
-                    if message is None or message.get("type") != "message":
-                        continue
-                    try:
-                        self._deliver(message["channel"].decode()[cut:], message["data"])
-                    except Exception:
-                        log.exception("delivery failed", extra={"channel": message.get("channel")})
+                    now = time.monotonic()
+                    if message is not None:
+                        last_seen = now
+                        self._handle(message, cut)
+                    elif now - last_seen > _DEAD_AFTER_S:
+                        raise ConnectionError("no reply from Redis for 30 s")
+                    if now - last_ping > _PING_EVERY_S:
+                        last_ping = now
+                        await self._pubsub.ping()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    break
                 self._connected.clear()
-                self.reconnects += 1
+                self._lost = True
+                wait = delay * (0.5 + random.random())
                 log.warning(
                     "broker connection lost; reconnecting",
-                    extra={"error": repr(exc), "retryInS": round(delay, 1)},
+                    extra={"error": repr(exc), "retryInS": round(wait, 2)},
                 )
+                for waiters in self._waiters.values():
+                    for waiter in waiters:
+                        if not waiter.done():
+                            waiter.set_exception(ConnectionError("broker connection lost"))
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.reset()
-                await asyncio.sleep(delay * (0.5 + random.random()))
+                    await self._pubsub.reset()  # type: ignore[no-untyped-call,unused-ignore]
+                await asyncio.sleep(wait)
                 delay = min(delay * 2, 60.0)

@@ -29,6 +29,18 @@ class Store(Protocol):
         """For each key, whether it is live."""
         ...
 
+    async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
+        """For each set key, add or refresh its members, each live for `ttl_s` from now (presence)."""
+        ...
+
+    async def members_remove(self, key: str, members: list[str]) -> None:
+        """Remove members from the set `key` at once."""
+        ...
+
+    async def members(self, key: str) -> list[str]:
+        """The live members of the set `key`."""
+        ...
+
 
 def create_store(redis_client: object | None, prefix: str) -> Store:
     """A Redis store over `redis_client` when given, else an in-process one."""

@@ -11,6 +11,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._data: dict[str, tuple[bytes, float]] = {}
         self._counts: dict[str, tuple[int, float]] = {}
+        self._sets: dict[str, dict[str, float]] = {}
         self._ops = 0
 
     def _sweep(self, now: float) -> None:
@@ -48,3 +49,30 @@ class MemoryStore:
     async def exists_many(self, keys: list[str]) -> list[bool]:
         now = time.monotonic()
         return [(item := self._data.get(k)) is not None and item[1] > now for k in keys]
+
+    async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
+        expires = time.monotonic() + ttl_s
+        for key, members in entries.items():
+            live = self._sets.setdefault(key, {})
+            for member in members:
+                live[member] = expires
+
+    async def members_remove(self, key: str, members: list[str]) -> None:
+        live = self._sets.get(key)
+        if live is None:
+            return
+        for member in members:
+            live.pop(member, None)
+        if not live:
+            del self._sets[key]
+
+    async def members(self, key: str) -> list[str]:
+        now = time.monotonic()
+        live = self._sets.get(key)
+        if live is None:
+            return []
+        for member in [m for m, t in live.items() if t <= now]:
+            del live[member]
+        if not live:
+            del self._sets[key]
+        return list(live)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from redis.asyncio import Redis
 
 # INCR and set the expiry on the first hit, atomically, so a crash never leaves a window without TTL.
@@ -46,3 +48,30 @@ class RedisStore:
                 pipe.exists(self._k(key))
             results = await pipe.execute()
         return [bool(r) for r in results]
+
+    # Sets with per-member expiry: a sorted set scored by each member's expiry (epoch ms), swept on
+    # every touch and read, and the key itself expiring with its newest member, so a crashed process's
+    # members vanish within `ttl_s` even if nobody touches the key again.
+    async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
+        if not entries:
+            return
+        now = int(time.time() * 1000)
+        ttl_ms = max(int(ttl_s * 1000), 1)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, members in entries.items():
+                if not members:
+                    continue
+                k = self._k(key)
+                pipe.zadd(k, dict.fromkeys(members, now + ttl_ms))
+                pipe.zremrangebyscore(k, "-inf", now)
+                pipe.pexpire(k, ttl_ms)
+            await pipe.execute()
+
+    async def members_remove(self, key: str, members: list[str]) -> None:
+        if members:
+            await self._redis.zrem(self._k(key), *members)
+
+    async def members(self, key: str) -> list[str]:
+        now = int(time.time() * 1000)
+        found = await self._redis.zrangebyscore(self._k(key), now, "+inf")
+        return [m.decode() if isinstance(m, bytes) else str(m) for m in found]

@@ -1,0 +1,154 @@
+"""What each client event does once its frame is valid and its session authenticated: the chat
+events (subscribe with replay, send, read marks, typing) and PING. Transport-independent: the raw
+WebSocket and the Socket.IO transports both call `handle`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+from hub import chat
+from hub.frame import Frame
+from hub.hub import Hub
+from hub.protocol import ClientFrame, HubError
+from hub.session import QueuedSession
+
+log = logging.getLogger("gigwire.chat")
+
+TYPING_TTL_S = 6.0  # a TYPING_START not renewed within this ends with a server TYPING_STOP
+TYPING_RELAY_EVERY_S = 3.0  # renewals within this are not relayed again (the throttle)
+
+Ack = dict[str, Any] | None
+
+
+async def handle(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    """Run one authenticated client frame. Returns the ACK data (None: nothing to acknowledge, or
+    already answered, as PING is by PONG). Raises HubError with the code to answer."""
+    try:
+        return await _HANDLERS[frame.type](hub, session, frame)
+    except HubError:
+        raise
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        log.warning("chat event failed", extra={"type": frame.type, "error": repr(exc)})
+        raise HubError("internal", "The server failed; nothing was stored. Try again.") from None
+
+
+async def _check(hub: Hub, session: QueuedSession, order_id: str) -> None:
+    """Only the order's client and doer may use its chat; the answer is cached per session."""
+    if order_id in session.allowed:
+        return
+    people = await chat.participants(hub.pool, order_id)
+    if people is None:
+        raise HubError("not_found", f"No order {order_id}.")
+    if session.user_id not in people:
+        raise HubError("forbidden", "Only the order's client and doer may use its chat.")
+    session.allowed.add(order_id)
+
+
+async def _subscribe(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    order_id = frame.data["orderId"]
+    await _check(hub, session, order_id)
+    last, replayed = await hub.subscribe(session, order_id, frame.data.get("sinceSeq"))
+    return {"orderId": order_id, "lastSeq": last, "replayed": replayed}
+
+
+async def _unsubscribe(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    order_id = frame.data["orderId"]
+    await hub.unsubscribe(session, order_id)
+    return {"orderId": order_id}
+
+
+async def _send(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    wait_ms = session.bucket.take()
+    if wait_ms:
+        raise HubError("rate_limited", f"Too many messages; retry in {wait_ms} ms.", retry_after_ms=wait_ms)
+    data = frame.data
+    order_id = data["orderId"]
+    await _check(hub, session, order_id)
+    message, created = await chat.store_message(
+        hub.pool, order_id, session.user_id, data["text"], data["attachments"], data["clientMsgId"]
+    )
+    if created:
+        # Stored first; a failed publish is healed by the gap fill and sinceSeq replay.
+        await hub.publish(f"order:{order_id}", Frame.encode("CHAT_MESSAGE", message))
+    return {
+        "id": message["id"],
+        "seq": message["seq"],
+        "createdAt": message["createdAt"],
+        "clientMsgId": message["clientMsgId"],
+    }
+
+
+async def _read(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    message_id = frame.data["messageId"]
+    found = await chat.message_order(hub.pool, message_id)
+    if found is None:
+        raise HubError("not_found", f"No message {message_id}.")
+    order_id, seq = found
+    await _check(hub, session, order_id)
+    mark, read_at, moved = await chat.mark_read(hub.pool, order_id, session.user_id, message_id, seq)
+    if moved:
+        event = {"orderId": order_id, "userId": session.user_id, "messageId": message_id, "seq": mark}
+        event["readAt"] = read_at
+        await hub.publish(f"order:{order_id}", Frame.encode("MESSAGE_READ", event))
+    return {"orderId": order_id, "seq": mark}
+
+
+async def _typing_start(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    order_id = frame.data["orderId"]
+    await _check(hub, session, order_id)
+    now = time.monotonic()
+    handle = session.typing.pop(order_id, None)
+    if handle is not None:
+        handle.cancel()
+    if handle is None or now - session.typing_sent.get(order_id, 0.0) >= TYPING_RELAY_EVERY_S:
+        session.typing_sent[order_id] = now
+        await hub.publish(f"order:{order_id}", _typing("TYPING_START", order_id, session.user_id))
+
+    def expire() -> None:
+        if session.typing.get(order_id) is timer:
+            del session.typing[order_id]
+            session.typing_sent.pop(order_id, None)
+            hub.spawn(
+                hub.publish(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id)),
+                "gigwire-typing-expired",
+            )
+
+    timer = asyncio.get_running_loop().call_later(TYPING_TTL_S, expire)
+    session.typing[order_id] = timer
+    return {"orderId": order_id}
+
+
+async def _typing_stop(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    order_id = frame.data["orderId"]
+    await _check(hub, session, order_id)
+    handle = session.typing.pop(order_id, None)
+    session.typing_sent.pop(order_id, None)
+    if handle is not None:
+        handle.cancel()
+        await hub.publish(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
+    return {"orderId": order_id}
+
+
+def _typing(kind: str, order_id: str, user_id: str) -> Frame:
+    return Frame.encode(kind, {"orderId": order_id, "userId": user_id})
+
+
+async def _ping(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+    session.push(Frame.encode("PONG", None, frame.ref))
+    return None
+
+
+_HANDLERS = {
+    "SUBSCRIBE_CHAT": _subscribe,
+    "UNSUBSCRIBE_CHAT": _unsubscribe,
+    "CHAT_MESSAGE": _send,
+    "MESSAGE_READ": _read,
+    "TYPING_START": _typing_start,
+    "TYPING_STOP": _typing_stop,
+    "PING": _ping,
+}

@@ -1,0 +1,68 @@
+"""Presence: which users have a live session, and which orders they watch live, shared across
+processes through the Store (Redis with a TTL when configured, so a crashed process's users go
+offline within `presence_ttl` seconds; refreshed every third of it while connected).
+
+Layout: one set per user, `presence:<userId>`, whose members are `<sessionId>` (online) and
+`<sessionId>|<orderId>` (that session is subscribed live to the order's chat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hub.store import Store
+
+
+def presence_key(user_id: str) -> str:
+    """The Store key of a user's presence set."""
+    return f"presence:{user_id}"
+
+
+def session_members(session_id: str, order_ids: Iterable[str]) -> list[str]:
+    """The presence members one session holds: itself and one per subscribed order."""
+    return [session_id, *(f"{session_id}|{o}" for o in order_ids)]
+
+
+async def is_online(store: Store, user_id: str) -> bool:
+    """True when the user has at least one live session on any process."""
+    return any("|" not in m for m in await store.members(presence_key(user_id)))
+
+
+async def watched_orders(store: Store, user_id: str) -> set[str]:
+    """The orders whose chat the user is subscribed to live in some session right now (the push
+    worker skips chat pushes for these: the user saw the message live)."""
+    return {m.partition("|")[2] for m in await store.members(presence_key(user_id)) if "|" in m}
+
+
+async def is_watching(store: Store, user_id: str, order_id: str) -> bool:
+    """True when some live session of the user is subscribed to the order's chat."""
+    return order_id in await watched_orders(store, user_id)
+
+
+class Presence:
+    """One process's writer of presence: announces sessions and subscriptions, refreshes them all
+    periodically (the hub calls `refresh`), and withdraws them on close."""
+
+    def __init__(self, store: Store, ttl_s: float) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+
+    async def announce(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
+        """Mark the session (and its subscriptions) live for one TTL."""
+        await self.store.members_touch(
+            {presence_key(user_id): session_members(session_id, order_ids)}, self.ttl_s
+        )
+
+    async def withdraw(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
+        """Remove the session's members now (a clean close or an unsubscribe)."""
+        await self.store.members_remove(presence_key(user_id), session_members(session_id, order_ids))
+
+    async def withdraw_order(self, user_id: str, session_id: str, order_id: str) -> None:
+        """Remove one subscription of a session."""
+        await self.store.members_remove(presence_key(user_id), [f"{session_id}|{order_id}"])
+
+    async def refresh(self, sessions: Iterable[tuple[str, str, Iterable[str]]]) -> None:
+        """Refresh (user_id, session_id, order_ids) of every local session in one round trip."""
+        entries: dict[str, list[str]] = {}
+        for user_id, session_id, order_ids in sessions:
+            entries.setdefault(presence_key(user_id), []).extend(session_members(session_id, order_ids))
+        await self.store.members_touch(entries, self.ttl_s)

@@ -1,0 +1,156 @@
+"""Sessions: one authenticated connection each, whatever its transport, with a bounded outgoing
+queue drained by one writer task. `push` never awaits: fan-out is a plain loop over sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from typing import Protocol
+
+from hub.frame import Frame
+from hub.metrics import HubMetrics
+from hub.ratelimit import TokenBucket
+from hub.settings import Settings
+
+log = logging.getLogger("gigwire.session")
+
+GOING_AWAY = 1001
+TOO_BIG = 1009
+TRY_AGAIN_LATER = 1013
+UNAUTHORIZED = 4401
+AUTH_TIMEOUT = 4408
+
+# How long a closing session may take to flush before its transport is cut.
+_CLOSE_GRACE_S = 5.0
+
+
+class Session(Protocol):
+    """One authenticated connection, whatever its transport."""
+
+    user_id: str
+    session_id: str
+    transport: str
+
+    def push(self, frame: Frame) -> None:
+        """Queue `frame`; never awaits. Over the queue's bound the session closes with 1013."""
+        ...
+
+    def close(self, code: int, reason: str = "", flush: bool = True) -> None:
+        """Start closing with `code`: queued frames are written first when `flush`."""
+        ...
+
+
+class QueuedSession:
+    """Base of every transport's session: the bounded queue, the writer, and the per-connection
+    chat state the hub keeps (subscribed orders, verified orders, typing, the chat rate bucket).
+    Subclasses implement `_write` and `_shutdown`."""
+
+    transport = "?"
+
+    def __init__(self, user_id: str, settings: Settings, metrics: HubMetrics) -> None:
+        self.user_id = user_id
+        self.session_id = uuid.uuid4().hex
+        self.metrics = metrics
+        self.orders: set[str] = set()  # orders this session is subscribed to (live or replaying)
+        self.allowed: set[str] = set()  # orders whose participant check passed
+        self.typing: dict[str, asyncio.TimerHandle] = {}
+        self.typing_sent: dict[str, float] = {}
+        self.bucket = TokenBucket(settings.chat_rate_per_s, settings.chat_burst)
+        self._max_frames = settings.ws_queue_max_frames
+        self._max_bytes = settings.ws_queue_max_bytes
+        self._queue: deque[Frame] = deque()
+        self._bytes = 0
+        self._wake = asyncio.Event()
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._closed = asyncio.Event()
+        self._abort_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def closing(self) -> bool:
+        """True once a close has started; pushes are dropped from then on."""
+        return self._close_code is not None
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """(frames, bytes) waiting to be written."""
+        return len(self._queue), self._bytes
+
+    def push(self, frame: Frame) -> None:
+        """Queue `frame` for the writer; over the bound, drop the queue and close with 1013."""
+        if self._close_code is not None:
+            return
+        size = frame.size
+        if len(self._queue) >= self._max_frames or self._bytes + size > self._max_bytes:
+            self.metrics.queue_overflows.labels(self.transport).inc()
+            log.info("slow reader disconnected", extra={"userId": self.user_id, "session": self.session_id})
+            self.close(TRY_AGAIN_LATER, "too slow a reader: reconnect and resume with sinceSeq", flush=False)
+            return
+        self._queue.append(frame)
+        self._bytes += size
+        self._wake.set()
+
+    def close(self, code: int, reason: str = "", flush: bool = True) -> None:
+        """Start closing with `code` (the first close wins); the writer flushes unless told not to,
+        and the transport is cut if the peer does not take the rest within a few seconds."""
+        if self._close_code is not None:
+            return
+        self._close_code = code
+        self._close_reason = reason
+        if not flush:
+            self._queue.clear()
+            self._bytes = 0
+        self._wake.set()
+        self._abort_handle = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self._abort)
+
+    async def wait_room(self, frames: int) -> None:
+        """Wait until `frames` more fit in the queue (for replays, which may await; fan-out never does)."""
+        while not self.closing and len(self._queue) + frames > self._max_frames:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
+
+    async def wait_closed(self) -> None:
+        """Until the writer has finished."""
+        await self._closed.wait()
+
+    async def run_writer(self) -> None:
+        """Drain the queue to the transport until closed; then close the transport with the code."""
+        queue = self._queue
+        try:
+            while True:
+                while queue:
+                    frame = queue.popleft()
+                    self._bytes -= frame.size
+                    await self._write(frame)
+                    self.metrics.frame_out(self.transport, frame.type)
+                if self._close_code is not None:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-write: nothing more to send
+            log.debug("write failed", extra={"session": self.session_id, "error": repr(exc)})
+            if self._close_code is None:
+                self._close_code = GOING_AWAY
+        finally:
+            self._queue.clear()
+            self._bytes = 0
+            code = self._close_code if self._close_code is not None else GOING_AWAY
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._shutdown(code, self._close_reason), _CLOSE_GRACE_S)
+            if self._abort_handle is not None:
+                self._abort_handle.cancel()
+            self._closed.set()
+
+    async def _write(self, frame: Frame) -> None:
+        raise NotImplementedError
+
+    async def _shutdown(self, code: int, reason: str) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        """Cut the transport at once (a peer that stopped reading cannot take a close frame)."""
+        raise NotImplementedError
