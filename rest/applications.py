@@ -24,6 +24,7 @@ from rest.gig_search import MAX_MONEY, STORABLE, ms
 from rest.gigs import owned_gig, require_role
 from rest.http import Fields, ok, path_uuid, query_int, read_json, require_user
 from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
+from rest.order_states import ORDER_SCHEMA
 
 if TYPE_CHECKING:
     from rest.gig_search import Conn
@@ -381,7 +382,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                         {
                             "type": "object",
                             "required": ["application", "order"],
-                            "properties": {"application": _APPLICATION_SCHEMA, "order": {"type": "object"}},
+                            "properties": {"application": _APPLICATION_SCHEMA, "order": ORDER_SCHEMA},
                         }
                     )
                 ),

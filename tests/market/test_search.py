@@ -13,7 +13,6 @@ from rest.gig_search import deadline_bound
 from tests.factories import TestUser
 from tests.market.conftest import create_gig, future_ms, marker
 
-
 DEADLINE_DAYS = {"logo": 0.2, "site": 20, "essay": 40, "video": 100, "poster": 3}
 
 
