@@ -52,7 +52,9 @@ class Conn:
                     return frame
                 self.skipped.append(frame)
 
-    async def request(self, kind: str, data: dict[str, Any] | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    async def request(
+        self, kind: str, data: dict[str, Any] | None = None, timeout: float = 5.0
+    ) -> dict[str, Any]:
         """Send with a fresh ref; return the ACK or ERROR answering it (other frames skipped)."""
         ref = f"r{next(_refs)}"
         await self.send(kind, data, ref)
