@@ -16,7 +16,12 @@ from hub.settings import Settings
 
 
 class GatewayError(Exception):
-    """The gateway refused or could not be reached; nothing it would have done is assumed done."""
+    """The gateway refused (`definite`: it answered, nothing was done) or could not be reached or
+    understood (not definite: the request may or may not have taken effect)."""
+
+    def __init__(self, message: str, definite: bool = True) -> None:
+        super().__init__(message)
+        self.definite = definite
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,14 @@ class Gateway(Protocol):
         """Refund `amount` of a captured payment (POST /v1/payments/{id}/refund)."""
         ...
 
-    async def validate_account(self, *, bank: BankDetails, reference: str) -> GatewayResult:
-        """A penny-drop validation of a bank account (POST /v1/fund_accounts/validations);
-        the result carries the fund account id used for payouts."""
+    async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
+        """Register a bank account with the gateway (a contact and its fund account, RazorpayX
+        POST /v1/contacts and /v1/fund_accounts) and return the fund account id. The only time
+        the full account number leaves gigwire; gigwire keeps just its last four digits."""
+        ...
+
+    async def validate_account(self, *, fund_account_id: str, reference: str) -> GatewayResult:
+        """A penny-drop validation of a fund account (POST /v1/fund_accounts/validations)."""
         ...
 
     async def payout(

@@ -36,13 +36,14 @@ class RazorpayGateway:
                 session.post(self._base + path, json=dict(body), headers=headers) as response,
             ):
                 data = await response.json(content_type=None)
-                if response.status >= 300 or not isinstance(data, dict):
+                if response.status >= 300 or not isinstance(data, dict) or "id" not in data:
                     error = data.get("error", {}) if isinstance(data, dict) else {}
                     text = error.get("description") or error.get("code") or f"HTTP {response.status}"
-                    raise GatewayError(f"{path}: {text}")
+                    # A 4xx is a refusal; a 5xx or a strange body leaves the outcome unknown.
+                    raise GatewayError(f"{path}: {text}", definite=400 <= response.status < 500)
                 return data
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise GatewayError(f"{path}: {type(exc).__name__}") from None
+            raise GatewayError(f"{path}: {type(exc).__name__}", definite=False) from None
 
     async def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: Mapping[str, str]
@@ -60,20 +61,32 @@ class RazorpayGateway:
         data = await self._post(f"/v1/payments/{payment_id}/refund", {"amount": amount, "receipt": receipt})
         return GatewayResult(str(data["id"]), str(data.get("status", "pending")))
 
-    async def validate_account(self, *, bank: BankDetails, reference: str) -> GatewayResult:
-        """POST /v1/fund_accounts/validations with the bank account inline (a 100-paise penny drop)."""
+    async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
+        """POST /v1/contacts then POST /v1/fund_accounts (account_type bank_account)."""
+        contact = await self._post(
+            "/v1/contacts", {"name": bank.holder_name, "type": "vendor", "reference_id": reference}
+        )
+        data = await self._post(
+            "/v1/fund_accounts",
+            {
+                "contact_id": contact["id"],
+                "account_type": "bank_account",
+                "bank_account": {
+                    "name": bank.holder_name,
+                    "ifsc": bank.ifsc,
+                    "account_number": bank.account_number,
+                },
+            },
+        )
+        return str(data["id"])
+
+    async def validate_account(self, *, fund_account_id: str, reference: str) -> GatewayResult:
+        """POST /v1/fund_accounts/validations: a 100-paise penny drop to the fund account."""
         data = await self._post(
             "/v1/fund_accounts/validations",
             {
                 "account_number": self._account_number,
-                "fund_account": {
-                    "account_type": "bank_account",
-                    "bank_account": {
-                        "name": bank.holder_name,
-                        "ifsc": bank.ifsc,
-                        "account_number": bank.account_number,
-                    },
-                },
+                "fund_account": {"id": fund_account_id},
                 "amount": 100,
                 "currency": "INR",
                 "notes": {"reference": reference},
@@ -82,8 +95,7 @@ class RazorpayGateway:
         results = data.get("results") or {}
         status = str(data.get("status", "created"))
         active = None if status != "completed" else results.get("account_status") == "active"
-        fund_account = (data.get("fund_account") or {}).get("id")
-        return GatewayResult(str(data["id"]), status, fund_account_id=fund_account, account_active=active)
+        return GatewayResult(str(data["id"]), status, fund_account_id=fund_account_id, account_active=active)
 
     async def payout(
         self, *, fund_account_id: str, amount: int, currency: str, reference: str

@@ -36,10 +36,14 @@ class SandboxGateway:
         """A refund that is processed at once."""
         return GatewayResult(_id("rfnd"), "processed")
 
-    async def validate_account(self, *, bank: BankDetails, reference: str) -> GatewayResult:
-        """A completed validation: active unless the account number ends in 0000."""
-        active = not bank.account_number.endswith("0000")
-        return GatewayResult(_id("fav"), "completed", fund_account_id=_id("fa"), account_active=active)
+    async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
+        """A fund account id that remembers (in itself) whether the account will validate."""
+        return _id("fa") + ("x" if bank.account_number.endswith("0000") else "")
+
+    async def validate_account(self, *, fund_account_id: str, reference: str) -> GatewayResult:
+        """A completed validation: active unless the account number ended in 0000."""
+        active = not fund_account_id.endswith("x")
+        return GatewayResult(_id("fav"), "completed", fund_account_id=fund_account_id, account_active=active)
 
     async def payout(
         self, *, fund_account_id: str, amount: int, currency: str, reference: str

@@ -15,8 +15,12 @@ Escrow effects: `fund` moves gateway clearing -> escrow; `release` escrow -> doe
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+
+from rest.http import Fields
 
 Role = Literal["client", "doer", "admin", "system"]
 Effect = Literal["fund", "release", "refund"] | None
@@ -167,4 +171,96 @@ ORDER_SCHEMA: dict[str, Any] = {
         "submittedAt": _NULLABLE_INT,
         "completedAt": _NULLABLE_INT,
     },
+}
+
+
+def parse_action_body(action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate the JSON body of POST /api/orders/{id}/<action>; return transition() arguments, or
+    raise ApiError bad_request naming every bad field."""
+    f = Fields(body)
+    args: dict[str, Any] = {}
+    if action == "submit":
+        f.unknown(["deliverables"])
+        items = body.get("deliverables")
+        if not isinstance(items, list) or not 1 <= len(items) <= 20:
+            f.errors["deliverables"] = "must be a list of 1 to 20 {url, description?} objects"
+        else:
+            clean: list[dict[str, str]] = []
+            for item in items:
+                g = Fields(item if isinstance(item, dict) else {})
+                url = g.text("url", max_len=2048, pattern=_URL)
+                description = g.text("description", required=False, max_len=2000)
+                g.unknown(["url", "description"])
+                if g.errors or not isinstance(item, dict):
+                    f.errors["deliverables"] = "each item is {url: http(s) URL, description?: text}"
+                    break
+                clean.append({"url": url, **({"description": description} if description else {})})
+            args["deliverables"] = clean
+    elif action in ("request_revision", "dispute"):
+        f.unknown(["reason"])
+        args["reason"] = f.text("reason", max_len=2000)
+    elif action == "cancel":
+        f.unknown(["reason"])
+        args["reason"] = f.text("reason", required=False, max_len=2000)
+    elif action == "resolve":
+        f.unknown(["outcome", "note"])
+        args["outcome"] = f.text("outcome", choices=("release", "refund"))
+        args["note"] = f.text("note", required=False, max_len=2000)
+    else:
+        f.unknown([])
+    f.check()
+    return args
+
+
+_URL = re.compile(r"https?://[^\s]{1,2040}")
+
+ACTION_BODIES: dict[str, dict[str, Any]] = {
+    "submit": {
+        "type": "object",
+        "required": ["deliverables"],
+        "additionalProperties": False,
+        "properties": {
+            "deliverables": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 20,
+                "items": {
+                    "type": "object",
+                    "required": ["url"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "url": {"type": "string", "pattern": "^https?://\\S+$", "maxLength": 2048},
+                        "description": {"type": "string", "maxLength": 2000},
+                    },
+                },
+            }
+        },
+    },
+    "request_revision": {
+        "type": "object",
+        "required": ["reason"],
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "pattern": "\\S", "maxLength": 2000}},
+    },
+    "dispute": {
+        "type": "object",
+        "required": ["reason"],
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "pattern": "\\S", "maxLength": 2000}},
+    },
+    "cancel": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 2000}},
+    },
+    "resolve": {
+        "type": "object",
+        "required": ["outcome"],
+        "additionalProperties": False,
+        "properties": {
+            "outcome": {"enum": ["release", "refund"]},
+            "note": {"type": "string", "maxLength": 2000},
+        },
+    },
+    "approve": {"type": "object", "additionalProperties": False, "properties": {}},
 }

@@ -1,0 +1,275 @@
+"""/api/bank-accounts: where withdrawals go.
+
+Adding an account registers it with the gateway (contact + fund account) and keeps only the last
+four digits and a keyed hash of the number (to refuse the same account twice): the full number is
+never stored nor returned. Verify runs a penny-drop validation through the gateway; only verified
+accounts receive withdrawals."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from aiohttp import web
+
+from hub.keys import POOL, SETTINGS
+from rest.errors import ApiError
+from rest.gateway import BankDetails, GatewayError, gateway_for
+from rest.http import Fields, ok, path_uuid, read_json, require_user
+from rest.idempotency import PARAMETER, idempotent
+from rest.openapi import BEARER, envelope, errors, json_body, json_response, path_id
+from rest.order_states import ms
+
+if TYPE_CHECKING:
+    from rest.ledger import Conn
+
+routes = web.RouteTableDef()
+
+_IFSC = re.compile(r"[A-Z]{4}0[A-Z0-9]{6}")
+_NUMBER = re.compile(r"[0-9]{9,18}")
+
+
+def bank_json(row: Any) -> dict[str, Any]:
+    """A bank account as the API shows it: never the full number."""
+    return {
+        "id": str(row["id"]),
+        "holderName": row["holder_name"],
+        "ifsc": row["ifsc"],
+        "last4": row["last4"],
+        "accountNumberMasked": "XXXXXX" + row["last4"],
+        "status": row["status"],
+        "createdAt": ms(row["created_at"]),
+    }
+
+
+async def settle_validation(
+    conn: Conn, *, fund_account_id: str, validation_id: str, active: bool | None
+) -> str:
+    """Record a penny-drop result for the account with this fund account id (forward only: a verified
+    or failed account is not changed again). Returns the new status, or "unknown"/"stale"."""
+    if active is None:
+        return "stale"
+    status = "verified" if active else "failed"
+    done = await conn.fetchval(
+        "UPDATE bank_accounts SET status = $2, validation_id = $3 WHERE fund_account_id = $1"
+        " AND status IN ('unverified', 'verifying') RETURNING id",
+        fund_account_id,
+        status,
+        validation_id,
+    )
+    return status if done else "stale"
+
+
+@routes.post("/api/bank-accounts")
+async def add_account(request: web.Request) -> web.Response:
+    """Add a bank account {holderName, ifsc, accountNumber}; it starts unverified."""
+    claims = require_user(request)
+    f = Fields(await read_json(request))
+    f.unknown(["holderName", "ifsc", "accountNumber"])
+    holder = f.text("holderName", max_len=120)
+    ifsc = f.text("ifsc", pattern=_IFSC)
+    number = f.text("accountNumber", pattern=_NUMBER)
+    f.check()
+    settings = request.app[SETTINGS]
+    digest = hmac.new(settings.jwt_secret.encode(), f"{claims.user_id}:{number}".encode(), hashlib.sha256)
+
+    async def run() -> web.Response:
+        pool = request.app[POOL]
+        exists = await pool.fetchval(
+            "SELECT 1 FROM bank_accounts WHERE user_id = $1 AND number_hash = $2 AND deleted_at IS NULL",
+            claims.user_id,
+            digest.hexdigest(),
+        )
+        if exists:
+            raise ApiError("conflict", "You have already added this bank account.")
+        account_id = uuid.uuid4()
+        try:
+            fund_account_id = await gateway_for(settings).create_fund_account(
+                bank=BankDetails(holder, ifsc, number), reference=str(account_id)
+            )
+        except GatewayError as exc:
+            raise ApiError("bad_gateway", f"The payment gateway refused the account ({exc}).") from None
+        try:
+            row = await pool.fetchrow(
+                "INSERT INTO bank_accounts (id, user_id, holder_name, ifsc, last4, number_hash,"
+                " fund_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                account_id,
+                claims.user_id,
+                holder,
+                ifsc,
+                number[-4:],
+                digest.hexdigest(),
+                fund_account_id,
+            )
+        except asyncpg.UniqueViolationError:
+            raise ApiError("conflict", "You have already added this bank account.") from None
+        return ok(bank_json(row), status=201)
+
+    return await idempotent(request, claims.user_id, run)
+
+
+@routes.get("/api/bank-accounts")
+async def list_accounts(request: web.Request) -> web.Response:
+    """My bank accounts, oldest first."""
+    claims = require_user(request)
+    rows = await request.app[POOL].fetch(
+        "SELECT * FROM bank_accounts WHERE user_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        claims.user_id,
+    )
+    return ok([bank_json(r) for r in rows])
+
+
+@routes.delete("/api/bank-accounts/{id}")
+async def delete_account(request: web.Request) -> web.Response:
+    """Remove one of my bank accounts (409 while a withdrawal to it is under way)."""
+    claims = require_user(request)
+    account_id = path_uuid(request)
+
+    async def run() -> web.Response:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+                " FOR UPDATE",
+                account_id,
+                claims.user_id,
+            )
+            if row is None:
+                raise ApiError("not_found", "No such bank account of yours.")
+            busy = await conn.fetchval(
+                "SELECT 1 FROM withdrawals WHERE bank_account_id = $1"
+                " AND status IN ('pending', 'processing')",
+                account_id,
+            )
+            if busy:
+                raise ApiError("conflict", "A withdrawal to this account is under way; remove it afterwards.")
+            await conn.execute("UPDATE bank_accounts SET deleted_at = now() WHERE id = $1", account_id)
+        return ok({"id": account_id, "deleted": True})
+
+    return await idempotent(request, claims.user_id, run)
+
+
+@routes.post("/api/bank-accounts/{id}/verify")
+async def verify_account(request: web.Request) -> web.Response:
+    """Penny-drop one of my bank accounts through the gateway; answers the account with its new status
+    (verified, failed, or verifying while the gateway has not answered)."""
+    claims = require_user(request)
+    account_id = path_uuid(request)
+    pool = request.app[POOL]
+
+    async def run() -> web.Response:
+        row = await pool.fetchrow(
+            "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+            account_id,
+            claims.user_id,
+        )
+        if row is None:
+            raise ApiError("not_found", "No such bank account of yours.")
+        if row["status"] in ("verified", "failed"):
+            return ok(bank_json(row))
+        try:
+            result = await gateway_for(request.app[SETTINGS]).validate_account(
+                fund_account_id=row["fund_account_id"], reference=account_id
+            )
+        except GatewayError as exc:
+            raise ApiError(
+                "bad_gateway", f"The payment gateway failed the validation ({exc}); retry."
+            ) from None
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE bank_accounts SET status = 'verifying', validation_id = $2 WHERE id = $1"
+                " AND status = 'unverified'",
+                account_id,
+                result.id,
+            )
+            await settle_validation(
+                conn,
+                fund_account_id=row["fund_account_id"],
+                validation_id=result.id,
+                active=result.account_active,
+            )
+            fresh = await conn.fetchrow("SELECT * FROM bank_accounts WHERE id = $1", account_id)
+        return ok(bank_json(fresh))
+
+    return await idempotent(request, claims.user_id, run)
+
+
+BANK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "holderName", "ifsc", "last4", "accountNumberMasked", "status", "createdAt"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "holderName": {"type": "string"},
+        "ifsc": {"type": "string"},
+        "last4": {"type": "string", "pattern": "^[0-9]{4}$"},
+        "accountNumberMasked": {"type": "string"},
+        "status": {"enum": ["unverified", "verifying", "verified", "failed"]},
+        "createdAt": {"type": "integer"},
+    },
+}
+_ID = [path_id(description="the bank account's id")]
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/bank-accounts": {
+        "post": {
+            "summary": "Add a bank account (starts unverified; the number is never returned in full)",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "parameters": [PARAMETER],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["holderName", "ifsc", "accountNumber"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "holderName": {"type": "string", "pattern": "\\S", "maxLength": 120},
+                        "ifsc": {"type": "string", "pattern": "^[A-Z]{4}0[A-Z0-9]{6}$"},
+                        "accountNumber": {"type": "string", "pattern": "^[0-9]{9,18}$"},
+                    },
+                }
+            ),
+            "responses": {"201": json_response(envelope(BANK_SCHEMA)), **errors(400, 401, 409, 422, 502)},
+        },
+        "get": {
+            "summary": "My bank accounts",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "responses": {
+                "200": json_response(envelope({"type": "array", "items": BANK_SCHEMA})),
+                **errors(401),
+            },
+        },
+    },
+    "/api/bank-accounts/{id}": {
+        "delete": {
+            "summary": "Remove a bank account of mine",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "parameters": [*_ID, PARAMETER],
+            "responses": {
+                "200": json_response(
+                    envelope(
+                        {
+                            "type": "object",
+                            "required": ["id", "deleted"],
+                            "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
+                        }
+                    )
+                ),
+                **errors(401, 404, 409, 422),
+            },
+        }
+    },
+    "/api/bank-accounts/{id}/verify": {
+        "post": {
+            "summary": "Verify a bank account of mine by a penny drop through the gateway",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "parameters": [*_ID, PARAMETER],
+            "responses": {"200": json_response(envelope(BANK_SCHEMA)), **errors(401, 404, 409, 422, 502)},
+        }
+    },
+}

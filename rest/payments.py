@@ -1,0 +1,275 @@
+"""/api/payments: paying an order into escrow through the gateway's checkout.
+
+create-order makes (once per order) the gateway order the checkout SDK pays; verify checks the
+checkout's signature against the gateway order id gigwire stored and funds the order. The webhook
+(rest/webhooks.py) funds through the same `fund_order`, so whichever arrives first funds the order
+and the other finds it funded: the order row lock makes it once. In dev (sandbox gateway) POST
+/api/dev/sandbox/checkout completes a checkout offline, signed exactly as Razorpay's is."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hub.keys import POOL, SETTINGS
+from rest.errors import ApiError
+from rest.gateway import GatewayError, checkout_signature, gateway_for, signature_ok
+from rest.gateway_sandbox import SandboxGateway
+from rest.http import Fields, ok, read_json, require_user
+from rest.idempotency import PARAMETER, idempotent
+from rest.openapi import BEARER, envelope, errors, json_body, json_response
+from rest.order_states import ORDER_SCHEMA, order_json
+from rest.orders import transition
+
+if TYPE_CHECKING:
+    from rest.ledger import Conn
+
+log = logging.getLogger("gigwire.payments")
+routes = web.RouteTableDef()
+
+_UUID = re.compile(r"[0-9a-fA-F-]{36}")
+_GATEWAY_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+async def fund_order(
+    conn: Conn, *, gateway_order_id: str, payment_id: str, actor_id: str | None, amount: int | None = None
+) -> tuple[dict[str, Any] | None, str]:
+    """Fund the order whose stored gateway order id is `gateway_order_id` with `payment_id`, inside
+    the caller's transaction, at most once. Returns (order JSON or None, outcome) where outcome is
+    "funded", "already_funded" (the same payment, again), "unknown_order", "amount_mismatch",
+    "other_payment" (funded by another payment) or "not_payable" (cancelled before the payment)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM orders WHERE payment_gateway_order_id = $1 FOR UPDATE", gateway_order_id
+    )
+    if row is None:
+        return None, "unknown_order"
+    if amount is not None and amount != row["amount"]:
+        log.error("payment amount differs from the order", extra={"order": str(row["id"]), "paid": amount})
+        return order_json(row), "amount_mismatch"
+    if row["status"] == "pending_payment":
+        order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
+        return order, "funded"
+    if row["payment_gateway_payment_id"] == payment_id:
+        return order_json(row), "already_funded"
+    if row["payment_gateway_payment_id"] is not None:
+        log.error(
+            "a second payment for a funded order", extra={"order": str(row["id"]), "payment": payment_id}
+        )
+        return order_json(row), "other_payment"
+    log.error("a payment for an order that can no longer be paid", extra={"order": str(row["id"])})
+    return order_json(row), "not_payable"
+
+
+@routes.post("/api/payments/create-order")
+async def create_order(request: web.Request) -> web.Response:
+    """Client of a pending_payment order: the gateway order to pay (created once, then returned again)."""
+    claims = require_user(request)
+    f = Fields(await read_json(request))
+    f.unknown(["orderId"])
+    order_id = f.text("orderId", pattern=_UUID)
+    f.check()
+    try:
+        order_id = str(uuid.UUID(order_id))
+    except ValueError:
+        raise ApiError(
+            "bad_request", "Fix these fields: orderId.", details={"fields": {"orderId": "is not a UUID"}}
+        ) from None
+    settings = request.app[SETTINGS]
+
+    async def run() -> web.Response:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM orders WHERE id = $1 FOR UPDATE", order_id)
+            if row is None or claims.user_id not in (str(row["client_id"]), str(row["doer_id"])):
+                raise ApiError("not_found", f"No order {order_id} of yours.")
+            if claims.user_id != str(row["client_id"]):
+                raise ApiError("forbidden", "Only the order's client pays for it.")
+            gateway_order_id = row["payment_gateway_order_id"]
+            if gateway_order_id is None:
+                if row["status"] != "pending_payment":
+                    raise ApiError(
+                        "conflict",
+                        f"An order in status {row['status']} takes no payment.",
+                        details={"status": row["status"], "escrowState": row["escrow_state"]},
+                    )
+                gateway = gateway_for(settings)
+                try:
+                    created = await gateway.create_order(
+                        amount=row["amount"],
+                        currency=row["currency"],
+                        receipt=f"o_{row['id'].hex}",
+                        notes={"orderId": order_id},
+                    )
+                except GatewayError as exc:
+                    raise ApiError("bad_gateway", f"The payment gateway failed ({exc}); try again.") from None
+                gateway_order_id = created.id
+                await conn.execute(
+                    "UPDATE orders SET payment_gateway_order_id = $2, updated_at = now() WHERE id = $1",
+                    row["id"],
+                    gateway_order_id,
+                )
+        return ok(
+            {
+                "keyId": settings.razorpay_key_id,
+                "gatewayOrderId": gateway_order_id,
+                "amount": row["amount"],
+                "currency": row["currency"],
+                "orderId": order_id,
+                "status": row["status"],
+            }
+        )
+
+    return await idempotent(request, claims.user_id, run)
+
+
+@routes.post("/api/payments/verify")
+async def verify(request: web.Request) -> web.Response:
+    """The checkout's answer: signature checked with the key secret against the gateway order id we
+    stored for one of the caller's orders; funds the order (once, whoever comes first)."""
+    claims = require_user(request)
+    f = Fields(await read_json(request))
+    names = ("razorpay_order_id", "razorpay_payment_id", "razorpay_signature")
+    f.unknown(names)
+    gateway_order_id = f.text("razorpay_order_id", pattern=_GATEWAY_ID)
+    payment_id = f.text("razorpay_payment_id", pattern=_GATEWAY_ID)
+    signature = f.text("razorpay_signature", max_len=128)
+    f.check()
+    settings = request.app[SETTINGS]
+
+    async def run() -> web.Response:
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "SELECT payment_gateway_order_id FROM orders WHERE payment_gateway_order_id = $1"
+                " AND client_id = $2",
+                gateway_order_id,
+                claims.user_id,
+            )
+            if stored is None:
+                raise ApiError("not_found", "No order of yours has this gateway order id.")
+            expected = checkout_signature(settings.razorpay_key_secret, stored, payment_id)
+            if not signature_ok(expected, signature):
+                raise ApiError("bad_request", "The payment signature does not match; nothing was changed.")
+            order, outcome = await fund_order(
+                conn, gateway_order_id=stored, payment_id=payment_id, actor_id=claims.user_id
+            )
+        if outcome not in ("funded", "already_funded"):
+            raise ApiError(
+                "conflict",
+                "This payment cannot fund the order (it no longer awaits this payment); it was not applied.",
+                details={"reason": outcome},
+            )
+        return ok(order)
+
+    return await idempotent(request, claims.user_id, run)
+
+
+@routes.post("/api/dev/sandbox/checkout")
+async def sandbox_checkout(request: web.Request) -> web.Response:
+    """Dev only (sandbox gateway): complete the checkout of a gateway order the caller's order holds and
+    return what the checkout SDK would hand the client. 404 in production or with a real gateway."""
+    settings = request.app[SETTINGS]
+    if not settings.is_dev or settings.payment_gateway != "sandbox":
+        raise ApiError("not_found", f"No route POST {request.path}; see /api/docs for the routes.")
+    claims = require_user(request)
+    f = Fields(await read_json(request))
+    f.unknown(["gatewayOrderId"])
+    gateway_order_id = f.text("gatewayOrderId", pattern=_GATEWAY_ID)
+    f.check()
+    found = await request.app[POOL].fetchval(
+        "SELECT 1 FROM orders WHERE payment_gateway_order_id = $1 AND client_id = $2",
+        gateway_order_id,
+        claims.user_id,
+    )
+    if found is None:
+        raise ApiError("not_found", "No order of yours has this gateway order id; call create-order first.")
+    return ok(SandboxGateway(settings).checkout(gateway_order_id))
+
+
+_CHECKOUT = {
+    "type": "object",
+    "required": ["razorpay_order_id", "razorpay_payment_id", "razorpay_signature"],
+    "properties": {
+        "razorpay_order_id": {"type": "string"},
+        "razorpay_payment_id": {"type": "string"},
+        "razorpay_signature": {"type": "string"},
+    },
+}
+_CHECKOUT_IN = {
+    **_CHECKOUT,
+    "additionalProperties": False,
+    "properties": {
+        "razorpay_order_id": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+        "razorpay_payment_id": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
+        "razorpay_signature": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "\\S"},
+    },
+}
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/payments/create-order": {
+        "post": {
+            "summary": "Client: the gateway order to pay an order's escrow (created once per order)",
+            "tags": ["payments"],
+            "security": BEARER,
+            "parameters": [PARAMETER],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["orderId"],
+                    "additionalProperties": False,
+                    "properties": {"orderId": {"type": "string", "format": "uuid"}},
+                }
+            ),
+            "responses": {
+                "200": json_response(
+                    envelope(
+                        {
+                            "type": "object",
+                            "required": ["keyId", "gatewayOrderId", "amount", "currency", "orderId"],
+                            "properties": {
+                                "keyId": {"type": "string"},
+                                "gatewayOrderId": {"type": "string"},
+                                "amount": {"type": "integer", "minimum": 1},
+                                "currency": {"type": "string"},
+                                "orderId": {"type": "string", "format": "uuid"},
+                                "status": {"type": "string"},
+                            },
+                        }
+                    )
+                ),
+                **errors(400, 401, 403, 404, 409, 422, 502),
+            },
+        }
+    },
+    "/api/payments/verify": {
+        "post": {
+            "summary": "Client: verify the checkout's signature and fund the order's escrow",
+            "tags": ["payments"],
+            "security": BEARER,
+            "parameters": [PARAMETER],
+            "requestBody": json_body(_CHECKOUT_IN),
+            "responses": {
+                "200": json_response(envelope(ORDER_SCHEMA)),
+                **errors(400, 401, 404, 409, 422),
+            },
+        }
+    },
+    "/api/dev/sandbox/checkout": {
+        "post": {
+            "summary": "Dev only: complete a sandbox checkout (404 in production)",
+            "tags": ["payments"],
+            "security": BEARER,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["gatewayOrderId"],
+                    "additionalProperties": False,
+                    "properties": {"gatewayOrderId": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}},
+                }
+            ),
+            "responses": {"200": json_response(envelope(_CHECKOUT)), **errors(400, 401, 404)},
+        }
+    },
+}

@@ -1,0 +1,377 @@
+"""/api/wallet: the caller's balance, their ledger transactions, and withdrawals to a verified bank
+account.
+
+A withdrawal posts wallet -> payouts in the transaction that records it, so the database refuses
+one that the balance cannot cover however many run at once; the gateway payout is requested after
+that commit (idempotent on the withdrawal id). A payout that fails or is reversed is undone by a
+new transfer payouts -> wallet (never by editing the first), applied once whatever repeats."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from hub.keys import POOL, SETTINGS
+from rest import ledger
+from rest.errors import ApiError
+from rest.gateway import GatewayError, gateway_for
+from rest.http import Fields, ok, query_int, read_json, require_user
+from rest.idempotency import PARAMETER, idempotent
+from rest.openapi import BEARER, envelope, errors, json_body, json_response
+from rest.order_states import ms
+
+if TYPE_CHECKING:
+    from rest.ledger import Conn
+
+log = logging.getLogger("gigwire.wallet")
+routes = web.RouteTableDef()
+
+# status -> the statuses it may move to (forward only; failed and reversed are final).
+_FORWARD = {
+    "pending": {"processing", "processed", "failed", "reversed"},
+    "processing": {"processed", "failed", "reversed"},
+    "processed": {"reversed"},
+    "failed": set(),
+    "reversed": set(),
+}
+_GATEWAY_STATUS = {
+    "queued": "processing",
+    "pending": "processing",
+    "processing": "processing",
+    "processed": "processed",
+    "failed": "failed",
+    "rejected": "failed",
+    "cancelled": "failed",
+    "reversed": "reversed",
+}
+
+
+async def settle_withdrawal(
+    conn: Conn,
+    *,
+    payout_id: str | None,
+    reference: str | None,
+    gateway_status: str,
+    reason: str | None = None,
+) -> str:
+    """Move a withdrawal forward to what the gateway says of its payout (found by payout id, else by
+    our reference = the withdrawal id), inside the caller's transaction; a failed or reversed payout
+    returns the money to the wallet by a new transfer. Returns the outcome ("unknown", "stale" when
+    the state would move backward or not at all, or the new status)."""
+    status = _GATEWAY_STATUS.get(gateway_status)
+    row = None
+    if payout_id:
+        row = await conn.fetchrow("SELECT * FROM withdrawals WHERE payout_id = $1 FOR UPDATE", payout_id)
+    if row is None and reference:
+        try:
+            row = await conn.fetchrow(
+                "SELECT * FROM withdrawals WHERE id = $1 FOR UPDATE", str(uuid.UUID(reference))
+            )
+        except ValueError:
+            row = None
+    if row is None or status is None:
+        return "unknown"
+    if status not in _FORWARD[row["status"]]:
+        return "stale"
+    await conn.execute(
+        "UPDATE withdrawals SET status = $2, payout_id = COALESCE(payout_id, $3), failure_reason = $4,"
+        " updated_at = now() WHERE id = $1",
+        row["id"],
+        status,
+        payout_id,
+        reason,
+    )
+    if status in ("failed", "reversed"):
+        currency = row["currency"]
+        await ledger.transfer(
+            conn,
+            debit=ledger.platform_account("payouts", currency),
+            credit=ledger.wallet_account(str(row["user_id"]), currency),
+            amount=row["amount"],
+            currency=currency,
+            kind="payout_reversal",
+            reference=str(row["id"]),
+        )
+    return status
+
+
+@routes.get("/api/wallet/balance")
+async def get_balance(request: web.Request) -> web.Response:
+    """Available (withdrawable) balance, money in escrow on my orders as doer, lifetime earnings, and
+    money on its way to a bank."""
+    claims = require_user(request)
+    pool = request.app[POOL]
+    user = await pool.fetchrow(
+        "SELECT wallet_balance, pending_balance, total_earnings, currency FROM users WHERE id = $1",
+        claims.user_id,
+    )
+    if user is None:
+        raise ApiError("not_found", "Your account no longer exists.")
+    withdrawing = await pool.fetchval(
+        "SELECT COALESCE(sum(amount), 0) FROM withdrawals WHERE user_id = $1"
+        " AND status IN ('pending', 'processing')",
+        claims.user_id,
+    )
+    return ok(
+        {
+            "currency": user["currency"],
+            "walletBalance": user["wallet_balance"],
+            "pendingBalance": user["pending_balance"],
+            "totalEarnings": user["total_earnings"],
+            "withdrawing": int(withdrawing),
+        }
+    )
+
+
+@routes.get("/api/wallet/transactions")
+async def list_transactions(request: web.Request) -> web.Response:
+    """My wallet's transfers, newest first; `?cursor=` from the previous page's nextCursor."""
+    claims = require_user(request)
+    limit = query_int(request, "limit", 20, 1, 100)
+    cursor = query_int(request, "cursor", 2**62, 1, 2**62)
+    pool = request.app[POOL]
+    currency = await pool.fetchval("SELECT currency FROM users WHERE id = $1", claims.user_id) or "INR"
+    account = ledger.wallet_account(claims.user_id, currency)
+    rows = await pool.fetch(
+        "SELECT * FROM ledger_transfers WHERE (debit_account = $1 OR credit_account = $1) AND id < $2"
+        " ORDER BY id DESC LIMIT $3",
+        account,
+        cursor,
+        limit + 1,
+    )
+    items = [
+        {
+            "id": str(r["id"]),
+            "kind": r["kind"],
+            "direction": "credit" if r["credit_account"] == account else "debit",
+            "amount": r["amount"],
+            "currency": r["currency"],
+            "orderId": str(r["order_id"]) if r["order_id"] else None,
+            "reference": r["reference"],
+            "createdAt": ms(r["created_at"]),
+        }
+        for r in rows[:limit]
+    ]
+    next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
+    return ok(items, nextCursor=next_cursor)
+
+
+@routes.post("/api/wallet/withdraw")
+async def withdraw(request: web.Request) -> web.Response:
+    """Send `amount` of my wallet to one of my verified bank accounts. Idempotency-Key required."""
+    claims = require_user(request)
+    f = Fields(await read_json(request))
+    f.unknown(["amount", "bankAccountId"])
+    amount = f.integer("amount", low=1, high=10**12)
+    bank_account_id = f.text("bankAccountId", max_len=36)
+    f.check()
+    try:
+        bank_account_id = str(uuid.UUID(bank_account_id))
+    except ValueError:
+        raise ApiError("not_found", "No such bank account of yours.") from None
+    settings = request.app[SETTINGS]
+    pool = request.app[POOL]
+
+    async def run() -> web.Response:
+        async with pool.acquire() as conn, conn.transaction():
+            bank = await conn.fetchrow(
+                "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
+                bank_account_id,
+                claims.user_id,
+            )
+            if bank is None:
+                raise ApiError("not_found", "No such bank account of yours.")
+            if bank["status"] != "verified":
+                raise ApiError(
+                    "conflict",
+                    "Verify this bank account first (POST /api/bank-accounts/{id}/verify).",
+                    details={"status": bank["status"]},
+                )
+            currency = await conn.fetchval("SELECT currency FROM users WHERE id = $1", claims.user_id)
+            row = await conn.fetchrow(
+                "INSERT INTO withdrawals (user_id, bank_account_id, amount, currency) VALUES ($1, $2, $3, $4)"
+                " RETURNING *",
+                claims.user_id,
+                bank_account_id,
+                amount,
+                currency,
+            )
+            assert row is not None
+            await ledger.transfer(
+                conn,
+                debit=ledger.wallet_account(claims.user_id, currency),
+                credit=ledger.platform_account("payouts", currency),
+                amount=amount,
+                currency=currency,
+                kind="withdrawal",
+                reference=str(row["id"]),
+            )
+        withdrawal_id = str(row["id"])
+        try:
+            result = await gateway_for(settings).payout(
+                fund_account_id=bank["fund_account_id"],
+                amount=amount,
+                currency=currency,
+                reference=withdrawal_id,
+            )
+            payout_id, gateway_status, reason = result.id, result.status, None
+        except GatewayError as exc:
+            log.warning(
+                "payout request failed", extra={"withdrawal": withdrawal_id, "definite": exc.definite}
+            )
+            # Unknown outcome: stay pending; the payout webhook (matched by reference) settles it.
+            payout_id, gateway_status, reason = None, "failed" if exc.definite else "", str(exc)
+        if gateway_status:
+            async with pool.acquire() as conn, conn.transaction():
+                await settle_withdrawal(
+                    conn,
+                    payout_id=payout_id,
+                    reference=withdrawal_id,
+                    gateway_status=gateway_status,
+                    reason=reason,
+                )
+                if payout_id is not None:
+                    await conn.execute(
+                        "UPDATE withdrawals SET payout_id = $2 WHERE id = $1 AND payout_id IS NULL",
+                        row["id"],
+                        payout_id,
+                    )
+        final = await pool.fetchrow("SELECT * FROM withdrawals WHERE id = $1", row["id"])
+        return ok(withdrawal_json(final), status=201)
+
+    return await idempotent(request, claims.user_id, run, required=True)
+
+
+def withdrawal_json(row: Any) -> dict[str, Any]:
+    """A withdrawal as the API shows it."""
+    return {
+        "id": str(row["id"]),
+        "bankAccountId": str(row["bank_account_id"]),
+        "amount": row["amount"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "payoutId": row["payout_id"],
+        "failureReason": row["failure_reason"],
+        "createdAt": ms(row["created_at"]),
+        "updatedAt": ms(row["updated_at"]),
+    }
+
+
+_MONEY = {"type": "integer", "minimum": 0}
+WITHDRAWAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "bankAccountId", "amount", "currency", "status", "createdAt", "updatedAt"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"},
+        "bankAccountId": {"type": "string", "format": "uuid"},
+        "amount": {"type": "integer", "minimum": 1},
+        "currency": {"type": "string"},
+        "status": {"enum": ["pending", "processing", "processed", "failed", "reversed"]},
+        "payoutId": {"type": ["string", "null"]},
+        "failureReason": {"type": ["string", "null"]},
+        "createdAt": {"type": "integer"},
+        "updatedAt": {"type": "integer"},
+    },
+}
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/wallet/balance": {
+        "get": {
+            "summary": "My wallet: available, in escrow (as doer), lifetime earnings, being withdrawn",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "responses": {
+                "200": json_response(
+                    envelope(
+                        {
+                            "type": "object",
+                            "required": ["currency", "walletBalance", "pendingBalance", "totalEarnings"],
+                            "properties": {
+                                "currency": {"type": "string"},
+                                "walletBalance": _MONEY,
+                                "pendingBalance": _MONEY,
+                                "totalEarnings": _MONEY,
+                                "withdrawing": _MONEY,
+                            },
+                        }
+                    )
+                ),
+                **errors(401, 404),
+            },
+        }
+    },
+    "/api/wallet/transactions": {
+        "get": {
+            "summary": "My wallet's ledger transfers, newest first (cursor paging)",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "parameters": [
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+                },
+            ],
+            "responses": {
+                "200": json_response(
+                    envelope(
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "kind", "direction", "amount", "currency", "createdAt"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "kind": {"type": "string"},
+                                    "direction": {"enum": ["credit", "debit"]},
+                                    "amount": {"type": "integer", "minimum": 1},
+                                    "currency": {"type": "string"},
+                                    "orderId": {"type": ["string", "null"]},
+                                    "reference": {"type": "string"},
+                                    "createdAt": {"type": "integer"},
+                                },
+                            },
+                        },
+                        {"nextCursor": {"type": ["string", "null"]}},
+                    )
+                ),
+                **errors(400, 401),
+            },
+        }
+    },
+    "/api/wallet/withdraw": {
+        "post": {
+            "summary": "Withdraw from my wallet to a verified bank account",
+            "description": "409 when the balance is short (details.reason insufficient_funds) or the account"
+            " is not verified. Requires Idempotency-Key.",
+            "tags": ["wallet"],
+            "security": BEARER,
+            "parameters": [{**PARAMETER, "required": True}],
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["amount", "bankAccountId"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "amount": {"type": "integer", "minimum": 1, "maximum": 10**12},
+                        "bankAccountId": {"type": "string", "format": "uuid"},
+                    },
+                }
+            ),
+            "responses": {
+                "201": json_response(envelope(WITHDRAWAL_SCHEMA)),
+                **errors(400, 401, 404, 409, 422),
+            },
+        }
+    },
+}

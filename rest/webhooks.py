@@ -1,0 +1,168 @@
+"""POST /api/webhooks/payment: Razorpay's events, each applied at most once.
+
+The body's HMAC-SHA256 with the webhook secret must equal `X-Razorpay-Signature` (constant-time).
+The event id (`X-Razorpay-Event-Id`, else a hash of the body) is inserted into gateway_events in
+the same transaction as the event's effect: a repeat, even a concurrent one, waits on that row and
+then finds it, so nothing is applied twice. Effects only move state forward, so events may arrive
+in any order. Unknown events are answered 200 and recorded as ignored."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from hub.keys import POOL, SETTINGS
+from rest.bank_accounts import settle_validation
+from rest.errors import ApiError
+from rest.gateway import signature_ok, webhook_signature
+from rest.http import ok
+from rest.openapi import errors, json_response
+from rest.payments import fund_order
+from rest.wallet import settle_withdrawal
+
+if TYPE_CHECKING:
+    from rest.ledger import Conn
+
+log = logging.getLogger("gigwire.webhooks")
+routes = web.RouteTableDef()
+
+
+def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
+    payload = event.get("payload")
+    node = payload.get(name) if isinstance(payload, dict) else None
+    entity = node.get("entity") if isinstance(node, dict) else None
+    return entity if isinstance(entity, dict) else {}
+
+
+async def apply_event(conn: Conn, event_type: str, event: dict[str, Any]) -> str:
+    """Apply one verified event inside the caller's transaction; return its outcome."""
+    if event_type in ("payment.captured", "order.paid"):
+        payment = _entity(event, "payment")
+        order_id = payment.get("order_id") or _entity(event, "order").get("id")
+        amount = payment.get("amount")
+        if not isinstance(order_id, str) or not isinstance(payment.get("id"), str):
+            return "malformed"
+        _, outcome = await fund_order(
+            conn,
+            gateway_order_id=order_id,
+            payment_id=payment["id"],
+            actor_id=None,
+            amount=amount if isinstance(amount, int) else None,
+        )
+        return outcome
+    if event_type == "refund.processed":
+        refund = _entity(event, "refund")
+        done = await conn.fetchval(
+            "UPDATE gateway_refunds SET status = 'processed', updated_at = now()"
+            " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING 1",
+            str(refund.get("id")),
+        )
+        return "refund_processed" if done else "stale"
+    if event_type in ("payout.processed", "payout.failed", "payout.reversed"):
+        payout = _entity(event, "payout")
+        reason = payout.get("failure_reason") or (payout.get("status_details") or {}).get("description")
+        return await settle_withdrawal(
+            conn,
+            payout_id=str(payout.get("id") or "") or None,
+            reference=str(payout.get("reference_id") or "") or None,
+            gateway_status=event_type.removeprefix("payout."),
+            reason=str(reason) if reason else None,
+        )
+    if event_type in ("fund_account.validation.completed", "fund_account.validation.failed"):
+        validation = _entity(event, "fund_account.validation")
+        fund_account = (validation.get("fund_account") or {}).get("id")
+        results = validation.get("results") or {}
+        if not isinstance(fund_account, str):
+            return "malformed"
+        active = event_type.endswith("completed") and results.get("account_status") == "active"
+        return await settle_validation(
+            conn, fund_account_id=fund_account, validation_id=str(validation.get("id")), active=active
+        )
+    return "ignored"
+
+
+@routes.post("/api/webhooks/payment")
+async def payment_webhook(request: web.Request) -> web.Response:
+    """Verify, deduplicate and apply one gateway event; answer quickly with its outcome."""
+    settings = request.app[SETTINGS]
+    raw = await request.read()
+    if not settings.razorpay_webhook_secret:
+        raise ApiError("unavailable", "Webhooks are off: RAZORPAY_WEBHOOK_SECRET is not set.")
+    given = request.headers.get("X-Razorpay-Signature", "")
+    if not given or not signature_ok(webhook_signature(settings.razorpay_webhook_secret, raw), given):
+        raise ApiError("bad_request", "The X-Razorpay-Signature does not match the body.")
+    try:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError("bad_request", "The body is not valid JSON.") from None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        raise ApiError("bad_request", "The body is not a gateway event (no 'event').")
+    event_type: str = event["event"]
+    header_id = request.headers.get("X-Razorpay-Event-Id", "").strip()
+    event_id = header_id[:200] if header_id else "sha256:" + hashlib.sha256(raw).hexdigest()
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        fresh = await conn.fetchval(
+            "INSERT INTO gateway_events (event_id, event_type, payload, outcome) VALUES ($1, $2, $3, '')"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING true",
+            event_id,
+            event_type,
+            event,
+        )
+        if not fresh:
+            return ok({"eventId": event_id, "outcome": "duplicate"})
+        outcome = await apply_event(conn, event_type, event)
+        await conn.execute("UPDATE gateway_events SET outcome = $2 WHERE event_id = $1", event_id, outcome)
+    log.info("gateway event", extra={"event": event_type, "event_id": event_id, "outcome": outcome})
+    return ok({"eventId": event_id, "outcome": outcome})
+
+
+OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/webhooks/payment": {
+        "post": {
+            "summary": "Payment gateway events (Razorpay format), signed with X-Razorpay-Signature",
+            "description": "payment.captured / order.paid fund the order; refund.processed; payout.processed,"
+            " payout.failed, payout.reversed; fund_account.validation.*. Each event is applied once (by"
+            " X-Razorpay-Event-Id, else a hash of the body); others are answered 200 and ignored.",
+            "tags": ["payments"],
+            "parameters": [
+                {
+                    "name": "X-Razorpay-Signature",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+                {
+                    "name": "X-Razorpay-Event-Id",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                },
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"type": "object", "required": ["event"]}}},
+            },
+            "responses": {
+                "200": json_response(
+                    {
+                        "type": "object",
+                        "required": ["success", "data"],
+                        "properties": {
+                            "success": {"const": True},
+                            "data": {
+                                "type": "object",
+                                "required": ["eventId", "outcome"],
+                                "properties": {"eventId": {"type": "string"}, "outcome": {"type": "string"}},
+                            },
+                        },
+                    }
+                ),
+                **errors(400, 503),
+            },
+        }
+    },
+}
