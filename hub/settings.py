@@ -64,6 +64,7 @@ class Settings:
     razorpay_key_secret: str = ""
     razorpay_webhook_secret: str = ""
     razorpay_base_url: str = "https://api.razorpay.com"
+    razorpayx_account_number: str = ""
     # push
     fcm_credentials_file: str | None = None
     # realtime
@@ -181,6 +182,7 @@ class Settings:
             razorpay_key_secret=key_secret,
             razorpay_webhook_secret=webhook_secret,
             razorpay_base_url=r.text("RAZORPAY_BASE_URL", "https://api.razorpay.com").rstrip("/"),
+            razorpayx_account_number=r.text("RAZORPAYX_ACCOUNT_NUMBER", ""),
             fcm_credentials_file=r.opt("FCM_CREDENTIALS_FILE"),
             ws_queue_max_frames=r.integer("WS_QUEUE_MAX_FRAMES", 1000, 1, 10**7),
             ws_queue_max_bytes=r.integer("WS_QUEUE_MAX_BYTES", 4 * 1024 * 1024, 1024, 2**31),

@@ -20,6 +20,11 @@ MODULES: list[str] = [
     "rest.gig_boost",
     "rest.recommend",
     "rest.applications",
+    "rest.orders",
+    "rest.payments",
+    "rest.webhooks",
+    "rest.wallet",
+    "rest.bank_accounts",
     "rest.openapi",
 ]
 

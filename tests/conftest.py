@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,3 +70,30 @@ async def pool(services: Services) -> AsyncIterator[asyncpg.Pool]:
     p = await create_pool(services.dsn, min_size=1, max_size=10)
     yield p
     await p.close()
+
+
+@pytest.fixture(autouse=True)
+def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the database: the ledger holds (rest.ledger.audit: balances sum to
+    zero per currency, stored balances equal their transfers, no wallet or escrow below zero, users'
+    money columns equal the ledger, each opened order's escrow matches its escrowState). Skipped when
+    the ledger tables are absent. Runs in its own thread and loop, whatever the test's loop was."""
+    yield
+    if "services" not in request.fixturenames:
+        return
+    dsn = request.getfixturevalue("services").dsn
+
+    async def check() -> list[str]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            if await conn.fetchval("SELECT to_regclass('ledger_accounts')") is None:
+                return []
+            from rest.ledger import audit
+
+            return await audit(conn)
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:
+        problems = executor.submit(asyncio.run, check()).result()
+    assert not problems, "ledger invariants broken after this test:\n" + "\n".join(problems)
