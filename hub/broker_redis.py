@@ -171,6 +171,6 @@ class RedisBroker:
                         if not waiter.done():
                             waiter.set_exception(ConnectionError("broker connection lost"))
                 with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.reset()  # type: ignore[no-untyped-call,unused-ignore]
+                    await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # reusable after
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, 60.0)

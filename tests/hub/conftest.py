@@ -37,30 +37,30 @@ class Conn:
             frame["ref"] = ref
         await self.ws.send_str(orjson.dumps(frame).decode())
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout=timeout)
+    async def next(self, within: float = 5.0) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout=within)
         assert msg.type is aiohttp.WSMsgType.TEXT, (msg.type, msg.data, msg.extra)
         frame: dict[str, Any] = orjson.loads(msg.data)
         return frame
 
-    async def expect(self, kind: str, ref: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    async def expect(self, kind: str, ref: str | None = None, within: float = 5.0) -> dict[str, Any]:
         """The next frame of type `kind` (and `ref` when given); other frames are kept in `skipped`."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
-                frame = await self.next(timeout)
+                frame = await self.next(within)
                 if frame["type"] == kind and (ref is None or frame.get("ref") == ref):
                     return frame
                 self.skipped.append(frame)
 
     async def request(
-        self, kind: str, data: dict[str, Any] | None = None, timeout: float = 5.0
+        self, kind: str, data: dict[str, Any] | None = None, within: float = 5.0
     ) -> dict[str, Any]:
         """Send with a fresh ref; return the ACK or ERROR answering it (other frames skipped)."""
         ref = f"r{next(_refs)}"
         await self.send(kind, data, ref)
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
-                frame = await self.next(timeout)
+                frame = await self.next(within)
                 if frame.get("ref") == ref:
                     return frame
                 self.skipped.append(frame)
@@ -72,9 +72,9 @@ class Conn:
         result: dict[str, Any] = frame["data"]
         return result
 
-    async def closed(self, timeout: float = 5.0) -> int | None:
+    async def closed(self, within: float = 5.0) -> int | None:
         """Read until the server closes; return the close code."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while True:
                 msg = await self.ws.receive()
                 if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):

@@ -170,7 +170,7 @@ async def test_typing_relayed_to_others_throttled_and_expired(
     await a.send("TYPING_START", {"orderId": pair.order_id})  # a renewal: not relayed again
     start = await b.expect("TYPING_START")
     assert start["data"] == {"orderId": pair.order_id, "userId": pair.client.id}
-    stop = await b.expect("TYPING_STOP", timeout=3)  # the server ends it without renewal
+    stop = await b.expect("TYPING_STOP", within=3)  # the server ends it without renewal
     assert stop["data"] == {"orderId": pair.order_id, "userId": pair.client.id}
     assert [f for f in b.skipped if f["type"] == "TYPING_START"] == []
     # The typist's own session does not get its typing back.

@@ -70,7 +70,7 @@ async def test_bad_or_expired_token_closes_4401(
 async def test_no_authentication_in_time_closes_4408(make_node: NodeFactory) -> None:
     node = await make_node(ws_auth_timeout=0.5)
     conn = await node.raw()
-    assert await conn.closed(timeout=5) == 4408
+    assert await conn.closed(within=5) == 4408
 
 
 async def test_frame_over_64_kib_closes_1009(node: Node, pair: Pair) -> None:
@@ -166,7 +166,7 @@ async def test_slow_reader_is_closed_1013_and_others_unaffected(make_node: NodeF
             await publish_event(broker, f"user:{pair.doer.id}", "NOTIFICATION", {"id": str(i), "body": "x"})
     overflows = node.app[METRICS].queue_overflows.labels("ws")
     assert overflows._value.get() == 1
-    assert await slow.closed(timeout=10) == 1013
+    assert await slow.closed(within=10) == 1013
     got = [f for f in await fast.quiet(0.5) if f["type"] == "NOTIFICATION"]
     assert len(got) == 8
     assert (await fast.ack("SUBSCRIBE_CHAT", {"orderId": pair.order_id}))["orderId"] == pair.order_id
