@@ -23,6 +23,7 @@ from hub.demo import setup_demo
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
+from hub.transport_sio import setup_socketio
 from hub.transport_ws import setup_realtime
 
 log = logging.getLogger("gigwire")
@@ -31,6 +32,7 @@ log = logging.getLogger("gigwire")
 EXTENSIONS: list[Callable[[web.Application], None]] = []
 EXTENSIONS.append(setup_realtime)  # /ws, /metrics and the hub's start/stop (hub/transport_ws.py)
 EXTENSIONS.append(setup_demo)  # GET /demo, the browser demo client
+EXTENSIONS.append(setup_socketio)  # /socket.io/, the hub's Socket.IO transport (after setup_realtime)
 
 
 def compose_app(settings: Settings, dsn: str) -> web.Application:
