@@ -20,7 +20,7 @@ from rest.http import Fields, ok, read_json
 from rest.otp import OtpSendError, code_matches, hash_code, new_code, sender_for
 from rest.ratelimit import client_ip
 from rest.refresh import issue_refresh, session_response
-from rest.users import USER_SCHEMA, operation, user_json
+from rest.users import USER_SCHEMA, operation, untrimmed, user_json
 
 log = logging.getLogger("gigwire.auth")
 routes = web.RouteTableDef()
@@ -64,9 +64,11 @@ async def send_otp(request: web.Request) -> web.Response:
     """Make a code for the phone, store its hash, and hand it to the OtpSender. The answer never
     contains the code."""
     settings = request.app[SETTINGS]
-    fields = Fields(await read_json(request))
+    body = await read_json(request)
+    fields = Fields(body)
     fields.unknown(["phone"])
     phone = _phone(fields)
+    untrimmed(fields, body, "phone")
     fields.check()
     await _throttle(request, phone)
     code = new_code()
@@ -105,10 +107,12 @@ async def verify_otp(request: web.Request) -> web.Response:
     """Check the phone's code; on success create the user if new, start a session, and answer the
     access token, refresh token (also as cookie), user and isNewUser."""
     settings = request.app[SETTINGS]
-    fields = Fields(await read_json(request))
+    body = await read_json(request)
+    fields = Fields(body)
     fields.unknown(["phone", "otp"])
     phone = _phone(fields)
     otp = fields.text("otp", max_len=6, pattern=CODE)
+    untrimmed(fields, body, "phone", "otp")
     fields.check()
     reason = ""
     left = 0

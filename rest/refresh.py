@@ -23,7 +23,7 @@ from hub.keys import POOL, SETTINGS, TOKENS
 from hub.settings import Settings
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json
-from rest.users import operation
+from rest.users import NOT_BLANK, operation
 
 log = logging.getLogger("gigwire.auth")
 routes = web.RouteTableDef()
@@ -186,8 +186,10 @@ _TOKEN_BODY: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "refreshToken": {
-            "type": "string",
+            "type": ["string", "null"],
+            "minLength": 1,
             "maxLength": 512,
+            "pattern": NOT_BLANK,
             "description": "Instead of the refreshToken cookie (apps without cookies).",
         }
     },

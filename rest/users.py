@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
@@ -18,7 +17,13 @@ from rest.http import Fields, ok, read_json, require_user
 
 routes = web.RouteTableDef()
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Never in an email or URL: whitespace and control characters. The OpenAPI patterns are these same
+# expressions (valid in both Python and ECMA-262), so the documented schema and the check agree.
+_NO = r"\s\x00-\x1f\x7f-\x9f\ufeff"
+EMAIL = re.compile(rf"[^@{_NO}]+@[^@{_NO}]+\.[^@{_NO}]+")
+URL = re.compile(rf"https?://[^/?#{_NO}]+(?:[/?#][^{_NO}]*)?")
+# A text with something other than what str.strip() removes (JSON Schema's \S is narrower).
+NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
 # The fields a profile needs before its owner can post gigs or apply (0001_core.sql).
 PROFILE_FIELDS = ("email", "name", "university", "course", "graduation_year")
 
@@ -248,15 +253,26 @@ async def get_me(request: web.Request) -> web.Response:
 
 
 def _url(fields: Fields, name: str, value: str | None) -> None:
-    if value is None or name in fields.errors:
-        return
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+    if value is not None and name not in fields.errors and not URL.fullmatch(value):
         fields.errors[name] = "must be an http:// or https:// URL"
+
+
+def untrimmed(fields: Fields, body: Mapping[str, Any], *names: str) -> None:
+    """Refuse strings with spaces around them for fields whose format allows none (Fields.text
+    would strip them silently, and the documented pattern refuses them)."""
+    for name in names:
+        raw = body.get(name)
+        if isinstance(raw, str) and raw != raw.strip():
+            fields.errors[name] = "must not start or end with spaces"
 
 
 def _read_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     """The validated changes (camelCase name -> value, None meaning clear), or bad_request."""
+    # JSON has one number type: 2028.0 is the integer 2028.
+    body = {
+        k: int(v) if k in ("year", "graduationYear") and isinstance(v, float) and v.is_integer() else v
+        for k, v in body.items()
+    }
     fields = Fields(body)
     for name in body:
         if name in READ_ONLY:
@@ -280,6 +296,7 @@ def _read_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     }
     _url(fields, "avatarUrl", values["avatarUrl"])
     _url(fields, "idDocumentUrl", values["idDocumentUrl"])
+    untrimmed(fields, body, "email", "avatarUrl", "idDocumentUrl")
     if not body:
         fields.errors["body"] = "send at least one field to change"
     fields.check()
@@ -333,6 +350,9 @@ async def patch_me(request: web.Request) -> web.Response:
     return ok(user_json(row))
 
 
+_URL_SCHEMA = {"type": ["string", "null"], "maxLength": 2048, "pattern": f"^{URL.pattern}$"}
+_TEXT_SCHEMA = {"type": "string", "minLength": 1, "pattern": NOT_BLANK}
+
 OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
     "/api/users/me": {
         "get": operation(
@@ -365,12 +385,12 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                 "additionalProperties": False,
                 "minProperties": 1,
                 "properties": {
-                    "name": {"type": "string", "minLength": 1, "maxLength": 100},
-                    "email": {"type": "string", "format": "email", "maxLength": 254},
-                    "avatarUrl": {"type": ["string", "null"], "format": "uri", "maxLength": 2048},
+                    "name": {**_TEXT_SCHEMA, "maxLength": 100},
+                    "email": {"type": "string", "maxLength": 254, "pattern": f"^{EMAIL.pattern}$"},
+                    "avatarUrl": _URL_SCHEMA,
                     "bio": {"type": ["string", "null"], "maxLength": 500},
-                    "university": {"type": "string", "minLength": 1, "maxLength": 200},
-                    "course": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "university": {**_TEXT_SCHEMA, "maxLength": 200},
+                    "course": {**_TEXT_SCHEMA, "maxLength": 200},
                     "year": {"type": "integer", "minimum": 1, "maximum": 5},
                     "graduationYear": {"type": "integer", "minimum": 1950, "maximum": 2100},
                     "roles": {
@@ -378,7 +398,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                         "minItems": 1,
                         "items": {"type": "string", "enum": ["doer", "client"]},
                     },
-                    "idDocumentUrl": {"type": ["string", "null"], "format": "uri", "maxLength": 2048},
+                    "idDocumentUrl": _URL_SCHEMA,
                 },
             },
         ),
