@@ -7,6 +7,7 @@ limit; any non-2xx answer or transport failure is a GatewayError naming what the
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,8 @@ class RazorpayGateway:
 
     def __init__(self, settings: Settings) -> None:
         self.key_id = settings.razorpay_key_id
-        self._auth = aiohttp.BasicAuth(settings.razorpay_key_id, settings.razorpay_key_secret)
+        token = base64.b64encode(f"{settings.razorpay_key_id}:{settings.razorpay_key_secret}".encode())
+        self._auth = {"Authorization": "Basic " + token.decode()}
         self._base = settings.razorpay_base_url.rstrip("/")
         self._account_number = settings.razorpayx_account_number
 
@@ -32,7 +34,7 @@ class RazorpayGateway:
     ) -> dict[str, Any]:
         try:
             async with (
-                aiohttp.ClientSession(timeout=_TIMEOUT, auth=self._auth) as session,
+                aiohttp.ClientSession(timeout=_TIMEOUT, headers=self._auth) as session,
                 session.post(self._base + path, json=dict(body), headers=headers) as response,
             ):
                 data = await response.json(content_type=None)

@@ -3,6 +3,7 @@ it, and helpers to open, pay and drive orders."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import Callable
@@ -51,6 +52,10 @@ class FakeRazorpay:
     payout_status: str = "processing"
     validation_active: bool = True
     url: str = ""
+    # When set, calls whose path starts with `hold_path` wait for `hold` (and `entered` is set first).
+    hold: asyncio.Event | None = None
+    hold_path: str = ""
+    entered: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[_refusals])
@@ -71,6 +76,9 @@ class FakeRazorpay:
             )
         body: dict[str, Any] = await request.json()
         self.calls.append((request.method, request.path, body))
+        if self.hold is not None and request.path.startswith(self.hold_path):
+            self.entered.set()
+            await self.hold.wait()
         for prefix, status in self.fail.items():
             if request.path.startswith(prefix):
                 raise _Refused(status)

@@ -41,7 +41,9 @@ async def test_lifecycle_moves_money_once_and_audits_each_step(
     assert status == 200
     assert body["data"]["status"] == "in_progress"
     assert body["data"]["revisionRequests"][0]["reason"] == "bigger please"
-    status, body = await act(api, d, order_id, "submit", {"deliverables": [{"url": "https://files.example/v2"}]})
+    status, body = await act(
+        api, d, order_id, "submit", {"deliverables": [{"url": "https://files.example/v2"}]}
+    )
     assert [x["round"] for x in body["data"]["deliverables"]] == [1, 2]
     status, body = await act(api, c, order_id, "approve")
     assert status == 200, body
@@ -110,7 +112,9 @@ async def test_cancel_after_funding_refunds_through_the_gateway(
     assert refund[1] == f"/v1/payments/{body['data']['paymentGatewayPaymentId']}/refund"
     assert refund[2]["amount"] == 100_000
     assert await ledger.balance(pool, ledger.escrow_account(order_id)) == 0
-    assert await pool.fetchval("SELECT status FROM gateway_refunds WHERE order_id = $1", order_id) == "initiated"
+    assert (
+        await pool.fetchval("SELECT status FROM gateway_refunds WHERE order_id = $1", order_id) == "initiated"
+    )
 
 
 async def test_gateway_refusing_the_refund_changes_nothing(
