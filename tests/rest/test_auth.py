@@ -90,6 +90,7 @@ async def test_log_sender_writes_the_code_to_the_otp_log(
         {"phone": "+1234567"},
         {"phone": "+1234567890123456"},
         {"phone": "+91987654321a"},
+        {"phone": " +919876543210"},
         {"phone": "+919876543210", "otp": "123456"},
     ],
 )

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from hub.settings import Settings
 from tests.factories import make_user
+from tests.services import RedisServer
 
 Client = TestClient[Any, Any]
 Factory = Callable[..., web.Application]
@@ -121,3 +124,23 @@ async def test_forwarded_for_counts_only_behind_a_trusted_proxy(
     assert resp.status == 429
     resp = await proxied.get("/api/users/me", headers={"X-Forwarded-For": "198.51.100.8"})
     assert resp.status == 401
+
+
+async def test_the_api_stays_up_when_the_store_is_down(
+    aiohttp_client: Any, make_app: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    redis = RedisServer()
+    redis.start()
+    try:
+        api = await aiohttp_client(make_app(redis_url=redis.url, api_rate_per_ip=5))
+        resp = await api.get("/api/users/me")
+        assert resp.status == 401 and figures(resp)[:2] == (5, 4)
+        redis.stop()
+        with caplog.at_level(logging.WARNING, logger="gigwire.ratelimit"):
+            for _ in range(6):  # more than the limit: nobody is counting now
+                resp = await api.get("/api/users/me")
+                assert resp.status == 401, await resp.text()
+                assert "X-RateLimit-Limit" not in resp.headers
+        assert any("store unreachable" in r.getMessage() for r in caplog.records)
+    finally:
+        redis.cleanup()

@@ -77,6 +77,9 @@ async def test_patch_changes_the_profile(client: Client, pool: asyncpg.Pool, set
     assert me["emailVerified"] is False and me["idVerified"] is False  # new address, new document
     row = await row_of(pool, user)
     assert row["name"] == "Asha Rao" and row["roles"] == ["doer"] and row["year"] == 3
+    # JSON has one number type: 2029.0 is the integer 2029.
+    resp = await client.patch("/api/users/me", json={"graduationYear": 2029.0}, headers=user.headers)
+    assert resp.status == 200 and (await resp.json())["data"]["graduationYear"] == 2029
     resp = await client.patch("/api/users/me", json={"avatarUrl": None, "bio": ""}, headers=user.headers)
     me = (await resp.json())["data"]
     assert resp.status == 200 and me["avatarUrl"] is None and me["bio"] is None
@@ -90,6 +93,9 @@ async def test_patch_changes_the_profile(client: Client, pool: asyncpg.Pool, set
         ({"name": None}, "name"),
         ({"email": "not-an-email"}, "email"),
         ({"email": "a@b"}, "email"),
+        ({"email": " a@b.example"}, "email"),
+        ({"email": "a\x00b@c.example"}, "email"),
+        ({"avatarUrl": "https://cdn.example/a b.png"}, "avatarUrl"),
         ({"avatarUrl": "ftp://cdn.example/a.png"}, "avatarUrl"),
         ({"avatarUrl": "javascript:alert(1)"}, "avatarUrl"),
         ({"idDocumentUrl": "https://"}, "idDocumentUrl"),
@@ -97,6 +103,7 @@ async def test_patch_changes_the_profile(client: Client, pool: asyncpg.Pool, set
         ({"year": 0}, "year"),
         ({"year": 6}, "year"),
         ({"year": "2"}, "year"),
+        ({"year": 2.5}, "year"),
         ({"graduationYear": 1900}, "graduationYear"),
         ({"roles": []}, "roles"),
         ({"roles": ["boss"]}, "roles"),
