@@ -27,7 +27,9 @@ event_data = st.fixed_dictionaries(
         "messageId": ids,
         "text": st.text(max_size=60) | ints | st.just("x" * 4001),
         "attachments": st.lists(
-            st.fixed_dictionaries({}, optional={"url": st.text(max_size=30) | st.just("https://a.example/f")}),
+            st.fixed_dictionaries(
+                {}, optional={"url": st.text(max_size=30) | st.just("https://a.example/f")}
+            ),
             max_size=12,
         )
         | json_values,
@@ -48,7 +50,9 @@ payloads = st.one_of(
     st.binary(max_size=200).map(lambda b: ("binary", b)),
 )
 # A few frames just under and over the 64 KiB limit.
-payloads = payloads | st.integers(60_000, 70_000).map(lambda n: ("text", '{"type":"PING","data":{"x":"' + "a" * n + '"}}'))
+payloads = payloads | st.integers(60_000, 70_000).map(
+    lambda n: ("text", '{"type":"PING","data":{"x":"' + "a" * n + '"}}')
+)
 
 
 def draw_payloads(count: int) -> list[tuple[str, Any]]:
