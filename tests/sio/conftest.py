@@ -4,6 +4,7 @@ hub tests' nodes and order pairs (re-exported fixtures)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -11,7 +12,16 @@ import socketio
 from tests.factories import TestUser
 from tests.hub.conftest import Node, Pair, make_node, node, pair
 
-__all__ = ["Node", "Pair", "SioConn", "make_node", "node", "pair", "sio_connect"]
+__all__ = ["Node", "Pair", "SioConn", "eventually", "make_node", "node", "pair", "sio_connect"]
+
+
+async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait until `check()` holds; fail after `within` seconds."""
+    for _ in range(int(within / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    assert check(), "the condition did not hold in time"
 
 
 class SioConn:
