@@ -67,6 +67,8 @@ class Settings:
     razorpayx_account_number: str = ""
     # push
     fcm_credentials_file: str | None = None
+    fcm_endpoint: str = "https://fcm.googleapis.com"
+    push_max_attempts: int = 8
     # realtime
     ws_queue_max_frames: int = 1000
     ws_queue_max_bytes: int = 4 * 1024 * 1024
@@ -79,6 +81,8 @@ class Settings:
     run_workers: bool = True
     auto_approve_days: float = 7.0
     unpaid_expire_hours: float = 24.0
+    timer_sweep_s: float = 30.0
+    worker_metrics_port: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -184,6 +188,8 @@ class Settings:
             razorpay_base_url=r.text("RAZORPAY_BASE_URL", "https://api.razorpay.com").rstrip("/"),
             razorpayx_account_number=r.text("RAZORPAYX_ACCOUNT_NUMBER", ""),
             fcm_credentials_file=r.opt("FCM_CREDENTIALS_FILE"),
+            fcm_endpoint=r.text("FCM_ENDPOINT", "https://fcm.googleapis.com").rstrip("/"),
+            push_max_attempts=r.integer("PUSH_MAX_ATTEMPTS", 8, 1, 50),
             ws_queue_max_frames=r.integer("WS_QUEUE_MAX_FRAMES", 1000, 1, 10**7),
             ws_queue_max_bytes=r.integer("WS_QUEUE_MAX_BYTES", 4 * 1024 * 1024, 1024, 2**31),
             ws_max_frame_bytes=r.integer("WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 2**24),
@@ -194,6 +200,8 @@ class Settings:
             run_workers=r.flag("RUN_WORKERS", redis_url is None),
             auto_approve_days=float(r.integer("AUTO_APPROVE_DAYS", 7, 1, 365)),
             unpaid_expire_hours=float(r.integer("UNPAID_EXPIRE_HOURS", 24, 1, 24 * 365)),
+            timer_sweep_s=float(r.integer("TIMER_SWEEP_S", 30, 1, 3600)),
+            worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),
         )
 
 

@@ -20,6 +20,8 @@ MODULES: list[str] = [
     "rest.gig_boost",
     "rest.recommend",
     "rest.applications",
+    "rest.devices",
+    "rest.notifications",
     "rest.orders",
     "rest.payments",
     "rest.webhooks",

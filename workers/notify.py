@@ -1,0 +1,206 @@
+"""Creating notifications and push jobs inside the caller's transaction.
+
+`notify` is what any part of gigwire calls to tell a user something: an inbox row and a live
+NOTIFICATION event (when the user wants it in the app) and a push job (when they want it pushed),
+all committed or rolled back with the caller's change. `queue_chat_push` is the hub's hook for
+chat messages; whether the recipient already saw the message live is decided at send time."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
+
+import asyncpg
+import orjson
+
+from hub.outbox import enqueue
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+
+PUSH_CHANNEL = "gigwire_push"  # NOTIFY channel that wakes the push sender
+
+# The notification types a user can set preferences for. Other types are allowed (a slug), with
+# both channels on and no preference row to change them until they are listed here.
+NOTIFICATION_TYPES: tuple[str, ...] = (
+    "order_update",
+    "new_application",
+    "chat_message",
+    "payment",
+    "review",
+    "system",
+)
+TYPE_PATTERN = re.compile(r"^[a-z_]{2,40}$")
+TITLE_MAX = 200
+BODY_MAX = 2000
+PUSH_BODY_MAX = 1000  # FCM refuses payloads over 4 KiB; a push shows a couple of lines anyway
+
+
+def epoch_ms(value: Any) -> int:
+    """A timestamptz as integer epoch milliseconds (the wire format of every timestamp)."""
+    return int(value.timestamp() * 1000)
+
+
+def push_data(data: Mapping[str, Any]) -> dict[str, str]:
+    """FCM data payloads are string to string: scalars as text, anything else as JSON."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            out[key] = value
+        elif isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            out[key] = str(value)
+        else:
+            out[key] = orjson.dumps(value).decode()
+    return out
+
+
+async def preference(conn: Conn, user_id: str, type_: str) -> tuple[bool, bool]:
+    """(in_app, push) for this user and notification type; both on when never set."""
+    row = await conn.fetchrow(
+        "SELECT in_app, push FROM notification_preferences WHERE user_id = $1 AND type = $2",
+        user_id,
+        type_,
+    )
+    return (True, True) if row is None else (bool(row["in_app"]), bool(row["push"]))
+
+
+async def queue_push(
+    conn: Conn,
+    user_id: str,
+    type_: str,
+    title: str,
+    body: str,
+    data: Mapping[str, Any],
+    *,
+    collapse_key: str | None = None,
+    priority: str = "high",
+    order_id: str | None = None,
+    outbox_id: int | None = None,
+) -> int | None:
+    """Queue one push to every device of `user_id`, committed with the caller's transaction, and
+    wake the push sender at commit. Returns the job id, or None when this outbox row already
+    queued one for this user (a re-run of the relay)."""
+    job_id: int | None = await conn.fetchval(
+        "INSERT INTO push_jobs (user_id, type, title, body, data, collapse_key, priority, order_id,"
+        " outbox_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " ON CONFLICT (outbox_id, user_id) DO NOTHING RETURNING id",
+        user_id,
+        type_,
+        title[:TITLE_MAX],
+        body[:PUSH_BODY_MAX],
+        push_data(data),
+        collapse_key,
+        priority,
+        order_id,
+        outbox_id,
+    )
+    if job_id is not None:
+        await conn.execute(f"NOTIFY {PUSH_CHANNEL}")
+    return job_id
+
+
+async def notify(
+    conn: Conn,
+    user_id: str,
+    type: str,
+    title: str,
+    body: str,
+    data: Mapping[str, Any] | None = None,
+) -> str:
+    """Tell `user_id` something, inside the caller's transaction: when their preference for `type`
+    allows in-app, an inbox row and a live NOTIFICATION {id, type, title, body, data, createdAt} on
+    `user:<id>`; when it allows push, a push job to their devices. Returns the notification id (the
+    same id is in the push's data). ValueError for a malformed type, an empty or too long title, a
+    too long body."""
+    if not TYPE_PATTERN.fullmatch(type):
+        raise ValueError(f"notification type must match {TYPE_PATTERN.pattern}, got {type!r}")
+    if not 1 <= len(title) <= TITLE_MAX or len(body) > BODY_MAX:
+        raise ValueError(f"title must be 1 to {TITLE_MAX} characters and body at most {BODY_MAX}")
+    payload = dict(data or {})
+    in_app, push = await preference(conn, user_id, type)
+    notification_id = str(uuid.uuid4())
+    if in_app:
+        created = await conn.fetchval(
+            "INSERT INTO notifications (id, user_id, type, title, body, data)"
+            " VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
+            notification_id,
+            user_id,
+            type,
+            title,
+            body,
+            payload,
+        )
+        event = {
+            "id": notification_id,
+            "type": type,
+            "title": title,
+            "body": body,
+            "data": payload,
+            "createdAt": epoch_ms(created),
+        }
+        # hub.outbox types its connection narrowly; a pooled connection proxies the same API.
+        await enqueue(cast("asyncpg.Connection", conn), "NOTIFICATION", event, user_ids=[user_id])
+    if push:
+        order_id = payload.get("orderId")
+        await queue_push(
+            conn,
+            user_id,
+            type,
+            title,
+            body,
+            {**payload, "type": "NOTIFICATION", "notificationType": type, "notificationId": notification_id},
+            order_id=order_id if isinstance(order_id, str) else None,
+        )
+    return notification_id
+
+
+def chat_collapse_key(order_id: str) -> str:
+    """One collapse key per order chat: a phone that was offline shows the latest message once."""
+    return f"chat-{order_id}"
+
+
+async def queue_chat_push(
+    conn: Conn, order_id: str, sender_id: str, message: Mapping[str, Any]
+) -> int | None:
+    """Queue a push of chat `message` (the CHAT_MESSAGE data: id, seq, text, attachments...) to the
+    order's other participant. Call in the message's insert transaction (or right after it). The
+    push sender drops it if that participant has a live session subscribed to the order when it
+    is sent, or has chat pushes turned off. Returns the job id, or None when the sender is not a
+    participant of the order."""
+    row = await conn.fetchrow(
+        "SELECT o.client_id::text AS client_id, o.doer_id::text AS doer_id, u.name AS sender_name"
+        " FROM orders o JOIN users u ON u.id = $2::uuid WHERE o.id = $1::uuid",
+        order_id,
+        sender_id,
+    )
+    if row is None or sender_id not in (row["client_id"], row["doer_id"]):
+        return None
+    recipient = row["doer_id"] if sender_id == row["client_id"] else row["client_id"]
+    text = str(message.get("text") or "").strip()
+    if not text:
+        count = len(message.get("attachments") or [])
+        text = "Sent an attachment" if count <= 1 else f"Sent {count} attachments"
+    return await queue_push(
+        conn,
+        recipient,
+        "chat_message",
+        row["sender_name"] or "New message",
+        text,
+        {
+            "type": "CHAT_MESSAGE",
+            "orderId": order_id,
+            "messageId": message.get("id"),
+            "seq": message.get("seq"),
+            "senderId": sender_id,
+        },
+        collapse_key=chat_collapse_key(order_id),
+        order_id=order_id,
+    )
