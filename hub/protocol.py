@@ -9,7 +9,8 @@ Decisions where PROTOCOL.md leaves room:
   without `ref` (there is no valid ref to echo).
 - `text` over 4,000 characters, more than 10 attachments, or a field over its length limit is
   `too_large`; an empty or blank `text` without attachments is `bad_request`. Text is stored as sent.
-- Binary WebSocket frames are `bad_request`: every frame is JSON text."""
+- Binary WebSocket frames are `bad_request`: every frame is JSON text.
+- A NUL character in any string field is `bad_request` (PostgreSQL cannot store it)."""
 
 from __future__ import annotations
 
@@ -126,6 +127,8 @@ def _text(item: dict[str, Any], name: str, limit: int, where: str = "") -> str |
         raise HubError("bad_request", f"{where}{name} must be a string.")
     if len(value) > limit:
         raise HubError("too_large", f"{where}{name} must be at most {limit} characters.")
+    if "\x00" in value:  # PostgreSQL text and jsonb cannot hold NUL
+        raise HubError("bad_request", f"{where}{name} must not contain NUL characters.")
     return value
 
 

@@ -23,6 +23,7 @@ MODULES: list[str] = [
     "rest.devices",
     "rest.notifications",
     "rest.orders",
+    "rest.messages",
     "rest.payments",
     "rest.webhooks",
     "rest.wallet",
