@@ -22,7 +22,7 @@ from rest.gateway import BankDetails, GatewayError, gateway_for
 from rest.http import Fields, ok, path_uuid, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
 from rest.openapi import BEARER, envelope, errors, json_body, json_response, path_id
-from rest.order_states import ms
+from rest.order_states import has_control, ms
 
 if TYPE_CHECKING:
     from rest.ledger import Conn
@@ -73,6 +73,8 @@ async def add_account(request: web.Request) -> web.Response:
     holder = f.text("holderName", max_len=120)
     ifsc = f.text("ifsc", pattern=_IFSC)
     number = f.text("accountNumber", pattern=_NUMBER)
+    if isinstance(holder, str) and has_control(holder):
+        f.errors["holderName"] = "must not contain control characters"
     f.check()
     settings = request.app[SETTINGS]
     digest = hmac.new(settings.jwt_secret.encode(), f"{claims.user_id}:{number}".encode(), hashlib.sha256)
@@ -259,7 +261,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                         }
                     )
                 ),
-                **errors(401, 404, 409, 422),
+                **errors(400, 401, 404, 409, 422),
             },
         }
     },
@@ -269,7 +271,10 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "tags": ["wallet"],
             "security": BEARER,
             "parameters": [*_ID, PARAMETER],
-            "responses": {"200": json_response(envelope(BANK_SCHEMA)), **errors(401, 404, 409, 422, 502)},
+            "responses": {
+                "200": json_response(envelope(BANK_SCHEMA)),
+                **errors(400, 401, 404, 409, 422, 502),
+            },
         }
     },
 }

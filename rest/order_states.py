@@ -208,8 +208,21 @@ def parse_action_body(action: str, body: Mapping[str, Any]) -> dict[str, Any]:
         args["note"] = f.text("note", required=False, max_len=2000)
     else:
         f.unknown([])
+    for name, value in args.items():
+        texts = [v for d in value for v in d.values()] if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and has_control(t) for t in texts):
+            f.errors[name] = "must not contain control characters"
     f.check()
     return args
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """True when `text` holds a control character other than tab and newlines (PostgreSQL refuses
+    NUL, and none of them belongs in a name, reason or URL)."""
+    return _CONTROL.search(text) is not None
 
 
 _URL = re.compile(r"https?://[^\s]{1,2040}")
