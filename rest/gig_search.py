@@ -36,13 +36,13 @@ CATEGORIES = (
 STATUSES = ("open", "closed", "in_progress", "completed", "cancelled")
 BUDGET_TYPES = ("fixed", "hourly", "milestone")
 DEADLINE_WINDOWS = ("today", "this_week", "this_month")
-# sortBy value -> SQL expression; only these ever reach the ORDER BY.
+# sortBy value -> column; only these ever reach the ORDER BY.
 SORTS = {
-    "createdAt": "g.created_at",
-    "budgetMax": "g.budget_max",
-    "budgetMin": "g.budget_min",
-    "deadline": "g.deadline",
-    "applicationsCount": "g.applications_count",
+    "createdAt": "created_at",
+    "budgetMax": "budget_max",
+    "budgetMin": "budget_min",
+    "deadline": "deadline",
+    "applicationsCount": "applications_count",
     "relevance": "rank",
 }
 MAX_LIMIT = 100
@@ -297,14 +297,30 @@ async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[dict[str, Any]], in
         tsq = f"websearch_to_tsquery('english', {arg(q.search)})"
         where.append(f"g.search @@ {tsq}")
         rank = f"ts_rank(g.search, {tsq})"
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
-    direction = "DESC" if q.descending else "ASC"
-    total: int = await conn.fetchval(f"SELECT count(*) FROM gigs g {clause}", *args)
+    clause = " AND ".join(where) or "true"
+    d = "DESC" if q.descending else "ASC"
+
+    def key(prefix: str) -> str:
+        column = SORTS[q.sort_by]
+        first = column if column == "rank" else prefix + column
+        return f"{first} {d}, {prefix}created_at {d}, {prefix}id {d}"
+
+    # Boosted gigs first. Sorting on "boosted now?" would defeat the indexes, so the boosted (few,
+    # found by gigs_boosted_idx) and the others (in index order) are each cut to the page's depth
+    # and only those rows are merged.
+    total: int = await conn.fetchval(f"SELECT count(*) FROM gigs g WHERE {clause}", *args)
+    depth = arg(q.page * q.limit)
+
+    def part(boosted: str) -> str:
+        return (
+            f"(SELECT {GIG_COLUMNS}, {rank} AS rank FROM gigs g WHERE {clause} AND {boosted}"
+            f" ORDER BY {key('g.')} LIMIT {depth})"
+        )
+
     rows = await conn.fetch(
-        f"SELECT {GIG_COLUMNS}, {rank} AS rank FROM gigs g {clause}"
-        f" ORDER BY coalesce(g.boosted_until > now(), false) DESC, {SORTS[q.sort_by]} {direction},"
-        f" g.created_at {direction}, g.id {direction}"
-        f" LIMIT {arg(q.limit)} OFFSET {arg((q.page - 1) * q.limit)}",
+        f"SELECT * FROM ({part('g.boosted_until > now()')} UNION ALL"
+        f" {part('(g.boosted_until IS NULL OR g.boosted_until <= now())')}) AS u"
+        f" ORDER BY boosted_now DESC, {key('')} LIMIT {arg(q.limit)} OFFSET {arg((q.page - 1) * q.limit)}",
         *args,
     )
     return [gig_json(r) for r in rows], total
