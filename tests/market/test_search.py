@@ -210,3 +210,15 @@ async def test_limit_default_and_max(client: Any) -> None:
     assert (await resp.json())["limit"] == 20
     resp = await client.get("/api/gigs", params={"limit": "100"})
     assert resp.status == 200
+
+
+async def test_paging_with_boosted_gigs(client: Any, pool: asyncpg.Pool, catalogue: dict[str, Any]) -> None:
+    c, tag = catalogue, catalogue["tag"]
+    for name in ("essay", "logo"):
+        await pool.execute("UPDATE gigs SET boosted_until = now() + interval '1 hour' WHERE id = $1", c[name])
+    seen: list[str] = []
+    for page in (1, 2, 3):
+        resp = await client.get("/api/gigs", params={"skills": tag, "limit": 2, "page": page})
+        seen += [g["id"] for g in (await resp.json())["data"]]
+    # boosted first (newest first among them), then the rest newest first, each exactly once
+    assert seen == [c[n] for n in ("essay", "logo", "poster", "video", "site")]
