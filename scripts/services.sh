@@ -12,7 +12,7 @@ if [ ${#_need_apt[@]} -gt 0 ]; then
   fi
 fi
 
-# Browser and Node tools of tests/demo and tests/sio: Debian's chromium, and socket.io-client 4.x and
+# Browser and Node tools of tests/demo and tests/sio: Debian's chromium, and socket.io-client 4.x, ws and
 # playwright-core from npm into .deps/node (ignored by git). playwright-core drives the system Chromium;
 # it never downloads a browser of its own. Whatever cannot be installed here makes those tests skip,
 # saying why. Output goes to .deps/install.log, shown only when a step fails.
@@ -30,7 +30,7 @@ if ! command -v chromium >/dev/null 2>&1; then
     echo "warning: chromium missing and cannot be installed (not root); browser tests will be skipped" >&2
   fi
 fi
-_node_want="socket.io-client@4 playwright-core@1"
+_node_want="socket.io-client@4 playwright-core@1 ws@8"
 _node_stamp=.deps/node/.gigwire-installed
 if command -v npm >/dev/null 2>&1; then
   if [ ! -f "$_node_stamp" ] || [ "$(cat "$_node_stamp")" != "$_node_want" ]; then
