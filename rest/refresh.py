@@ -23,7 +23,7 @@ from hub.keys import POOL, SETTINGS, TOKENS
 from hub.settings import Settings
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json
-from rest.users import NOT_BLANK, operation
+from rest.users import operation
 
 log = logging.getLogger("gigwire.auth")
 routes = web.RouteTableDef()
@@ -87,9 +87,13 @@ def session_response(
 
 async def _presented(request: web.Request) -> str | None:
     """The refresh token of the body (`refreshToken`) or, failing that, of the cookie."""
-    fields = Fields(await read_json(request))
+    body = await read_json(request)
+    fields = Fields(body)
     fields.unknown(["refreshToken"])
-    token = fields.text("refreshToken", required=False, max_len=512)
+    # Taken as sent, not trimmed: a token is opaque, and a wrong one is simply unknown.
+    token = body.get("refreshToken")
+    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 512):
+        fields.errors["refreshToken"] = "must be a string of 1 to 512 characters"
     fields.check()
     return token or request.cookies.get(COOKIE) or None
 
@@ -189,7 +193,6 @@ _TOKEN_BODY: dict[str, Any] = {
             "type": ["string", "null"],
             "minLength": 1,
             "maxLength": 512,
-            "pattern": NOT_BLANK,
             "description": "Instead of the refreshToken cookie (apps without cookies).",
         }
     },

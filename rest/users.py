@@ -14,6 +14,7 @@ from aiohttp import web
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
+from rest.openapi import ERROR_REF, envelope
 
 routes = web.RouteTableDef()
 
@@ -22,8 +23,10 @@ routes = web.RouteTableDef()
 _NO = r"\s\x00-\x1f\x7f-\x9f\ufeff"
 EMAIL = re.compile(rf"[^@{_NO}]+@[^@{_NO}]+\.[^@{_NO}]+")
 URL = re.compile(rf"https?://[^/?#{_NO}]+(?:[/?#][^{_NO}]*)?")
-# A text with something other than what str.strip() removes (JSON Schema's \S is narrower).
-NOT_BLANK = r"[^\s\x1c-\x1f\x85]"
+# A text with something other than what str.strip() removes (JSON Schema's \S is narrower), and
+# no NUL, which PostgreSQL text cannot hold.
+NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
+NO_NUL = r"^[^\x00]*$"
 # The fields a profile needs before its owner can post gigs or apply (0001_core.sql).
 PROFILE_FIELDS = ("email", "name", "university", "course", "graduation_year")
 
@@ -131,22 +134,6 @@ USER_SCHEMA: dict[str, Any] = {
 }
 """JSON Schema of `user_json`'s output."""
 
-_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["success", "error"],
-    "properties": {
-        "success": {"const": False},
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-            },
-        },
-    },
-}
 _RATE_HEADERS = {
     "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests allowed a minute"},
     "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "requests left this minute"},
@@ -167,21 +154,16 @@ def operation(
 ) -> dict[str, Any]:
     """An OpenAPI operation answering `{"success": true, "data": <data>, **meta}` with 200, the
     error envelope for each status of `errors` (status -> when), and 429 from the rate limiter."""
-    envelope: dict[str, Any] = {
-        "type": "object",
-        "required": ["success", "data", *(meta or {})],
-        "properties": {"success": {"const": True}, "data": data, **(meta or {})},
-    }
     responses: dict[str, Any] = {
         "200": {
             "description": "Done.",
             "headers": _RATE_HEADERS,
-            "content": {"application/json": {"schema": envelope}},
+            "content": {"application/json": {"schema": envelope(data, dict(meta or {}))}},
         }
     }
     all_errors = {"429": "Over the request rate limit; retry after Retry-After seconds.", **errors}
     for status, when in sorted(all_errors.items()):
-        responses[status] = {"description": when, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+        responses[status] = {"description": when, "content": {"application/json": {"schema": ERROR_REF}}}
     op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
         op["description"] = description
@@ -266,6 +248,14 @@ def untrimmed(fields: Fields, body: Mapping[str, Any], *names: str) -> None:
             fields.errors[name] = "must not start or end with spaces"
 
 
+def no_nul(fields: Fields, body: Mapping[str, Any], *names: str) -> None:
+    """Refuse strings holding NUL characters, which PostgreSQL text cannot store."""
+    for name in names:
+        raw = body.get(name)
+        if isinstance(raw, str) and "\x00" in raw and name not in fields.errors:
+            fields.errors[name] = "must not contain NUL characters"
+
+
 def _read_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     """The validated changes (camelCase name -> value, None meaning clear), or bad_request."""
     # JSON has one number type: 2028.0 is the integer 2028.
@@ -297,6 +287,7 @@ def _read_patch(body: Mapping[str, Any]) -> dict[str, Any]:
     _url(fields, "avatarUrl", values["avatarUrl"])
     _url(fields, "idDocumentUrl", values["idDocumentUrl"])
     untrimmed(fields, body, "email", "avatarUrl", "idDocumentUrl")
+    no_nul(fields, body, "name", "bio", "university", "course")
     if not body:
         fields.errors["body"] = "send at least one field to change"
     fields.check()
@@ -388,7 +379,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                     "name": {**_TEXT_SCHEMA, "maxLength": 100},
                     "email": {"type": "string", "maxLength": 254, "pattern": f"^{EMAIL.pattern}$"},
                     "avatarUrl": _URL_SCHEMA,
-                    "bio": {"type": ["string", "null"], "maxLength": 500},
+                    "bio": {"type": ["string", "null"], "maxLength": 500, "pattern": NO_NUL},
                     "university": {**_TEXT_SCHEMA, "maxLength": 200},
                     "course": {**_TEXT_SCHEMA, "maxLength": 200},
                     "year": {"type": "integer", "minimum": 1, "maximum": 5},

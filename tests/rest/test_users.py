@@ -91,6 +91,8 @@ async def test_patch_changes_the_profile(client: Client, pool: asyncpg.Pool, set
         ({"name": ""}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"name": None}, "name"),
+        ({"name": "a\x00b"}, "name"),
+        ({"bio": "nul\x00"}, "bio"),
         ({"email": "not-an-email"}, "email"),
         ({"email": "a@b"}, "email"),
         ({"email": " a@b.example"}, "email"),
