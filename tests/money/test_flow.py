@@ -127,3 +127,68 @@ async def test_gateway_refusing_the_refund_changes_nothing(
     row = await pool.fetchrow("SELECT status, escrow_state FROM orders WHERE id = $1", order_id)
     assert tuple(row) == ("in_progress", "funded")
     assert await ledger.balance(pool, ledger.escrow_account(order_id)) == 100_000
+
+
+async def test_sandbox_checkout_pays_offline_and_is_refused_in_production(
+    aiohttp_client: Any, make_app: Any, pool: asyncpg.Pool, parties: Parties
+) -> None:
+    dev = await aiohttp_client(make_app(payment_gateway="sandbox", razorpay_key_secret="sandbox-secret"))
+    c = parties.client
+    order_id = await new_order(pool, c, parties.doer)
+    r = await dev.post("/api/payments/create-order", json={"orderId": order_id}, headers=idem(c))
+    created = (await r.json())["data"]
+    assert created["gatewayOrderId"].startswith("order_")
+    r = await dev.post(
+        "/api/dev/sandbox/checkout", json={"gatewayOrderId": created["gatewayOrderId"]}, headers=c.headers
+    )
+    paid = (await r.json())["data"]
+    r = await dev.post("/api/payments/verify", json={**paid, "razorpay_signature": "f" * 64}, headers=idem(c))
+    assert r.status == 400  # the sandbox signs for real: a forged signature fails as it would live
+    r = await dev.post("/api/payments/verify", json=paid, headers=idem(c))
+    assert (await r.json())["data"]["escrowState"] == "funded"
+    status, body = await act(dev, c, order_id, "cancel")
+    assert (status, body["data"]["escrowState"]) == (200, "refunded")
+
+    prod = await aiohttp_client(make_app(env="production", payment_gateway="sandbox"))
+    r = await prod.post(
+        "/api/dev/sandbox/checkout", json={"gatewayOrderId": created["gatewayOrderId"]}, headers=c.headers
+    )
+    assert r.status == 404
+
+
+async def test_refund_and_validation_webhooks_move_forward_once(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: FakeRazorpay
+) -> None:
+    from tests.money.conftest import webhook
+
+    order_id = await paid_order(api, pool, parties.client, parties.doer)
+    assert (await act(api, parties.client, order_id, "cancel"))[0] == 200
+    refund_id = await pool.fetchval(
+        "SELECT gateway_refund_id FROM gateway_refunds WHERE order_id = $1", order_id
+    )
+    body, headers = webhook(
+        "refund.processed", "refund", {"id": refund_id, "status": "processed"}, event_id="e1"
+    )
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert (await r.json())["data"]["outcome"] == "refund_processed"
+    body, headers = webhook(
+        "refund.processed", "refund", {"id": refund_id, "status": "processed"}, event_id="e2"
+    )
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert (await r.json())["data"]["outcome"] == "stale"
+    assert (
+        await pool.fetchval("SELECT status FROM gateway_refunds WHERE order_id = $1", order_id) == "processed"
+    )
+
+    # A validation the gateway answers later, by webhook.
+    d = parties.doer
+    account = {"holderName": "D", "ifsc": "HDFC0000001", "accountNumber": "444455556666"}
+    r = await api.post("/api/bank-accounts", json=account, headers=idem(d))
+    bank_id = (await r.json())["data"]["id"]
+    fund_account = await pool.fetchval("SELECT fund_account_id FROM bank_accounts WHERE id = $1", bank_id)
+    entity = {"id": "fav_1", "fund_account": {"id": fund_account}, "results": {"account_status": "active"}}
+    body, headers = webhook("fund_account.validation.completed", "fund_account.validation", entity)
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert (await r.json())["data"]["outcome"] == "verified"
+    r = await api.get("/api/bank-accounts", headers=d.headers)
+    assert [(b["id"], b["status"]) for b in (await r.json())["data"]] == [(bank_id, "verified")]
