@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 from tests.factories import make_user
 from tests.services import RedisServer
 
@@ -144,3 +144,16 @@ async def test_the_api_stays_up_when_the_store_is_down(
         assert any("store unreachable" in r.getMessage() for r in caplog.records)
     finally:
         redis.cleanup()
+
+
+def test_trusted_proxies_setting(tmp_path: Any) -> None:
+    base = {"GIGWIRE_DATA_DIR": str(tmp_path)}
+    parsed = Settings.from_env({**base, "TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"})
+    assert parsed.trusted_proxies == ("10.0.0.0/8", "192.168.1.7/32", "::1/128")
+    assert Settings.from_env(base).trusted_proxies == ()
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**base, "TRUSTED_PROXIES": "10.0.0.0/8, the-lb"})
+    assert caught.value.variable == "TRUSTED_PROXIES" and "the-lb" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**base, "OTP_SENDS_PER_IP": "0"})
+    assert caught.value.variable == "OTP_SENDS_PER_IP"
