@@ -61,8 +61,9 @@ class Settings:
     currency: str = "INR"
     payment_gateway: Literal["sandbox", "razorpay"] = "sandbox"
     razorpay_key_id: str = "rzp_test_sandbox"
-    razorpay_key_secret: str = ""
-    razorpay_webhook_secret: str = ""
+    # The sandbox's own secrets, as from_env gives dev mode; production must set real ones.
+    razorpay_key_secret: str = "sandbox-key-secret"
+    razorpay_webhook_secret: str = "sandbox-webhook-secret"
     razorpay_base_url: str = "https://api.razorpay.com"
     razorpayx_account_number: str = ""
     # push

@@ -18,6 +18,9 @@ from rest.errors import ApiError
 
 _MISSING: Any = object()
 
+CLAIMS: web.RequestKey[Claims] = web.RequestKey("claims", Claims)
+"""The verified claims of the request's access token, once something has verified it."""
+
 
 def ok(data: Any, status: int = 200, **meta: Any) -> web.Response:
     """The success shape `{"success": true, "data": ..., **meta}` (lists add page/limit/total or a cursor)."""
@@ -59,10 +62,10 @@ def bearer_claims(request: web.Request) -> Claims | None:
 
 def require_user(request: web.Request) -> Claims:
     """The caller's claims; ApiError unauthorized when there is no valid access token."""
-    claims = request.get("claims") or bearer_claims(request)
+    claims = request.get(CLAIMS) or bearer_claims(request)
     if claims is None:
         raise ApiError("unauthorized", "This route needs an access token: 'Authorization: Bearer <token>'.")
-    request["claims"] = claims
+    request[CLAIMS] = claims
     return claims
 
 
@@ -109,7 +112,10 @@ class Fields:
             self.errors[name] = "must be a string"
             return None
         value = value.strip()
-        if not min_len <= len(value) <= max_len:
+        if "\x00" in value:
+            # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+            self.errors[name] = "must not contain NUL characters"
+        elif not min_len <= len(value) <= max_len:
             self.errors[name] = f"must be {min_len} to {max_len} characters"
         elif pattern is not None and not pattern.fullmatch(value):
             self.errors[name] = "has the wrong format"
@@ -153,8 +159,10 @@ class Fields:
         value = self._get(name, required)
         if value is _MISSING:
             return None
-        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-            self.errors[name] = "must be a list of non-empty strings"
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and v.strip() and "\x00" not in v for v in value
+        ):
+            self.errors[name] = "must be a list of non-empty strings without NUL characters"
             return None
         items = list(dict.fromkeys(v.strip() for v in value))
         allowed = list(choices) if choices is not None else None

@@ -27,6 +27,7 @@ from hub.app import Handler
 from hub.keys import SETTINGS, STORE, TOKENS
 from hub.tokens import Claims, TokenError
 from rest.errors import ApiError, error_middleware
+from rest.http import CLAIMS
 
 log = logging.getLogger("gigwire.ratelimit")
 
@@ -104,7 +105,7 @@ async def _count(request: web.Request) -> list[_Window] | None:
     claims = _claims(request)
     if claims is not None:
         # require_user reads it from here: the token is verified once per request.
-        request["claims"] = claims
+        request[CLAIMS] = claims
         limits.append(("user", claims.user_id, settings.api_rate_per_user))
     store = request.app[STORE]
     try:
