@@ -14,6 +14,7 @@ from aiohttp import web
 
 from hub.broker import Broker
 from hub.keys import BROKER, POOL, SETTINGS, STORE
+from hub.metrics import METRICS
 from hub.outbox import OUTBOX_CHANNEL
 from hub.settings import Settings
 from hub.store import Store
@@ -100,7 +101,10 @@ def embed(app: web.Application) -> None:
     pool, store and broker, and stop before them."""
 
     async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
-        workers = WorkerSet(app[POOL], app[BROKER], app[STORE], app[SETTINGS])
+        # Counted on the hub's registry when there is one, so the web process's /metrics shows them.
+        registry = app[METRICS].registry if METRICS in app else None
+        metrics = WorkerMetrics(registry)
+        workers = WorkerSet(app[POOL], app[BROKER], app[STORE], app[SETTINGS], metrics=metrics)
         app[WORKERS] = workers
         workers.start()
         yield

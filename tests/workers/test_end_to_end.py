@@ -1,0 +1,80 @@
+"""End to end through the whole web process with its embedded workers: an order approved over REST
+reaches the doer's live WebSocket as ORDER_UPDATE and the doer's phone as a push through FCM."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from rest.orders import transition
+from tests.workers.conftest import add_device
+from tests.workers.fake_fcm import FakeFcm
+from tests.workers.test_timers import open_test_order
+from workers import WORKERS
+
+
+async def _order_update(ws: aiohttp.ClientWebSocketResponse, status: str) -> dict[str, Any]:
+    """The next ORDER_UPDATE frame with `status` (earlier changes of the order may arrive first)."""
+    async with asyncio.timeout(20):
+        while True:
+            frame = await ws.receive_json()
+            if frame.get("type") == "ORDER_UPDATE" and frame["data"]["status"] == status:
+                return dict(frame)
+
+
+async def test_rest_approve_reaches_live_socket_and_offline_phone(
+    aiohttp_client: Any, make_app: Any, pool: asyncpg.Pool, fcm: FakeFcm, tmp_path: Path, user_factory: Any
+) -> None:
+    app = make_app(
+        run_workers=True, fcm_credentials_file=fcm.credentials_file(tmp_path), fcm_endpoint=fcm.url
+    )
+    client = await aiohttp_client(app)
+    buyer, doer = await user_factory(name="Client"), await user_factory(name="Doer")
+    order_id = await open_test_order(pool, buyer, doer)
+    async with pool.acquire() as conn, conn.transaction():
+        await transition(conn, order_id, "fund", None, payment_id=f"pay_e2e_{order_id[:8]}")
+        await transition(
+            conn, order_id, "submit", doer.id, deliverables=[{"url": "https://example.com/w.zip"}]
+        )
+    phone = await add_device(pool, doer, "android")
+    buyer_phone = await add_device(pool, buyer, "android")
+    ipad = {"token": "doer-ipad-1", "platform": "ios"}
+    resp = await client.post("/api/devices", json=ipad, headers=doer.headers)
+    assert resp.status in (200, 201)
+
+    ws = await client.ws_connect(f"/ws?token={doer.token}")
+    try:
+        assert (await ws.receive_json())["type"] == "AUTHENTICATED"
+        resp = await client.post(
+            f"/api/orders/{order_id}/approve", json={}, headers={**buyer.headers, "Idempotency-Key": "e2e-1"}
+        )
+        assert resp.status == 200, await resp.text()
+        frame = await _order_update(ws, "completed")
+    finally:
+        await ws.close()
+    assert frame["data"]["orderId"] == order_id
+    assert frame["data"]["status"] == "completed" and frame["data"]["previousStatus"] == "submitted"
+    assert frame["data"]["actorId"] == buyer.id
+
+    def completed(token: str) -> list[dict[str, Any]]:
+        return [m for m in fcm.sent_to(token) if m["data"].get("status") == "completed"]
+
+    async with asyncio.timeout(20):
+        while not completed(phone) or not completed("doer-ipad-1"):  # noqa: ASYNC110 - another task's state
+            await asyncio.sleep(0.05)
+    (push,) = completed(phone)
+    assert push["notification"]["title"] == "Order completed"
+    assert "Poster design" in push["notification"]["body"]
+    assert push["data"]["orderId"] == order_id and push["data"]["type"] == "ORDER_UPDATE"
+    assert completed("doer-ipad-1")[0]["apns"]["headers"]["apns-priority"] == "10"
+    # The client approved it: no push to the client about their own action.
+    assert completed(buyer_phone) == []
+    metrics = app[WORKERS].metrics.registry
+    assert (metrics.get_sample_value("gigwire_push_sent_total") or 0) >= 2
+    # The embedded workers count on the web process's own /metrics.
+    text = await (await client.get("/metrics")).text()
+    assert "gigwire_push_sent_total" in text and "gigwire_outbox_published_total" in text
