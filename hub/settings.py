@@ -51,6 +51,7 @@ class Settings:
     client_url: str = "http://localhost:8080"
     cookie_secure: bool = False
     otp_sends_per_ip: int = 20
+    refresh_reuse_grace: int = 10
     # REST rate limits: requests per minute
     api_rate_per_ip: int = 300
     api_rate_per_user: int = 600
@@ -179,6 +180,7 @@ class Settings:
             api_rate_per_ip=r.integer("API_RATE_PER_IP", 300, 1, 10**7),
             api_rate_per_user=r.integer("API_RATE_PER_USER", 600, 1, 10**7),
             otp_sends_per_ip=r.integer("OTP_SENDS_PER_IP", 20, 1, 10**7),
+            refresh_reuse_grace=r.integer("REFRESH_REUSE_GRACE", 10, 0, 300),
             trusted_proxies=r.networks("TRUSTED_PROXIES"),
             platform_fee_bps=fee,
             currency=r.text("CURRENCY", "INR"),

@@ -100,7 +100,10 @@ async def _presented(request: web.Request) -> str | None:
 
 def _refused(settings: Settings, message: str, reason: str) -> web.Response:
     response = ApiError("unauthorized", message, details={"reason": reason}).response()
-    clear_cookie(response, settings)  # the browser should stop sending a dead token
+    if reason != "rotated_just_now":
+        # The browser should stop sending a dead token; but a racing request's cookie is the
+        # winner's fresh one, which must survive the loser's answer.
+        clear_cookie(response, settings)
     return response
 
 
@@ -134,13 +137,20 @@ async def refresh(request: web.Request) -> web.Response:
             new_refresh = await issue_refresh(conn, settings, row["user_id"], row["family_id"])
         else:
             old = await conn.fetchrow(
-                "SELECT family_id, user_id, rotated_at, revoked_at FROM refresh_tokens WHERE token_hash = $1",
+                "SELECT family_id, user_id, rotated_at, revoked_at,"
+                " rotated_at > now() - make_interval(secs => $2) AS just_rotated"
+                " FROM refresh_tokens WHERE token_hash = $1",
                 digest,
+                float(settings.refresh_reuse_grace),
             )
             if old is None:
                 reason = "unknown"
             elif old["revoked_at"] is not None:
                 reason = "revoked"
+            elif old["just_rotated"]:
+                # A client racing itself (two tabs, a retry) is not a thief: within the grace period
+                # the loser is refused without revoking the login the winner just renewed.
+                reason = "rotated_just_now"
             elif old["rotated_at"] is not None:
                 reason = "reused"
                 await conn.execute(
@@ -161,6 +171,8 @@ async def refresh(request: web.Request) -> web.Response:
             "reused": "This refresh token was already used, so every token of its login is now revoked; "
             "log in again.",
             "expired": "This refresh token has expired; log in again.",
+            "rotated_just_now": "This refresh token was just rotated by another request; use the "
+            "tokens that request received.",
         }[reason]
         return _refused(settings, message, reason)
     assert row is not None and user is not None

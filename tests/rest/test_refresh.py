@@ -24,7 +24,8 @@ async def reason_of(resp: Any) -> str:
     body = await resp.json()
     assert resp.status == 401, body
     assert body["success"] is False and body["error"]["code"] == "unauthorized"
-    assert "log in again" in body["error"]["message"] or "Send the refresh token" in body["error"]["message"]
+    message = body["error"]["message"]
+    assert any(hint in message for hint in ("log in again", "Send the refresh token", "use the tokens"))
     reason: str = body["error"]["details"]["reason"]
     return reason
 
@@ -79,6 +80,7 @@ async def test_reused_refresh_token_revokes_the_whole_family(
     session = await login(api, sender)
     first = await refresh(api, session["refreshToken"])
     newer = (await first.json())["data"]["refreshToken"]
+    await age_rotations(pool, session["user"]["id"])
     resp = await refresh(api, session["refreshToken"])
     assert await reason_of(resp) == "reused"
     assert "refreshToken=;" in resp.headers["Set-Cookie"] or 'refreshToken="";' in resp.headers["Set-Cookie"]
@@ -87,12 +89,13 @@ async def test_reused_refresh_token_revokes_the_whole_family(
 
 
 async def test_reuse_leaves_other_logins_alone(
-    api: Client, sender: CapturingSender, services: Services
+    api: Client, sender: CapturingSender, services: Services, pool: asyncpg.Pool
 ) -> None:
     phone_session = await login(api, sender)
     await skip_resend_gap(services, phone_session["user"]["phone"])
     laptop = await login(api, sender, phone_session["user"]["phone"])
     await refresh(api, phone_session["refreshToken"])
+    await age_rotations(pool, phone_session["user"]["id"])
     assert await reason_of(await refresh(api, phone_session["refreshToken"])) == "reused"
     resp = await refresh(api, laptop["refreshToken"])
     assert resp.status == 200, await resp.text()
@@ -165,8 +168,34 @@ async def test_concurrent_refreshes_of_one_token_have_one_winner(
     responses = await asyncio.gather(*(refresh(api, session["refreshToken"]) for _ in range(10)))
     statuses = sorted(r.status for r in responses)
     assert statuses == [200] + [401] * 9, statuses
+    losers = [r for r in responses if r.status == 401]
+    assert {await reason_of(r) for r in losers} == {"rotated_just_now"}
+    assert all("Set-Cookie" not in r.headers for r in losers)
     winner = next(r for r in responses if r.status == 200)
-    assert (await winner.json())["data"]["refreshToken"]
-    # The losers presented a rotated token: that is reuse, so the family is revoked, winner's too.
+    renewed = (await winner.json())["data"]["refreshToken"]
+    # Within the grace period the losers revoke nothing: the winner's new token still works.
     rows = await pool.fetch("SELECT revoked_at FROM refresh_tokens WHERE user_id = $1", session["user"]["id"])
-    assert len(rows) == 2 and all(r["revoked_at"] is not None for r in rows)
+    assert len(rows) == 2 and all(r["revoked_at"] is None for r in rows)
+    again = await refresh(api, renewed)
+    assert again.status == 200, await again.text()
+
+
+async def test_reuse_after_the_grace_period_revokes_even_the_concurrent_winner(
+    api: Client, sender: CapturingSender, pool: asyncpg.Pool
+) -> None:
+    session = await login(api, sender)
+    api.session.cookie_jar.clear()
+    winner = await refresh(api, session["refreshToken"])
+    renewed = (await winner.json())["data"]["refreshToken"]
+    await age_rotations(pool, session["user"]["id"])
+    assert await reason_of(await refresh(api, session["refreshToken"])) == "reused"
+    assert await reason_of(await refresh(api, renewed)) == "revoked"
+
+
+async def age_rotations(pool: asyncpg.Pool, user_id: str) -> None:
+    """Move every rotation of the user's tokens a minute into the past, beyond the reuse grace."""
+    await pool.execute(
+        "UPDATE refresh_tokens SET rotated_at = rotated_at - interval '1 minute'"
+        " WHERE user_id = $1 AND rotated_at IS NOT NULL",
+        user_id,
+    )
