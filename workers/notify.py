@@ -2,8 +2,9 @@
 
 `notify` is what any part of gigwire calls to tell a user something: an inbox row and a live
 NOTIFICATION event (when the user wants it in the app) and a push job (when they want it pushed),
-all committed or rolled back with the caller's change. `queue_chat_push` is the hub's hook for
-chat messages; whether the recipient already saw the message live is decided at send time."""
+all committed or rolled back with the caller's change. Chat messages need no call: a trigger on
+`messages` (sql/migrations/0006_workers.sql) queues their push in the message's transaction, and
+the push sender decides at send time whether the recipient already saw it live."""
 
 from __future__ import annotations
 
@@ -160,47 +161,3 @@ async def notify(
             order_id=order_id if isinstance(order_id, str) else None,
         )
     return notification_id
-
-
-def chat_collapse_key(order_id: str) -> str:
-    """One collapse key per order chat: a phone that was offline shows the latest message once."""
-    return f"chat-{order_id}"
-
-
-async def queue_chat_push(
-    conn: Conn, order_id: str, sender_id: str, message: Mapping[str, Any]
-) -> int | None:
-    """Queue a push of chat `message` (the CHAT_MESSAGE data: id, seq, text, attachments...) to the
-    order's other participant. Call in the message's insert transaction (or right after it). The
-    push sender drops it if that participant has a live session subscribed to the order when it
-    is sent, or has chat pushes turned off. Returns the job id, or None when the sender is not a
-    participant of the order."""
-    row = await conn.fetchrow(
-        "SELECT o.client_id::text AS client_id, o.doer_id::text AS doer_id, u.name AS sender_name"
-        " FROM orders o JOIN users u ON u.id = $2::uuid WHERE o.id = $1::uuid",
-        order_id,
-        sender_id,
-    )
-    if row is None or sender_id not in (row["client_id"], row["doer_id"]):
-        return None
-    recipient = row["doer_id"] if sender_id == row["client_id"] else row["client_id"]
-    text = str(message.get("text") or "").strip()
-    if not text:
-        count = len(message.get("attachments") or [])
-        text = "Sent an attachment" if count <= 1 else f"Sent {count} attachments"
-    return await queue_push(
-        conn,
-        recipient,
-        "chat_message",
-        row["sender_name"] or "New message",
-        text,
-        {
-            "type": "CHAT_MESSAGE",
-            "orderId": order_id,
-            "messageId": message.get("id"),
-            "seq": message.get("seq"),
-            "senderId": sender_id,
-        },
-        collapse_key=chat_collapse_key(order_id),
-        order_id=order_id,
-    )

@@ -81,3 +81,42 @@ CREATE TABLE push_dead_letters (
 -- The timers' sweeps: submitted orders waiting for approval, unpaid orders waiting for payment.
 CREATE INDEX orders_timer_submitted_idx ON orders (submitted_at) WHERE status = 'submitted';
 CREATE INDEX orders_timer_unpaid_idx ON orders (created_at) WHERE status = 'pending_payment';
+
+-- Chat pushes: every stored chat message queues a push to the order's other participant, in the
+-- message's own transaction (the hub stores messages and imports nothing of the workers). The
+-- push sender drops it when that participant has a live session subscribed to the order's chat,
+-- or has chat pushes turned off. One collapse key per order chat.
+CREATE FUNCTION gigwire_queue_chat_push() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    recipient    uuid;
+    sender_name  text;
+    body         text;
+    files        integer;
+BEGIN
+    SELECT CASE WHEN o.client_id = NEW.sender_id THEN o.doer_id ELSE o.client_id END
+      INTO recipient FROM orders o WHERE o.id = NEW.order_id;
+    IF recipient IS NULL OR recipient = NEW.sender_id THEN
+        RETURN NULL;
+    END IF;
+    SELECT coalesce(u.name, 'New message') INTO sender_name FROM users u WHERE u.id = NEW.sender_id;
+    body := btrim(NEW.text);
+    IF body = '' THEN
+        files := jsonb_array_length(NEW.attachments);
+        body := CASE WHEN files <= 1 THEN 'Sent an attachment' ELSE 'Sent ' || files || ' attachments' END;
+    END IF;
+    INSERT INTO push_jobs (user_id, type, title, body, data, collapse_key, order_id)
+    VALUES (
+        recipient, 'chat_message', left(sender_name, 200), left(body, 1000),
+        jsonb_build_object(
+            'type', 'CHAT_MESSAGE', 'orderId', NEW.order_id::text, 'messageId', NEW.id::text,
+            'seq', NEW.seq::text, 'senderId', NEW.sender_id::text
+        ),
+        'chat-' || NEW.order_id::text, NEW.order_id
+    );
+    PERFORM pg_notify('gigwire_push', '');
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER messages_queue_push AFTER INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION gigwire_queue_chat_push();

@@ -10,7 +10,7 @@ import asyncpg
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import FakeFcm, Reply
 from workers.metrics import WorkerMetrics
-from workers.notify import queue_chat_push, queue_push
+from workers.notify import queue_push
 from workers.push import PushWorker
 
 
@@ -162,19 +162,32 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
         return (user_id, order) in watching
 
     worker = PushWorker(pool, sender, metrics, seen_live=seen_live, base_delay=0.05)
-    async with pool.acquire() as conn:
-        to_doer = await queue_chat_push(conn, order_id, client.id, {"id": "m1", "seq": 1, "text": "hi there"})
-        to_client = await queue_chat_push(conn, order_id, doer.id, {"id": "m2", "seq": 2, "text": "hello"})
-        outsider = await user_factory()
-        assert await queue_chat_push(conn, order_id, outsider.id, {"id": "m3", "text": "x"}) is None
-    assert to_doer is not None and to_client is not None
-    await _drain(worker, pool, [to_doer, to_client])
+    # Stored as the hub stores chat messages; the trigger of 0006 queues the pushes.
+    for seq, (sender_id, text, attachments) in enumerate(
+        [(client.id, "hi there", []), (doer.id, "hello", []), (doer.id, "  ", [{"url": "https://x/1"}] * 2)],
+        start=1,
+    ):
+        await pool.execute(
+            "INSERT INTO messages (order_id, seq, sender_id, text, attachments) VALUES ($1, $2, $3, $4, $5)",
+            order_id,
+            seq,
+            sender_id,
+            text,
+            attachments,
+        )
+    jobs = await pool.fetch("SELECT * FROM push_jobs WHERE order_id = $1 ORDER BY id", order_id)
+    assert [(str(j["user_id"]), j["type"], j["body"]) for j in jobs] == [
+        (doer.id, "chat_message", "hi there"),
+        (client.id, "chat_message", "hello"),
+        (client.id, "chat_message", "Sent 2 attachments"),
+    ]
+    await _drain(worker, pool, [j["id"] for j in jobs])
     (msg,) = fcm.sent_to(doer_token)
     assert msg["notification"] == {"title": "Asha", "body": "hi there"}
     assert msg["android"]["collapse_key"] == f"chat-{order_id}"
     assert msg["data"]["orderId"] == order_id and msg["data"]["seq"] == "1"
     assert fcm.sent_to(client_token) == []  # the client watched the chat live
-    assert _count(metrics, "gigwire_push_skipped_total", reason="seen_live") == 1
+    assert _count(metrics, "gigwire_push_skipped_total", reason="seen_live") == 2
 
 
 async def test_batches_of_more_than_500_messages(
