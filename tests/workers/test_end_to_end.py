@@ -78,3 +78,54 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     # The embedded workers count on the web process's own /metrics.
     text = await (await client.get("/metrics")).text()
     assert "gigwire_push_sent_total" in text and "gigwire_outbox_published_total" in text
+
+
+async def _ack(ws: aiohttp.ClientWebSocketResponse, ref: str) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while True:
+            frame = await ws.receive_json()
+            if frame.get("ref") == ref:
+                assert frame["type"] == "ACK", frame
+                return dict(frame)
+
+
+async def test_chat_push_only_to_the_participant_not_watching_live(
+    aiohttp_client: Any, make_app: Any, pool: asyncpg.Pool, fcm: FakeFcm, tmp_path: Path, user_factory: Any
+) -> None:
+    credentials = fcm.credentials_file(tmp_path)
+    app = make_app(run_workers=True, fcm_credentials_file=credentials, fcm_endpoint=fcm.url)
+    client = await aiohttp_client(app)
+    buyer, doer = await user_factory(name="Client"), await user_factory(name="Doer")
+    order_id = await open_test_order(pool, buyer, doer)
+    buyer_phone, doer_phone = await add_device(pool, buyer), await add_device(pool, doer)
+    doer_ws = await client.ws_connect(f"/ws?token={doer.token}")
+    buyer_ws = await client.ws_connect(f"/ws?token={buyer.token}")  # online, but not in the chat
+    try:
+        await doer_ws.send_json({"type": "SUBSCRIBE_CHAT", "data": {"orderId": order_id}, "ref": "s1"})
+        await _ack(doer_ws, "s1")
+        await buyer_ws.send_json(
+            {"type": "CHAT_MESSAGE", "data": {"orderId": order_id, "text": "seen live"}, "ref": "m1"}
+        )
+        await _ack(buyer_ws, "m1")
+        await doer_ws.send_json(
+            {"type": "CHAT_MESSAGE", "data": {"orderId": order_id, "text": "are you there?"}, "ref": "m2"}
+        )
+        await _ack(doer_ws, "m2")
+        registry = app[WORKERS].metrics.registry
+
+        def chats(token: str) -> list[dict[str, Any]]:
+            return [m for m in fcm.sent_to(token) if m["data"]["type"] == "CHAT_MESSAGE"]
+
+        async with asyncio.timeout(20):
+            while not chats(buyer_phone) or not registry.get_sample_value(  # noqa: ASYNC110
+                "gigwire_push_skipped_total", {"reason": "seen_live"}
+            ):
+                await asyncio.sleep(0.05)
+    finally:
+        await doer_ws.close()
+        await buyer_ws.close()
+    (push,) = chats(buyer_phone)
+    assert push["notification"] == {"title": "Doer", "body": "are you there?"}
+    assert push["android"]["collapse_key"] == f"chat-{order_id}"
+    assert push["apns"]["headers"]["apns-collapse-id"] == f"chat-{order_id}"
+    assert chats(doer_phone) == []  # the doer watched the chat live
