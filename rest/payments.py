@@ -13,11 +13,13 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
+from rest import ledger
 from rest.errors import ApiError
-from rest.gateway import GatewayError, checkout_signature, gateway_for, signature_ok
+from rest.gateway import Gateway, GatewayError, checkout_signature, gateway_for, signature_ok
 from rest.gateway_sandbox import SandboxGateway
 from rest.http import Fields, ok, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
@@ -36,32 +38,68 @@ _GATEWAY_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 
 async def fund_order(
-    conn: Conn, *, gateway_order_id: str, payment_id: str, actor_id: str | None, amount: int | None = None
+    conn: Conn,
+    *,
+    gateway_order_id: str,
+    payment_id: str,
+    actor_id: str | None,
+    gateway: Gateway,
+    amount: int | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Fund the order whose stored gateway order id is `gateway_order_id` with `payment_id`, inside
-    the caller's transaction, at most once. Returns (order JSON or None, outcome) where outcome is
-    "funded", "already_funded" (the same payment, again), "unknown_order", "amount_mismatch",
-    "other_payment" (funded by another payment) or "not_payable" (cancelled before the payment)."""
+    the caller's transaction, at most once. Returns (order JSON or None, outcome): "funded",
+    "already_funded" (the same payment again), "unknown_order", or "stray_refunded" when the payment
+    cannot fund the order (another payment funded it, the order was cancelled first, or the amount
+    differs): such a payment is refunded through `gateway` at once and booked in and out of the
+    order's escrow, once per payment id. A gateway failure there raises ApiError 502 (nothing is
+    recorded, so the gateway's webhook retry or the client's verify retry tries again)."""
     row = await conn.fetchrow(
         "SELECT * FROM orders WHERE payment_gateway_order_id = $1 FOR UPDATE", gateway_order_id
     )
     if row is None:
         return None, "unknown_order"
-    if amount is not None and amount != row["amount"]:
-        log.error("payment amount differs from the order", extra={"order": str(row["id"]), "paid": amount})
-        return order_json(row), "amount_mismatch"
-    if row["status"] == "pending_payment":
-        order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
-        return order, "funded"
-    if row["payment_gateway_payment_id"] == payment_id:
-        return order_json(row), "already_funded"
-    if row["payment_gateway_payment_id"] is not None:
-        log.error(
-            "a second payment for a funded order", extra={"order": str(row["id"]), "payment": payment_id}
-        )
-        return order_json(row), "other_payment"
-    log.error("a payment for an order that can no longer be paid", extra={"order": str(row["id"])})
-    return order_json(row), "not_payable"
+    if amount is None or amount == row["amount"]:
+        if row["status"] == "pending_payment":
+            order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
+            return order, "funded"
+        if row["payment_gateway_payment_id"] == payment_id:
+            return order_json(row), "already_funded"
+    await _refund_stray(conn, row, payment_id, amount or row["amount"], gateway)
+    return order_json(row), "stray_refunded"
+
+
+async def _refund_stray(
+    conn: Conn, row: asyncpg.Record, payment_id: str, amount: int, gateway: Gateway
+) -> None:
+    """Send back a payment that cannot fund its order; booked clearing -> escrow -> clearing so the
+    ledger shows the money came and went. Once per payment id."""
+    order_id, currency = str(row["id"]), row["currency"]
+    done = await conn.fetchval(
+        "SELECT 1 FROM ledger_transfers WHERE kind = 'stray_payment' AND reference = $1", payment_id
+    )
+    if done:
+        return
+    log.error(
+        "refunding a payment that cannot fund its order", extra={"order": order_id, "payment": payment_id}
+    )
+    try:
+        result = await gateway.refund(payment_id=payment_id, amount=amount, receipt=f"s_{payment_id}"[:40])
+    except GatewayError as exc:
+        raise ApiError("bad_gateway", f"The payment gateway refused a refund ({exc}); retry.") from None
+    escrow, clearing = ledger.escrow_account(order_id), ledger.platform_account("clearing", currency)
+    for debit, credit, kind in ((clearing, escrow, "stray_payment"), (escrow, clearing, "stray_refund")):
+        await ledger.transfer(
+            conn, debit=debit, credit=credit, amount=amount, currency=currency, kind=kind,
+            reference=payment_id, order_id=order_id,
+        )  # fmt: skip
+    await conn.execute(
+        "INSERT INTO order_events (order_id, action, actor_id, previous_status, status, escrow_state,"
+        " details) VALUES ($1, 'stray_refund', NULL, $2, $2, $3, $4)",
+        row["id"],
+        row["status"],
+        row["escrow_state"],
+        {"paymentId": payment_id, "amount": amount, "refundId": result.id},
+    )
 
 
 @routes.post("/api/payments/create-order")
@@ -153,12 +191,16 @@ async def verify(request: web.Request) -> web.Response:
             if not signature_ok(expected, signature):
                 raise ApiError("bad_request", "The payment signature does not match; nothing was changed.")
             order, outcome = await fund_order(
-                conn, gateway_order_id=stored, payment_id=payment_id, actor_id=claims.user_id
+                conn,
+                gateway_order_id=stored,
+                payment_id=payment_id,
+                actor_id=claims.user_id,
+                gateway=gateway_for(settings),
             )
         if outcome not in ("funded", "already_funded"):
             raise ApiError(
                 "conflict",
-                "This payment cannot fund the order (it no longer awaits this payment); it was not applied.",
+                "This payment cannot fund the order (it no longer awaits a payment); it was refunded.",
                 details={"reason": outcome},
             )
         return ok(order)
@@ -252,7 +294,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "requestBody": json_body(_CHECKOUT_IN),
             "responses": {
                 "200": json_response(envelope(ORDER_SCHEMA)),
-                **errors(400, 401, 404, 409, 422),
+                **errors(400, 401, 404, 409, 422, 502),
             },
         }
     },

@@ -18,7 +18,7 @@ from aiohttp import web
 from hub.keys import POOL, SETTINGS
 from rest.bank_accounts import settle_validation
 from rest.errors import ApiError
-from rest.gateway import signature_ok, webhook_signature
+from rest.gateway import Gateway, gateway_for, signature_ok, webhook_signature
 from rest.http import ok
 from rest.openapi import errors, json_response
 from rest.payments import fund_order
@@ -38,8 +38,9 @@ def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
     return entity if isinstance(entity, dict) else {}
 
 
-async def apply_event(conn: Conn, event_type: str, event: dict[str, Any]) -> str:
-    """Apply one verified event inside the caller's transaction; return its outcome."""
+async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gateway: Gateway) -> str:
+    """Apply one verified event inside the caller's transaction; return its outcome. `gateway`
+    refunds a payment that cannot fund its order (see rest.payments.fund_order)."""
     if event_type in ("payment.captured", "order.paid"):
         payment = _entity(event, "payment")
         order_id = payment.get("order_id") or _entity(event, "order").get("id")
@@ -51,6 +52,7 @@ async def apply_event(conn: Conn, event_type: str, event: dict[str, Any]) -> str
             gateway_order_id=order_id,
             payment_id=payment["id"],
             actor_id=None,
+            gateway=gateway,
             amount=amount if isinstance(amount, int) else None,
         )
         return outcome
@@ -114,7 +116,7 @@ async def payment_webhook(request: web.Request) -> web.Response:
         )
         if not fresh:
             return ok({"eventId": event_id, "outcome": "duplicate"})
-        outcome = await apply_event(conn, event_type, event)
+        outcome = await apply_event(conn, event_type, event, gateway_for(settings))
         await conn.execute("UPDATE gateway_events SET outcome = $2 WHERE event_id = $1", event_id, outcome)
     log.info("gateway event", extra={"event": event_type, "event_id": event_id, "outcome": outcome})
     return ok({"eventId": event_id, "outcome": outcome})
@@ -161,7 +163,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                         },
                     }
                 ),
-                **errors(400, 503),
+                **errors(400, 502, 503),
             },
         }
     },

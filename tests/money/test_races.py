@@ -12,8 +12,9 @@ import orjson
 from aiohttp.test_utils import TestClient
 
 from rest import ledger
-from rest.gateway import webhook_signature
+from rest.gateway import checkout_signature, webhook_signature
 from tests.money.conftest import (
+    KEY_SECRET,
     WEBHOOK_SECRET,
     FakeRazorpay,
     Parties,
@@ -211,3 +212,67 @@ async def test_payout_failure_by_webhook_returns_the_money_once(
     assert (await r.json())["data"]["outcome"] == "stale"  # never backward from failed
     assert await pool.fetchval("SELECT wallet_balance FROM users WHERE id = $1", d.id) == 90_000
     assert await pool.fetchval("SELECT status FROM withdrawals WHERE id = $1", withdrawal["id"]) == "failed"
+
+
+async def test_payments_that_cannot_fund_are_refunded_once(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: FakeRazorpay
+) -> None:
+    c = parties.client
+
+    def refunds(payment_id: str) -> list[dict[str, Any]]:
+        return [body for _, path, body in razorpay.calls if path == f"/v1/payments/{payment_id}/refund"]
+
+    # Paid after the order was cancelled: refunded, whatever number of events say so.
+    order_id = await new_order(pool, c, parties.doer)
+    paid = await checkout(api, c, order_id)
+    assert (await act(api, c, order_id, "cancel"))[0] == 200
+    entity = await _captured(paid["razorpay_order_id"], paid["razorpay_payment_id"])
+    sends = [webhook("payment.captured", "payment", entity, event_id=f"evt_late{i}") for i in range(3)]
+    outcomes = [
+        (await (await api.post("/api/webhooks/payment", data=b, headers=h)).json())["data"]["outcome"]
+        for b, h in sends
+    ]
+    assert outcomes == ["stray_refunded"] * 3
+    assert [r["amount"] for r in refunds(paid["razorpay_payment_id"])] == [100_000]
+    row = await pool.fetchrow("SELECT status, escrow_state FROM orders WHERE id = $1", order_id)
+    assert tuple(row) == ("cancelled", "awaiting_payment")
+
+    # A second checkout of a funded order, verified by the client: 409, and refunded.
+    order_id = await paid_order(api, pool, c, parties.doer)
+    gateway_order_id = await pool.fetchval(
+        "SELECT payment_gateway_order_id FROM orders WHERE id = $1", order_id
+    )
+    payment_id = "pay_second"
+    second = {
+        "razorpay_order_id": gateway_order_id,
+        "razorpay_payment_id": payment_id,
+        "razorpay_signature": checkout_signature(KEY_SECRET, gateway_order_id, payment_id),
+    }
+    r = await api.post("/api/payments/verify", json=second, headers=idem(c))
+    assert (r.status, (await r.json())["error"]["details"]["reason"]) == (409, "stray_refunded")
+    assert len(refunds(payment_id)) == 1
+    assert await ledger.balance(pool, ledger.escrow_account(order_id)) == 100_000
+
+    # A payment of another amount than the order's: refunded, the order still awaits its payment.
+    order_id = await new_order(pool, c, parties.doer)
+    paid = await checkout(api, c, order_id)
+    entity = await _captured(paid["razorpay_order_id"], paid["razorpay_payment_id"], amount=1_000)
+    body, headers = webhook("payment.captured", "payment", entity)
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert (await r.json())["data"]["outcome"] == "stray_refunded"
+    assert [x["amount"] for x in refunds(paid["razorpay_payment_id"])] == [1_000]
+    assert await pool.fetchval("SELECT status FROM orders WHERE id = $1", order_id) == "pending_payment"
+
+    # The gateway refusing such a refund: 502, nothing recorded, the gateway will retry the event.
+    order_id = await new_order(pool, c, parties.doer)
+    paid = await checkout(api, c, order_id)
+    await act(api, c, order_id, "cancel")
+    razorpay.fail["/v1/payments"] = 500
+    entity = await _captured(paid["razorpay_order_id"], paid["razorpay_payment_id"])
+    body, headers = webhook("payment.captured", "payment", entity, event_id="evt_retry")
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert r.status == 502
+    assert await pool.fetchval("SELECT count(*) FROM gateway_events WHERE event_id = 'evt_retry'") == 0
+    del razorpay.fail["/v1/payments"]
+    r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+    assert (await r.json())["data"]["outcome"] == "stray_refunded"
