@@ -31,13 +31,14 @@ BrokerFactory = Callable[[str, str, Deliver], Awaitable[Broker]]
 
 
 def create_broker(url: str, prefix: str, deliver: Deliver) -> Broker:
-    """The broker for `url`: `memory://` for one process, `redis://`/`rediss://` to fan out."""
+    """The broker for `url`: `memory://` for one process, `redis://`/`rediss://` to fan out (through
+    sharded pub/sub when the URL names a Redis Cluster node, found out at start)."""
     if url.startswith("memory://"):
         from hub.broker_memory import MemoryBroker
 
         return MemoryBroker(deliver)
     if url.startswith(("redis://", "rediss://")):
-        from hub.broker_redis import RedisBroker
+        from hub.broker_redis_cluster import RedisAutoBroker
 
-        return RedisBroker(url, prefix, deliver)
+        return RedisAutoBroker(url, prefix, deliver)
     raise ValueError(f"unsupported broker URL {url!r}: use memory://, redis:// or rediss://")

@@ -43,11 +43,12 @@ class Store(Protocol):
 
 
 def create_store(redis_client: object | None, prefix: str) -> Store:
-    """A Redis store over `redis_client` when given, else an in-process one."""
+    """A Redis store over `redis_client` when given (over its whole cluster when it is a Redis
+    Cluster node, found out on first use), else an in-process one."""
     if redis_client is None:
         from hub.store_memory import MemoryStore
 
         return MemoryStore()
-    from hub.store_redis import RedisStore
+    from hub.store_redis_cluster import DetectingRedisStore
 
-    return RedisStore(redis_client, prefix)  # type: ignore[arg-type]
+    return DetectingRedisStore(redis_client, prefix)  # type: ignore[arg-type]
