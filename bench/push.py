@@ -1,0 +1,126 @@
+"""Push throughput through the real firebase-admin SDK to a local FCM v1 server.
+
+Two figures: the sender alone (workers.fcm.FcmSender.send, batches of 500 through
+messaging.send_each_async), and the whole push worker (push_jobs claimed from PostgreSQL, devices
+looked up, sent, jobs deleted). The fake FCM server (tests/workers/fake_fcm.py) runs in its own
+process so it does not share the sender's event loop. The worker figure needs PostgreSQL at
+127.0.0.1:5432 (or BENCH_ADMIN_DSN): a scratch database is created, migrated and dropped.
+
+    .venv/bin/python -m bench.push [--messages 5000] [--jobs 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from hub.db import create_pool, migrate_dsn
+from tests.services import _with_database
+from workers.fcm import FcmSender, PushMessage
+from workers.metrics import WorkerMetrics
+from workers.push import PushWorker
+
+ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _serve_fcm(directory: str, ready: Any) -> None:
+    from tests.workers.fake_fcm import FakeFcm
+
+    async def main() -> None:
+        fcm = FakeFcm()
+        await fcm.start()
+        ready.send((fcm.credentials_file(Path(directory)), fcm.url))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+async def _sender_rate(sender: FcmSender, n: int) -> float:
+    messages = [
+        PushMessage(token=f"bench-{i}", platform="android", title="Bench", body="A push", data={"i": str(i)})
+        for i in range(n)
+    ]
+    await sender.send(messages[:50])  # warm-up: OAuth token, connections
+    started = time.perf_counter()
+    results = await sender.send(messages)
+    elapsed = time.perf_counter() - started
+    assert all(r.status == "sent" for r in results), {r.reason for r in results if r.status != "sent"}
+    return n / elapsed
+
+
+async def _worker_rate(sender: FcmSender, jobs: int) -> float | None:
+    database = f"gigwire_bench_push_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = await asyncpg.connect(ADMIN_DSN)
+    except OSError:
+        print("no PostgreSQL at BENCH_ADMIN_DSN: skipping the worker figure")
+        return None
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    dsn = _with_database(ADMIN_DSN, database)
+    try:
+        await migrate_dsn(dsn)
+        pool = await create_pool(dsn, min_size=2, max_size=4)
+        try:
+            users = [
+                await pool.fetchval("INSERT INTO users (phone) VALUES ($1) RETURNING id", f"+9191{i:08d}")
+                for i in range(100)
+            ]
+            await pool.executemany(
+                "INSERT INTO devices (token, user_id, platform) VALUES ($1, $2, 'android')",
+                [(f"dev-{i}", u) for i, u in enumerate(users)],
+            )
+            await pool.executemany(
+                "INSERT INTO push_jobs (user_id, type, title, body, data)"
+                " VALUES ($1, 'system', 'Bench', 'b', '{}')",
+                [(users[i % len(users)],) for i in range(jobs)],
+            )
+            worker = PushWorker(pool, sender, WorkerMetrics())
+            started = time.perf_counter()
+            while await worker.run_once():
+                pass
+            elapsed = time.perf_counter() - started
+            assert await pool.fetchval("SELECT count(*) FROM push_jobs") == 0
+            return jobs / elapsed
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--jobs", type=int, default=2000)
+    args = parser.parse_args()
+    directory = tempfile.mkdtemp(prefix="gigwire-bench-push-")
+    receive, send = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=_serve_fcm, args=(directory, send), daemon=True)
+    server.start()
+    try:
+        credentials, url = receive.recv()
+        sender = FcmSender(credentials, endpoint=url)
+        try:
+            rate = await _sender_rate(sender, args.messages)
+            print(f"sender: {args.messages} messages, {rate:,.0f} pushes/s through firebase-admin")
+            worker = await _worker_rate(sender, args.jobs)
+            if worker is not None:
+                print(f"push worker: {args.jobs} jobs (one device each), {worker:,.0f} jobs/s end to end")
+        finally:
+            await sender.close()
+    finally:
+        server.terminate()
+        server.join(5)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
