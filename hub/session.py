@@ -23,6 +23,7 @@ TRY_AGAIN_LATER = 1013
 UNAUTHORIZED = 4401
 AUTH_TIMEOUT = 4408
 
+_SLOW = "too slow a reader: reconnect and resume with sinceSeq"
 # How long a closing session may take to flush before its transport is cut.
 _CLOSE_GRACE_S = 5.0
 
@@ -87,7 +88,7 @@ class QueuedSession:
         if len(self._queue) >= self._max_frames or self._bytes + size > self._max_bytes:
             self.metrics.queue_overflows.labels(self.transport).inc()
             log.info("slow reader disconnected", extra={"userId": self.user_id, "session": self.session_id})
-            self.close(TRY_AGAIN_LATER, "too slow a reader: reconnect and resume with sinceSeq", flush=False)
+            self.close(TRY_AGAIN_LATER, _SLOW, flush=False)
             return
         self._queue.append(frame)
         self._bytes += size
@@ -106,9 +107,15 @@ class QueuedSession:
         self._wake.set()
         self._abort_handle = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self._abort)
 
-    async def wait_room(self, frames: int) -> None:
-        """Wait until `frames` more fit in the queue (for replays, which may await; fan-out never does)."""
-        while not self.closing and len(self._queue) + frames > self._max_frames:  # noqa: ASYNC110
+    async def wait_room(self, frames: int, patience_s: float = 30.0) -> None:
+        """Wait until `frames` more fit in the queue (for replays, which may await; fan-out never
+        does). A reader that takes nothing for `patience_s` is too slow: closed with 1013."""
+        deadline = asyncio.get_running_loop().time() + patience_s
+        while not self.closing and len(self._queue) + frames > self._max_frames:
+            if asyncio.get_running_loop().time() > deadline:
+                self.metrics.queue_overflows.labels(self.transport).inc()
+                self.close(TRY_AGAIN_LATER, _SLOW, flush=False)
+                return
             await asyncio.sleep(0.005)
 
     async def wait_closed(self) -> None:
