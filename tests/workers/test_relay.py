@@ -219,3 +219,32 @@ async def test_worker_set_wakes_on_notify_without_polling(
     finally:
         await workers.stop()
     assert recorder.frames[f"user:{user.id}"][0]["data"] == {"id": "woken"}
+
+
+async def test_listener_reconnects_after_its_connection_is_killed(pool: asyncpg.Pool) -> None:
+    from workers.listen import Wakeups
+
+    metrics = WorkerMetrics()
+    wakeups = Wakeups(pool, ["gigwire_test_wake"], metrics)
+    wakeups.start()
+    try:
+        await asyncio.wait_for(wakeups.connected.wait(), 10)
+        event = wakeups.event("gigwire_test_wake")
+        event.clear()
+        await pool.execute("NOTIFY gigwire_test_wake")
+        await asyncio.wait_for(event.wait(), 10)
+        # Kill the LISTEN connection's backend, as a database restart or a network cut would.
+        killed = await pool.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN %gigwire_test_wake%'"
+        )
+        assert killed >= 1
+        async with asyncio.timeout(30):
+            while metrics.registry.get_sample_value("gigwire_worker_listener_reconnects_total") != 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(wakeups.connected.wait(), 10)
+        event.clear()
+        await pool.execute("NOTIFY gigwire_test_wake")
+        await asyncio.wait_for(event.wait(), 10)
+    finally:
+        await wakeups.stop()
