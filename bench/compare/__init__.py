@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of gigwire against python-socketio (see run.py)."""
