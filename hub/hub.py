@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -301,7 +300,8 @@ class Hub:
         self.users.setdefault(session.user_id, set()).add(session)
         self.metrics.connections.labels(session.transport).inc()
         await self._join(f"user:{session.user_id}")
-        await self._presence_announce(session, ())
+        if self.presence is not None:
+            await self.presence.announce(session.user_id, session.session_id)
 
     async def remove_session(self, session: QueuedSession) -> None:
         """Forget a closed session: leave its orders and user channel, withdraw its presence."""
@@ -319,8 +319,7 @@ class Hub:
                 del self.users[session.user_id]
         await self._leave(f"user:{session.user_id}")
         if self.presence is not None:
-            with contextlib.suppress(Exception):
-                await self.presence.withdraw(session.user_id, session.session_id, orders)
+            await self.presence.withdraw(session.user_id, session.session_id, orders)
 
     async def subscribe(self, session: QueuedSession, order_id: str, since: int | None) -> tuple[int, int]:
         """Join the order's channel with replay: subscribe first, read the last seq, send every
@@ -367,7 +366,8 @@ class Hub:
         elif last > oc.last:
             self._schedule_fill(oc, 0)  # the broker is behind PostgreSQL: catch up now
         self._promote(oc)
-        await self._presence_announce(session, [order_id])
+        if self.presence is not None:
+            await self.presence.announce(session.user_id, session.session_id, [order_id])
         return last, replayed
 
     async def unsubscribe(self, session: QueuedSession, order_id: str, announce: bool = True) -> None:
@@ -389,8 +389,7 @@ class Hub:
             oc.joining.pop(session, None)
             await self._drop_if_empty(oc)
         if announce and self.presence is not None:
-            with contextlib.suppress(Exception):
-                await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
+            await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
 
     async def _drop_if_empty(self, oc: OrderChannel) -> None:
         if oc.empty and self.orders.get(oc.order_id) is oc:
@@ -399,25 +398,6 @@ class Hub:
                 oc.gap_timer.cancel()
             await self._leave(f"order:{oc.order_id}")
 
-    # -- presence ----------------------------------------------------------------------------------
-
-    async def _presence_announce(self, session: QueuedSession, orders: Iterable[str]) -> None:
-        if self.presence is None:
-            return
-        try:
-            await self.presence.announce(session.user_id, session.session_id, orders)
-        except Exception as exc:  # presence is advisory; never fail a connection over it
-            log.warning("presence update failed", extra={"error": repr(exc)})
-
-    async def refresh_presence(self) -> None:
-        """Refresh every local session's presence, every third of the TTL, until cancelled."""
-        assert self.presence is not None
-        interval = max(1.0, self.presence.ttl_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.presence.refresh(
-                    (s.user_id, s.session_id, list(s.orders)) for s in list(self.sessions)
-                )
-            except Exception as exc:
-                log.warning("presence refresh failed", extra={"error": repr(exc)})
+    def presence_entries(self) -> list[tuple[str, str, list[str]]]:
+        """(user id, session id, subscribed order ids) of every local session, for the refresh."""
+        return [(s.user_id, s.session_id, list(s.orders)) for s in self.sessions]

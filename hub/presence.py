@@ -7,9 +7,13 @@ Layout: one set per user, `presence:<userId>`, whose members are `<sessionId>` (
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 
 from hub.store import Store
+
+log = logging.getLogger("gigwire.presence")
 
 
 def presence_key(user_id: str) -> str:
@@ -40,7 +44,8 @@ async def is_watching(store: Store, user_id: str, order_id: str) -> bool:
 
 class Presence:
     """One process's writer of presence: announces sessions and subscriptions, refreshes them all
-    periodically (the hub calls `refresh`), and withdraws them on close."""
+    periodically (`keep_fresh`), and withdraws them on close. Presence is advisory: a Store failure
+    is logged and never fails a connection."""
 
     def __init__(self, store: Store, ttl_s: float) -> None:
         self.store = store
@@ -48,21 +53,33 @@ class Presence:
 
     async def announce(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
         """Mark the session (and its subscriptions) live for one TTL."""
-        await self.store.members_touch(
-            {presence_key(user_id): session_members(session_id, order_ids)}, self.ttl_s
-        )
+        members = {presence_key(user_id): session_members(session_id, order_ids)}
+        await self._safely(self.store.members_touch(members, self.ttl_s))
 
     async def withdraw(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
-        """Remove the session's members now (a clean close or an unsubscribe)."""
-        await self.store.members_remove(presence_key(user_id), session_members(session_id, order_ids))
+        """Remove the session's members now (a clean close)."""
+        members = session_members(session_id, order_ids)
+        await self._safely(self.store.members_remove(presence_key(user_id), members))
 
     async def withdraw_order(self, user_id: str, session_id: str, order_id: str) -> None:
-        """Remove one subscription of a session."""
-        await self.store.members_remove(presence_key(user_id), [f"{session_id}|{order_id}"])
+        """Remove one subscription of a session (an unsubscribe)."""
+        await self._safely(self.store.members_remove(presence_key(user_id), [f"{session_id}|{order_id}"]))
 
     async def refresh(self, sessions: Iterable[tuple[str, str, Iterable[str]]]) -> None:
         """Refresh (user_id, session_id, order_ids) of every local session in one round trip."""
         entries: dict[str, list[str]] = {}
         for user_id, session_id, order_ids in sessions:
             entries.setdefault(presence_key(user_id), []).extend(session_members(session_id, order_ids))
-        await self.store.members_touch(entries, self.ttl_s)
+        await self._safely(self.store.members_touch(entries, self.ttl_s))
+
+    async def keep_fresh(self, sessions: Callable[[], Iterable[tuple[str, str, Iterable[str]]]]) -> None:
+        """Refresh `sessions()` every third of the TTL, until cancelled."""
+        while True:
+            await asyncio.sleep(max(1.0, self.ttl_s / 3))
+            await self.refresh(sessions())
+
+    async def _safely(self, operation: Awaitable[None]) -> None:
+        try:
+            await operation
+        except Exception as exc:
+            log.warning("presence update failed", extra={"error": repr(exc)})

@@ -210,7 +210,8 @@ def setup_realtime(app: web.Application) -> None:
 
     async def realtime(app: web.Application) -> AsyncIterator[None]:
         hub.start(app[POOL], app[BROKER], Presence(app[STORE], settings.presence_ttl))
-        hub.spawn(hub.refresh_presence(), "gigwire-presence")
+        assert hub.presence is not None
+        hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
         yield
         await hub.shutdown()
         await hub.stop()

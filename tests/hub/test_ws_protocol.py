@@ -105,7 +105,10 @@ BAD_FRAMES: list[tuple[Any, str]] = [
         "too_large",
     ),
     ('{"type": "CHAT_MESSAGE", "data": {"orderId": "%s", "text": "a\\u0000b"}}', "bad_request"),
-    ('{"type": "CHAT_MESSAGE", "data": {"orderId": "%s", "text": "a", "clientMsgId": "\\u0000"}}', "bad_request"),  # noqa: E501
+    (
+        '{"type": "CHAT_MESSAGE", "data": {"orderId": "%s", "text": "a", "clientMsgId": "\\u0000"}}',
+        "bad_request",
+    ),
     ('{"type": "PING", "ref": 5}', "bad_request"),
     ('{"type": "PING", "ref": "' + "r" * 65 + '"}', "bad_request"),
 ]
