@@ -10,7 +10,17 @@ Decisions where PROTOCOL.md leaves room:
 - `text` over 4,000 characters, more than 10 attachments, or a field over its length limit is
   `too_large`; an empty or blank `text` without attachments is `bad_request`. Text is stored as sent.
 - Binary WebSocket frames are `bad_request`: every frame is JSON text.
-- A NUL character in any string field is `bad_request` (PostgreSQL cannot store it)."""
+- A NUL character in any string field is `bad_request` (PostgreSQL cannot store it).
+- `PING` with a `ref` is answered by `PONG` carrying that ref (the PONG stands for the ACK).
+- `TYPING_START`/`TYPING_STOP`/`UNSUBSCRIBE_CHAT` with a `ref` are ACKed with `{orderId}`.
+  Typing is relayed to the sessions of the order's *other* user: the typist's own devices do not
+  get it. Renewals within 3 s are not relayed again; 6 s without one ends it with a TYPING_STOP.
+- The `SUBSCRIBE_CHAT` ACK comes after the replayed messages (and any live ones that arrived
+  meanwhile); `lastSeq` is the order's last seq when the subscription was made.
+- `AUTHENTICATE` on an authenticated connection with a fresh token of the same user answers
+  `AUTHENTICATED` again (a token refresh); another user's token is `forbidden`; a bad one closes 4401.
+- `ORDER_UPDATE` published on both `user:<id>` and `order:<id>` reaches a session that is on both
+  twice; clients drop the repeat by (orderId, updatedAt)."""
 
 from __future__ import annotations
 
