@@ -156,9 +156,11 @@ class RedisBroker:
                         await self._pubsub.ping()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except Exception as exc:  # lost connection, or anything else: never die silently
                 if self._closing:
                     break
+                if not isinstance(exc, (RedisError, OSError)):
+                    log.exception("broker listener failed; starting over")
                 self._connected.clear()
                 self._lost = True
                 wait = delay * (0.5 + random.random())
