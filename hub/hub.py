@@ -297,9 +297,11 @@ class Hub:
     async def add_session(self, session: QueuedSession) -> None:
         """Register an authenticated session: join its user channel (subscribed before returning)."""
         self.sessions.add(session)
-        self.users.setdefault(session.user_id, set()).add(session)
         self.metrics.connections.labels(session.transport).inc()
         await self._join(f"user:{session.user_id}")
+        # Only now does the user channel reach this session: the caller pushes AUTHENTICATED without
+        # awaiting, so no event of the user's feed can arrive ahead of it.
+        self.users.setdefault(session.user_id, set()).add(session)
         if self.presence is not None:
             await self.presence.announce(session.user_id, session.session_id)
 
