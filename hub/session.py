@@ -69,6 +69,7 @@ class QueuedSession:
         self._close_reason = ""
         self._closed = asyncio.Event()
         self._abort_handle: asyncio.TimerHandle | None = None
+        self._idle = False  # the writer waits for frames: `push` may write directly (`_direct`)
 
     @property
     def closing(self) -> bool:
@@ -83,6 +84,9 @@ class QueuedSession:
     def push(self, frame: Frame) -> None:
         """Queue `frame` for the writer; over the bound, drop the queue and close with 1013."""
         if self._close_code is not None:
+            return
+        if self._idle and not self._queue and self._direct(frame):
+            self.metrics.frame_out(self.transport, frame.type)
             return
         size = frame.size
         if len(self._queue) >= self._max_frames or self._bytes + size > self._max_bytes:
@@ -104,6 +108,7 @@ class QueuedSession:
         if not flush:
             self._queue.clear()
             self._bytes = 0
+            self._discard_direct()
         self._wake.set()
         self._abort_handle = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self._abort)
 
@@ -127,6 +132,8 @@ class QueuedSession:
         queue = self._queue
         try:
             while True:
+                if queue:
+                    self._flush_direct()  # bytes written directly go first
                 while queue:
                     frame = queue.popleft()
                     self._bytes -= frame.size
@@ -135,7 +142,11 @@ class QueuedSession:
                 if self._close_code is not None:
                     break
                 self._wake.clear()
-                await self._wake.wait()
+                self._idle = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._idle = False
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-write: nothing more to send
@@ -145,6 +156,8 @@ class QueuedSession:
         finally:
             self._queue.clear()
             self._bytes = 0
+            with contextlib.suppress(Exception):
+                self._flush_direct()  # before the close frame
             code = self._close_code if self._close_code is not None else GOING_AWAY
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._shutdown(code, self._close_reason), _CLOSE_GRACE_S)
@@ -155,9 +168,52 @@ class QueuedSession:
     async def _write(self, frame: Frame) -> None:
         raise NotImplementedError
 
+    # Direct writes: while the writer is idle, a transport may take a frame at once, without
+    # waking the writer task. Bytes so taken are buffered per session and written once per event
+    # loop iteration (`schedule_flush`): one send per session however many frames it got.
+    def _direct(self, frame: Frame) -> bool:
+        """Take `frame` for writing now if the transport can (default: never)."""
+        return False
+
+    def _flush_direct(self) -> None:
+        """Write what `_direct` took (called once per loop iteration and before the writer writes)."""
+
+    def _discard_direct(self) -> None:
+        """Drop what `_direct` took and is not yet written (a close without flush)."""
+
     async def _shutdown(self, code: int, reason: str) -> None:
         raise NotImplementedError
 
     def _abort(self) -> None:
         """Cut the transport at once (a peer that stopped reading cannot take a close frame)."""
         raise NotImplementedError
+
+
+class _Flusher:
+    """The sessions holding directly written bytes, flushed together at the end of the current
+    event loop iteration (one callback for all of them)."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pending: list[QueuedSession] = []
+
+    def add(self, session: QueuedSession) -> None:
+        loop = asyncio.get_running_loop()
+        if loop is not self.loop:  # a new loop (tests run several): nothing pending survives
+            self.loop, self.pending = loop, []
+        if not self.pending:
+            loop.call_soon(self.flush)
+        self.pending.append(session)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for session in pending:
+            try:
+                session._flush_direct()
+            except Exception as exc:  # the peer is gone; its reader notices and closes the session
+                log.debug("direct write failed", extra={"session": session.session_id, "error": repr(exc)})
+
+
+schedule_flush = _Flusher().add

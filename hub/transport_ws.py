@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,13 +20,14 @@ from hub.keys import BROKER, HUB, POOL, SETTINGS, STORE, TOKENS
 from hub.metrics import METRICS, HubMetrics, metrics_handler
 from hub.presence import Presence
 from hub.protocol import BadFrame, ClientFrame, HubError, parse
-from hub.session import AUTH_TIMEOUT, UNAUTHORIZED, QueuedSession
+from hub.session import AUTH_TIMEOUT, UNAUTHORIZED, QueuedSession, schedule_flush
 from hub.settings import Settings
 from hub.tokens import Claims, TokenError
 
 log = logging.getLogger("gigwire.ws")
 
 _MAX_UNAUTHENTICATED_FRAMES = 50
+_DIRECT_MAX = 64 * 1024  # bytes a socket may hold unsent before frames go through the writer task
 
 
 class WsSession(QueuedSession):
@@ -37,9 +39,38 @@ class WsSession(QueuedSession):
         super().__init__(user_id, app[SETTINGS], app[METRICS])
         self.ws = ws
         self.request = request
+        self._out: bytearray | None = None  # frames taken by `_direct`, written at the loop's turn
 
     async def _write(self, frame: Frame) -> None:
         await self.ws.send_frame(frame.data, WSMsgType.TEXT)
+
+    def _direct(self, frame: Frame) -> bool:
+        # The whole WebSocket frame is built once per Frame and shared by every recipient (server
+        # frames are unmasked; sent uncompressed, which permessage-deflate allows per message).
+        # Only while the socket keeps up: past the high-water mark the writer's awaited path
+        # (aiohttp's flow control) takes over.
+        transport = self.request.transport
+        if transport is None or transport.is_closing() or transport.get_write_buffer_size() > _DIRECT_MAX:
+            return False
+        out = self._out
+        if out is None:
+            self._out = out = bytearray()
+            schedule_flush(self)
+        elif len(out) > _DIRECT_MAX:
+            return False
+        out += frame.for_transport("ws-wire", ws_wire)
+        return True
+
+    def _flush_direct(self) -> None:
+        out = self._out
+        if out is not None:
+            self._out = None
+            transport = self.request.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(out)
+
+    def _discard_direct(self) -> None:
+        self._out = None
 
     async def _shutdown(self, code: int, reason: str) -> None:
         await self.ws.close(code=code, message=reason.encode()[:120])
@@ -48,6 +79,17 @@ class WsSession(QueuedSession):
         transport = self.request.transport
         if transport is not None and not self._closed.is_set():
             transport.abort()
+
+
+def ws_wire(frame: Frame) -> bytes:
+    """The complete unmasked WebSocket text frame (RFC 6455 5.2) carrying `frame.data`."""
+    data = frame.data
+    size = len(data)
+    if size < 126:
+        return bytes((0x81, size)) + data
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size) + data
+    return struct.pack("!BBQ", 0x81, 127, size) + data
 
 
 async def _send(ws: web.WebSocketResponse, frame: Frame) -> None:
