@@ -19,11 +19,16 @@ from workers import WORKERS
 
 async def _order_update(ws: aiohttp.ClientWebSocketResponse, status: str) -> dict[str, Any]:
     """The next ORDER_UPDATE frame with `status` (earlier changes of the order may arrive first)."""
-    async with asyncio.timeout(20):
-        while True:
-            frame = await ws.receive_json()
-            if frame.get("type") == "ORDER_UPDATE" and frame["data"]["status"] == status:
-                return dict(frame)
+    seen: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                frame = await ws.receive_json()
+                seen.append(frame)
+                if frame.get("type") == "ORDER_UPDATE" and frame["data"]["status"] == status:
+                    return dict(frame)
+    except TimeoutError:
+        raise AssertionError(f"no ORDER_UPDATE {status} within 20 s; frames seen: {seen}") from None
 
 
 async def test_rest_approve_reaches_live_socket_and_offline_phone(
@@ -63,10 +68,15 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     def completed(token: str) -> list[dict[str, Any]]:
         return [m for m in fcm.sent_to(token) if m["data"].get("status") == "completed"]
 
-    async with asyncio.timeout(20):
-        while not completed(phone) or not completed("doer-ipad-1"):  # noqa: ASYNC110 - another task's state
-            await asyncio.sleep(0.05)
-    (push,) = completed(phone)
+    try:
+        async with asyncio.timeout(20):
+            while not completed(phone) or not completed("doer-ipad-1"):  # noqa: ASYNC110 - another task's state
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"pushes missing after 20 s; FCM got {fcm.attempts}") from None
+    pushes = completed(phone)
+    assert len(pushes) == 1, pushes
+    push = pushes[0]
     assert push["notification"]["title"] == "Order completed"
     assert "Poster design" in push["notification"]["body"]
     assert push["data"]["orderId"] == order_id and push["data"]["type"] == "ORDER_UPDATE"
