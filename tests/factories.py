@@ -14,6 +14,8 @@ from hub.tokens import TokenCodec
 
 @dataclass(frozen=True)
 class TestUser:
+    __test__ = False  # a factory product, not a test class for pytest to collect
+
     id: str
     phone: str
     token: str
