@@ -88,7 +88,9 @@ class SioSession(QueuedSession):
         socket = self.server.eio.sockets.get(self.eio_sid)
         if socket is None or socket.closed:
             raise ConnectionError("the Socket.IO connection is gone")
-        await socket.send(frame.for_transport(TRANSPORT, event_packet))
+        # Straight into Engine.IO's outgoing queue: `socket.send` adds a ping-timeout check and a log
+        # call per packet, which Engine.IO's own ping loop and writer already cover.
+        socket.queue.put_nowait(frame.for_transport(TRANSPORT, event_packet))
         # Engine.IO's queue offers no "below N" event to await; a short poll, only while it is full.
         while socket.queue.qsize() > _EIO_QUEUE_SOFT_MAX and not socket.closed:  # noqa: ASYNC110
             await asyncio.sleep(_EIO_DRAIN_POLL_S)
