@@ -103,6 +103,31 @@ try {
   await client.waitForSelector("#typing[hidden]", { state: "attached", timeout: STEP_MS });
   step("typing mark cleared");
 
+  // An order update arrives live: the status pill and a line in the chat.
+  await fetch(`${input.base}/__test/order-update?orderId=${input.orderId}`, { method: "POST" });
+  await client.waitForFunction(() => document.querySelector("#chat-status").textContent === "submitted", null, {
+    timeout: STEP_MS,
+  });
+  await messageIn(client, "#messages li.msg.system .bubble", "Order is now submitted (escrow funded)");
+  step("client saw the order update live");
+
+  // The doer's connection is cut: the page reconnects with backoff and catches up with sinceSeq.
+  const dropped = await fetch(`${input.base}/__test/drop?phone=${encodeURIComponent(input.doer.phone)}`, {
+    method: "POST",
+  });
+  if ((await dropped.text()) === "0") throw new Error("the doer had no session to drop");
+  await doer.waitForSelector('#conn:not([data-state="live"])', { timeout: STEP_MS });
+  step("doer's connection dropped");
+  const missed = `Sent while you were away ${Date.now()}`;
+  await client.fill("#text", missed);
+  await client.press("#text", "Enter");
+  await messageIn(client, "#messages li.msg.mine:not(.pending) .bubble", missed);
+  await doer.waitForSelector('#conn[data-state="live"]', { timeout: STEP_MS });
+  await messageIn(doer, "#messages li.msg:not(.mine) .bubble", missed);
+  const copies = await doer.$$eval("#messages .bubble", (els, t) => els.filter((e) => e.textContent === t).length, missed);
+  if (copies !== 1) throw new Error(`the doer shows the missed message ${copies} times`);
+  step("doer reconnected and caught up, once");
+
   await client.screenshot({ path: path.join(input.artifacts, "demo-client.png") });
   await doer.screenshot({ path: path.join(input.artifacts, "demo-doer.png") });
   step("screenshots saved");

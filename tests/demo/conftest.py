@@ -66,8 +66,10 @@ def require_routes(app: web.Application, *paths: str) -> None:
 async def demo_server(
     make_app: Callable[..., web.Application], aiohttp_server: Any
 ) -> tuple[TestServer, RecordingOtpSender]:
-    """The whole web app on 127.0.0.1 with a recording OTP sender, plus `GET /__test/otp?phone=`
-    answering the last code sent to that phone (this test app only)."""
+    """The whole web app on 127.0.0.1 with a recording OTP sender, plus two routes of this test app
+    only: `GET /__test/otp?phone=` answers the last code sent to that phone, and
+    `POST /__test/drop?phone=` cuts that user's realtime sessions (1013), and
+    `POST /__test/order-update?orderId=` publishes an ORDER_UPDATE (submitted) to both parties."""
     try:
         from rest.otp import OTP_SENDER
     except ImportError:
@@ -83,6 +85,44 @@ async def demo_server(
             raise web.HTTPNotFound(text="no code sent to that phone")
         return web.Response(text=code)
 
+    async def drop(request: web.Request) -> web.Response:
+        # Cut every realtime session of the user with this phone, as a too-slow reader is cut (1013).
+        from hub.keys import HUB, POOL
+        from hub.session import TRY_AGAIN_LATER
+
+        user_id = await request.app[POOL].fetchval(
+            "SELECT id::text FROM users WHERE phone = $1", request.query.get("phone", "")
+        )
+        sessions = list(request.app[HUB].users.get(user_id or "", ()))
+        for session in sessions:
+            session.close(TRY_AGAIN_LATER, "dropped by the test", flush=False)
+        return web.Response(text=str(len(sessions)))
+
+    async def order_update(request: web.Request) -> web.Response:
+        # What the outbox relay publishes after a transition (the workers do not run in tests).
+        from hub.keys import BROKER, POOL
+        from hub.publish import publish_event
+
+        row = await request.app[POOL].fetchrow(
+            "SELECT client_id::text AS c, doer_id::text AS d FROM orders WHERE id::text = $1",
+            request.query.get("orderId", ""),
+        )
+        if row is None:
+            raise web.HTTPNotFound(text="no such order")
+        event = {
+            "orderId": request.query["orderId"],
+            "status": "submitted",
+            "escrowState": "funded",
+            "previousStatus": "in_progress",
+            "actorId": row["d"],
+            "updatedAt": 1,
+        }
+        for user_id in (row["c"], row["d"]):
+            await publish_event(request.app[BROKER], f"user:{user_id}", "ORDER_UPDATE", event)
+        return web.Response(text="ok")
+
     app.router.add_get("/__test/otp", last_code)
+    app.router.add_post("/__test/order-update", order_update)
+    app.router.add_post("/__test/drop", drop)
     server: TestServer = await aiohttp_server(app, host="127.0.0.1")
     return server, sender

@@ -56,13 +56,14 @@ async def test_two_tabs_chat_through_the_demo_page(
     result = json.loads(lines[-1])
     assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
     assert proc.returncode == 0
+    assert result["steps"][-2:] == ["doer reconnected and caught up, once", "screenshots saved"], result
     # Both logged in through the page: each phone was sent exactly the code it typed.
     assert set(sender.codes) == set(phones)
     # What the page sent was stored: the client's message and the doer's reply, in order.
     rows = await pool.fetch(
         "SELECT sender_id::text, text FROM messages WHERE order_id = $1 ORDER BY seq", order_id
     )
-    assert [r["sender_id"] for r in rows] == [seeded.client_id, seeded.doer_id]
+    assert [r["sender_id"] for r in rows] == [seeded.client_id, seeded.doer_id, seeded.client_id]
     assert rows[0]["text"].startswith("Hello from the client")
     assert (ARTIFACTS / "demo-client.png").stat().st_size > 0
     assert (ARTIFACTS / "demo-doer.png").stat().st_size > 0
