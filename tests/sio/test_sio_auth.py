@@ -101,3 +101,28 @@ async def test_connections_are_sessions_of_the_hub(node: Node, pair: Pair) -> No
     assert [(s.transport, s.user_id) for s in hub.sessions] == [("sio", pair.client.id)]
     await conn.close()
     await eventually(lambda: not hub.sessions)
+
+
+async def test_bad_fresh_token_on_a_live_session_closes_it(node: Node, pair: Pair) -> None:
+    conn = await sio_connect(node, pair.client)
+    ack = await conn.call("AUTHENTICATE", {"token": "expired-or-forged"})
+    assert ack["error"]["code"] == "unauthorized"
+    async with asyncio.timeout(5):
+        await conn.disconnected.wait()
+    await eventually(lambda: not node.app[HUB].sessions)
+
+
+async def test_shutdown_closes_socketio_sessions_so_clients_reconnect(node: Node, pair: Pair) -> None:
+    conn = await sio_connect(node, pair.client)
+    reasons: list[str] = []
+    conn.client.on("disconnect", lambda reason=None: reasons.append(str(reason)))
+    await node.app[HUB].shutdown()
+    await eventually(lambda: bool(reasons))
+    # An Engine.IO close, not a namespace disconnect: socket.io clients retry a "transport close".
+    assert reasons[0] in ("transport close", "transport error"), reasons
+    assert not node.app[HUB].sessions
+    refused = SioConn()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await refused.client.connect(
+            _url(node), auth={"token": pair.client.token}, transports=["websocket"], wait_timeout=5
+        )
