@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +95,32 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))] / 1000.0
 
 
+class Profiler:
+    """py-spy sampling one server process over a phase (`--profile`): a flame graph SVG or the
+    collapsed stacks (`raw`), under bench/compare/profiles/."""
+
+    def __init__(self, fmt: str | None, pid: int, name: str) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+        if fmt:
+            out = OUT / "profiles"
+            out.mkdir(exist_ok=True)
+            spy = Path(sys.executable).parent / "py-spy"
+            cmd = [str(spy), "record", "--nonblocking", "-r", "250", "-p", str(pid)]
+            if fmt == "flamegraph":
+                cmd += ["-o", str(out / f"{name}.svg")]
+            else:  # collapsed stacks, one line each, for top tables
+                cmd += ["-f", "raw", "-o", str(out / f"{name}.txt")]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 class Bench:
     """One system's measurements through a set of load-generator workers."""
 
@@ -159,7 +186,7 @@ class Bench:
         self.total = sum(r["total"] for r in replies)
         await asyncio.sleep(1.0)
 
-    async def saturation(self, messages: int, concurrency: int = 8) -> dict[str, Any]:
+    async def saturation(self, messages: int, concurrency: int = 32) -> dict[str, Any]:
         """Publish `messages` as fast as possible; deliveries/s up to the last receipt."""
         await self.all({"cmd": "reset"})
         started = time.monotonic_ns()
@@ -219,7 +246,9 @@ async def measure(system: System, workers: list[Worker], args: argparse.Namespac
     try:
         await asyncio.sleep(1.0)
         before = bench.rss_kb()
+        spy = Profiler(args.profile, system.procs[0].pid, f"{system.name}-connect")
         conn = await bench.connect_to(args.idle)
+        spy.stop()
         print(
             f"  {system.name}: {conn['connected']} connections in {conn['seconds']:.1f} s"
             f" ({conn['per_s']:,.0f}/s, {conn['failed']} failed {conn['errors']})",
@@ -243,9 +272,13 @@ async def measure(system: System, workers: list[Worker], args: argparse.Namespac
         for n in sorted(args.subscribers, reverse=True):
             await bench.drop_to(n)
             messages = max(20, min(args.burst_max, args.burst_deliveries // bench.total))
+            spy = Profiler(args.profile, system.procs[0].pid, f"{system.name}-saturation-{n}")
             sat = await bench.saturation(messages)
+            spy.stop()
             await asyncio.sleep(1.0)
+            spy = Profiler(args.profile, system.procs[0].pid, f"{system.name}-latency-{n}")
             lat = await bench.latency(args.rate, args.seconds)
+            spy.stop()
             points.append({"subscribers": bench.total, "saturation": sat, "latency": lat})
             print(
                 f"  {system.name} N={bench.total}: {sat['deliveries_per_s']:,.0f} deliveries/s"
@@ -324,6 +357,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{args.workers} load generators; Redis {REDIS_URL}; gigwire prefix {prefix}", flush=True)
         results["systems"] = []
         for system in (gig, sio):
+            if args.only and system.name != args.only:
+                continue
             print(f"{system.name}:", flush=True)
             results["systems"].append(await measure(system, workers, args))
         if args.single:
@@ -384,14 +419,21 @@ if __name__ == "__main__":
         "--quick", action="store_true", help="100 and 1,000 subscribers, 2,000 idle, no single"
     )
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--profile", choices=("flamegraph", "raw"), help="py-spy samples of the first server, per phase"
+    )
+    parser.add_argument("--only", choices=("gigwire", "python-socketio"), help="measure one system")
     args = parser.parse_args()
     if args.quick:
         args.subscribers, args.idle, args.single = [100, 1000], 2000, 0
     args.subscribers = [n for n in args.subscribers if n <= args.idle]
     results = asyncio.run(main(args))
-    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    # A profiled run is slower: its figures go next to its profiles, not into the README's.
+    where = OUT / "profiles" / "results.json" if args.profile else OUT / "results.json"
+    where.write_text(json.dumps(results, indent=1))
     print()
-    print(table(results, args.rate))
-    print(f"\nwhole run: {results['seconds']:.0f} s; results in {OUT / 'results.json'}")
-    if not args.no_plot:
+    if len(results["systems"]) == 2:
+        print(table(results, args.rate))
+    print(f"\nwhole run: {results['seconds']:.0f} s; results in {where}")
+    if not args.no_plot and not args.profile:
         subprocess.run([sys.executable, "-m", "bench.compare.plot"], cwd=ROOT, check=False)
