@@ -338,7 +338,8 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
         session.close(1000)
         with contextlib.suppress(Exception):
             await self.hub.remove_session(session)
-        if conn.writer is not None:
+        # A namespace close (4401/4408) starts in the writer itself: it must not wait for itself.
+        if conn.writer is not None and conn.writer is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError):
                 await conn.writer
 

@@ -126,3 +126,19 @@ async def test_shutdown_closes_socketio_sessions_so_clients_reconnect(node: Node
         await refused.client.connect(
             _url(node), auth={"token": pair.client.token}, transports=["websocket"], wait_timeout=5
         )
+
+
+async def test_browser_origins_are_this_host_and_client_url(node: Node, pair: Pair) -> None:
+    settings = node.app[SETTINGS]
+    for origin, allowed in [(settings.client_url, True), (_url(node), True), ("https://evil.example", False)]:
+        conn = SioConn()
+        connect = conn.client.connect(
+            _url(node), auth={"token": pair.client.token}, headers={"Origin": origin}, transports=["polling"]
+        )
+        if allowed:
+            await connect
+            await conn.expect("AUTHENTICATED")
+            await conn.close()
+        else:
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await connect
