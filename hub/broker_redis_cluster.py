@@ -219,7 +219,12 @@ class RedisClusterBroker:
         """Count one reference; the first one subscribes on the owning primary and waits for it."""
         self._refs[channel] += 1
         if self._refs[channel] == 1:
-            await self._place(self._prefix + channel)
+            try:
+                await self._place(self._prefix + channel)
+            except (RedisError, OSError) as exc:
+                # The reroute re-reads the slot map and places every counted channel not placed yet.
+                log.warning("shard subscribe failed", extra={"channel": channel, "error": repr(exc)})
+                self._schedule_reroute()
 
     async def unsubscribe(self, channel: str) -> None:
         """Drop one reference; the last one unsubscribes."""
@@ -303,17 +308,21 @@ class RedisClusterBroker:
             except (RedisError, OSError) as exc:
                 log.warning("slot map refresh failed", extra={"error": repr(exc), "attempt": attempt})
                 await asyncio.sleep(min(2**attempt, 30))
-        moved = False
+        moved = failed = False
         for channel in list(self._refs):
             name = self._prefix + channel
-            owner = self._owner(name).name
-            current = self._where.get(name)
-            if current is not None and current.name == owner:
-                continue
-            moved = True
-            if current is not None:
-                await current.remove(name)
-            await self._place(name)
+            try:
+                owner = self._owner(name).name
+                current = self._where.get(name)
+                if current is not None and current.name == owner:
+                    continue
+                moved = True
+                if current is not None:
+                    await current.remove(name)
+                await self._place(name)
+            except (RedisError, OSError) as exc:
+                failed = True
+                log.warning("shard re-route failed", extra={"channel": channel, "error": repr(exc)})
         for key, shard in list(self._shards.items()):
             if not shard.channels:
                 del self._shards[key]
@@ -321,6 +330,10 @@ class RedisClusterBroker:
         if moved:
             self.reconnects += 1
             self._notify()  # messages published while a channel was moving may be lost
+        if failed:
+            await asyncio.sleep(2.0)
+            self._reroute = None
+            self._schedule_reroute()
 
     def _notify(self) -> None:
         for callback in self._callbacks:

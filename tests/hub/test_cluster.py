@@ -4,6 +4,7 @@ Store (rate limits, presence) routed by slot, and a primary restart healed from 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 
@@ -23,7 +24,7 @@ from hub.store import create_store
 from tests.factories import make_order, make_user
 from tests.hub.conftest import NodeFactory, Pair
 from tests.hub.test_two_nodes import FAST, collect
-from tests.services import RedisServer
+from tests.services import RedisServer, free_port
 
 CLUSTER_ARGS = [
     "--cluster-enabled",
@@ -40,7 +41,7 @@ def cluster() -> Iterator[list[RedisServer]]:
     """Three primaries on loopback ports covering all 16384 slots."""
     if shutil.which("redis-cli") is None:
         pytest.skip("redis-cli is not installed")
-    servers = [RedisServer(extra=CLUSTER_ARGS) for _ in range(3)]
+    servers = [RedisServer(port=_cluster_port(), extra=CLUSTER_ARGS) for _ in range(3)]
     try:
         for server in servers:
             server.start()
@@ -56,6 +57,21 @@ def cluster() -> Iterator[list[RedisServer]]:
     finally:
         for server in servers:
             server.cleanup()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too; Redis refuses ports above 55535."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def _wait_cluster_ok(port: int) -> None:
