@@ -20,9 +20,10 @@ def build(redis_url: str, channel: str) -> web.Application:
     manager = socketio.AsyncRedisManager(redis_url, channel=channel)
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager, cors_allowed_origins="*")
 
-    @sio.event
     async def connect(sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         await sio.enter_room(sid, "bench")
+
+    sio.on("connect", connect)  # what the `@sio.event` decorator does
 
     app = web.Application()
     sio.attach(app)
