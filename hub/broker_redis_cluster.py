@@ -303,7 +303,8 @@ class RedisClusterBroker:
         await asyncio.sleep(0.5)  # let a failover settle
         for attempt in range(10):
             try:
-                await self._cluster.initialize()
+                # RedisCluster.initialize() reads the slot map once only; the nodes manager re-reads it.
+                await self._cluster.nodes_manager.initialize()
                 break
             except (RedisError, OSError) as exc:
                 log.warning("slot map refresh failed", extra={"error": repr(exc), "attempt": attempt})

@@ -3,6 +3,7 @@ Store (rate limits, presence) routed by slot, and a primary restart healed from 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from hub.broker import Broker, create_broker
 from hub.broker_redis import RedisBroker
@@ -222,3 +224,40 @@ async def test_primary_restart_loses_nothing_acknowledged(
     assert await collect(b, 3, within=30) == [2, 3, 4]
     await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": "after"})
     assert await collect(b, 1, within=15) == [5]
+
+
+def _cli(port: int, *args: str) -> str:
+    done = subprocess.run(
+        ["redis-cli", "-p", str(port), *args], check=True, capture_output=True, text=True, timeout=10
+    )
+    return done.stdout.strip()
+
+
+async def test_moved_slot_is_followed_and_its_messages_arrive(
+    make_node: NodeFactory, pair: Pair, cluster: list[RedisServer], cluster_url: str
+) -> None:
+    a_node = await make_node(redis_url=cluster_url, **FAST)
+    b_node = await make_node(redis_url=cluster_url, **FAST)
+    a = await a_node.connect(pair.client, subscribe=pair.order_id)
+    b = await b_node.connect(pair.doer, subscribe=pair.order_id)
+    await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": "before"})
+    assert await collect(b, 1) == [1]
+    broker = b_node.app[BROKER]
+    assert isinstance(broker, RedisAutoBroker) and isinstance(broker.inner, RedisClusterBroker)
+    inner = broker.inner
+    name = inner._prefix + f"order:{pair.order_id}"
+    slot = key_slot(name.encode())
+    source = next(s for s in cluster if f"127.0.0.1:{s.port}" == inner._where[name].name)
+    target = next(s for s in cluster if s is not source)
+    source_id, target_id = _cli(source.port, "cluster", "myid"), _cli(target.port, "cluster", "myid")
+    # Move the (keyless) slot of the order's channel to another primary, as a resharding would.
+    _cli(target.port, "cluster", "setslot", str(slot), "importing", source_id)
+    _cli(source.port, "cluster", "setslot", str(slot), "migrating", target_id)
+    for server in cluster:
+        _cli(server.port, "cluster", "setslot", str(slot), "node", target_id)
+    async with asyncio.timeout(15):
+        while (where := inner._where.get(name)) is None or where.name != f"127.0.0.1:{target.port}":  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    for i in range(3):
+        await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": f"after{i}"})
+    assert await collect(b, 3, within=15) == [2, 3, 4]
