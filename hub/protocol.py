@@ -19,8 +19,8 @@ Decisions where PROTOCOL.md leaves room:
   meanwhile); `lastSeq` is the order's last seq when the subscription was made.
 - `AUTHENTICATE` on an authenticated connection with a fresh token of the same user answers
   `AUTHENTICATED` again (a token refresh); another user's token is `forbidden`; a bad one closes 4401.
-- `ORDER_UPDATE` published on both `user:<id>` and `order:<id>` reaches a session that is on both
-  twice; clients drop the repeat by (orderId, updatedAt)."""
+- `ORDER_UPDATE` goes to both parties' `user:<id>` feeds only: every session subscribed to an
+  order's chat belongs to one of its two parties, so it gets each update exactly once that way."""
 
 from __future__ import annotations
 

@@ -279,8 +279,9 @@ async def _record(
             "actorId": actor_id,
             "updatedAt": ms(row["updated_at"]),
         },
+        # Both parties' user feeds reach every session subscribed to the order's chat (only the
+        # parties may subscribe), so the order channel would only deliver each session a copy.
         user_ids=[str(row["client_id"]), str(row["doer_id"])],
-        order_id=order_id,
     )
 
 

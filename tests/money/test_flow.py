@@ -65,7 +65,7 @@ async def test_lifecycle_moves_money_once_and_audits_each_step(
         order_id,
     )
     assert len(events) == 6
-    assert set(events[-1]["channels"]) == {f"user:{c.id}", f"user:{d.id}", f"order:{order_id}"}
+    assert set(events[-1]["channels"]) == {f"user:{c.id}", f"user:{d.id}"}
     assert events[-1]["payload"] == {
         "orderId": order_id,
         "status": "completed",
