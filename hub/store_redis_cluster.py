@@ -50,6 +50,10 @@ class DetectingRedisStore:
         self._store: RedisStore | None = None
         self._cluster: RedisCluster | None = None
         self._lock = asyncio.Lock()
+        # The client's pool refuses a call past its size (MaxConnectionsError) instead of waiting:
+        # in a burst of connects, presence writes would fail. Calls past it wait here instead.
+        size = getattr(client.connection_pool, "max_connections", None)
+        self._gate = asyncio.Semaphore(size if isinstance(size, int) and 0 < size < 2**31 else 100)
 
     async def _resolve(self) -> RedisStore:
         if self._store is not None:
@@ -74,25 +78,41 @@ class DetectingRedisStore:
                 await self._cluster.aclose()
 
     async def hit(self, key: str, window_s: int) -> tuple[int, float]:
-        return await (await self._resolve()).hit(key, window_s)
+        store = await self._resolve()
+        async with self._gate:
+            return await store.hit(key, window_s)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        await (await self._resolve()).set(key, value, ttl_s)
+        store = await self._resolve()
+        async with self._gate:
+            await store.set(key, value, ttl_s)
 
     async def get(self, key: str) -> bytes | None:
-        return await (await self._resolve()).get(key)
+        store = await self._resolve()
+        async with self._gate:
+            return await store.get(key)
 
     async def delete(self, key: str) -> None:
-        await (await self._resolve()).delete(key)
+        store = await self._resolve()
+        async with self._gate:
+            await store.delete(key)
 
     async def exists_many(self, keys: list[str]) -> list[bool]:
-        return await (await self._resolve()).exists_many(keys)
+        store = await self._resolve()
+        async with self._gate:
+            return await store.exists_many(keys)
 
     async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
-        await (await self._resolve()).members_touch(entries, ttl_s)
+        store = await self._resolve()
+        async with self._gate:
+            await store.members_touch(entries, ttl_s)
 
     async def members_remove(self, key: str, members: list[str]) -> None:
-        await (await self._resolve()).members_remove(key, members)
+        store = await self._resolve()
+        async with self._gate:
+            await store.members_remove(key, members)
 
     async def members(self, key: str) -> list[str]:
-        return await (await self._resolve()).members(key)
+        store = await self._resolve()
+        async with self._gate:
+            return await store.members(key)

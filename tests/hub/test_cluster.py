@@ -188,6 +188,18 @@ async def test_store_on_the_cluster_is_shared_and_routes_keys(
     await conn.ws.close()
 
 
+async def test_a_burst_of_store_calls_waits_for_the_pool_instead_of_failing(settings: Settings) -> None:
+    client = Redis.from_url(settings.redis_url or "", max_connections=4)
+    try:
+        store = create_store(client, settings.redis_prefix + "burst:")
+        results = await asyncio.gather(*(store.hit("w", 60) for _ in range(60)))
+        assert sorted(count for count, _ in results) == list(range(1, 61))
+        await asyncio.gather(*(store.members_touch({f"p{i}": ["m"]}, 30) for i in range(40)))
+        assert await store.members("p39") == ["m"]
+    finally:
+        await client.aclose()
+
+
 async def test_a_plain_redis_store_stays_plain(settings: Settings) -> None:
     client = Redis.from_url(settings.redis_url or "")
     try:
