@@ -14,7 +14,7 @@ from aiohttp import web
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
-from rest.notifications import _ERROR
+from rest.openapi import ERROR_REF
 from workers.notify import epoch_ms
 
 routes = web.RouteTableDef()
@@ -103,8 +103,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-_UNAUTHORIZED = _json(_ERROR, "No valid access token.")
-_RATE = _json(_ERROR, "Over the rate limit; retry after Retry-After.")
+_UNAUTHORIZED = _json(ERROR_REF, "No valid access token.")
+_RATE = _json(ERROR_REF, "Over the rate limit; retry after Retry-After.")
 
 OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
     "/api/devices": {
@@ -132,7 +132,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "responses": {
                 "200": _json(_envelope(_DEVICE), "The token was known; updated (and now the caller's)."),
                 "201": _json(_envelope(_DEVICE), "Registered."),
-                "400": _json(_ERROR, "A missing or bad token or platform, or an unknown field."),
+                "400": _json(ERROR_REF, "A missing or bad token or platform, or an unknown field."),
                 "401": _UNAUTHORIZED,
                 "429": _RATE,
             },
@@ -166,7 +166,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
                     "Deleted.",
                 ),
                 "401": _UNAUTHORIZED,
-                "404": _json(_ERROR, "No such token of the caller's."),
+                "404": _json(ERROR_REF, "No such token of the caller's."),
                 "429": _RATE,
             },
         }

@@ -15,6 +15,7 @@ from aiohttp import web
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import ok, path_uuid, query_int, read_json, require_user
+from rest.openapi import ERROR_REF
 from workers.notify import NOTIFICATION_TYPES, epoch_ms
 
 routes = web.RouteTableDef()
@@ -232,22 +233,6 @@ _PREFERENCES_BODY: dict[str, Any] = {
     "additionalProperties": False,
     "properties": dict.fromkeys(NOTIFICATION_TYPES, _CHANGE),
 }
-_ERROR: dict[str, Any] = {
-    "type": "object",
-    "required": ["success", "error"],
-    "properties": {
-        "success": {"const": False},
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-            },
-        },
-    },
-}
 _ID = {
     "name": "id",
     "in": "path",
@@ -281,7 +266,7 @@ def _op(
         **errors,
     }
     for status, when in sorted(all_errors.items()):
-        responses[status] = {"description": when, "content": {"application/json": {"schema": _ERROR}}}
+        responses[status] = {"description": when, "content": {"application/json": {"schema": ERROR_REF}}}
     op: dict[str, Any] = {
         "summary": summary,
         "tags": ["notifications"],
