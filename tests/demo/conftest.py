@@ -3,6 +3,8 @@ loopback port whose OTP codes the test can read."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -13,6 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
+from rest.otp import OTP_SENDER
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DEPS = ROOT / ".deps" / "node"
@@ -37,6 +41,26 @@ def node_tools(*packages: str) -> NodeTools:
     return NodeTools(node, NODE_DEPS)
 
 
+async def run_node_script(tools: NodeTools, script: str, spec: dict[str, Any], timeout_s: float) -> Any:
+    """Run `script` under Node with `spec` as its JSON argument; return the result object it prints
+    last (a line starting with "{"), asserting it finished in time, exited 0 and says ok."""
+    proc = await asyncio.create_subprocess_exec(
+        tools.node, script, json.dumps(spec), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"{script} did not finish in {timeout_s} s") from None
+    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+    assert lines, f"no result from {script} (exit {proc.returncode}): {err.decode()[-2000:]}"
+    result = json.loads(lines[-1])
+    assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return result
+
+
 def chromium_path() -> Path:
     """Debian's Chromium, or skip."""
     if not os.access(CHROMIUM, os.X_OK):
@@ -54,14 +78,6 @@ class RecordingOtpSender:
         self.codes[phone] = code
 
 
-def require_routes(app: web.Application, *paths: str) -> None:
-    """Skip, naming them, when routes the demo needs are not in the app yet."""
-    known = {r.canonical for r in app.router.resources()}
-    missing = [p for p in paths if p not in known]
-    if missing:
-        pytest.skip(f"the app has no route {', '.join(missing)} yet: the demo needs it")
-
-
 @pytest.fixture
 async def demo_server(
     make_app: Callable[..., web.Application], aiohttp_server: Any
@@ -70,12 +86,7 @@ async def demo_server(
     only: `GET /__test/otp?phone=` answers the last code sent to that phone, and
     `POST /__test/drop?phone=` cuts that user's realtime sessions (1013), and
     `POST /__test/order-update?orderId=` publishes an ORDER_UPDATE (submitted) to both parties."""
-    try:
-        from rest.otp import OTP_SENDER
-    except ImportError:
-        pytest.skip("rest/otp.py (phone OTP login) has not landed yet")
     app = make_app()
-    require_routes(app, "/ws", "/api/auth/send-otp", "/api/auth/verify-otp", "/api/orders")
     sender = RecordingOtpSender()
     app[OTP_SENDER] = sender
 

@@ -4,8 +4,6 @@ the page through playwright-core (tests/demo/browser_e2e.mjs)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 import asyncpg
@@ -13,7 +11,7 @@ from aiohttp.test_utils import TestServer
 
 from hub.settings import Settings
 from rest.demo_seed import seed_demo
-from tests.demo.conftest import ARTIFACTS, RecordingOtpSender, chromium_path, node_tools
+from tests.demo.conftest import ARTIFACTS, RecordingOtpSender, chromium_path, node_tools, run_node_script
 from tests.factories import random_phone
 
 SCRIPT_TIMEOUT_S = 180
@@ -38,24 +36,7 @@ async def test_two_tabs_chat_through_the_demo_page(
         "artifacts": str(ARTIFACTS),
         "deps": str(tools.deps),
     }
-    proc = await asyncio.create_subprocess_exec(
-        tools.node,
-        "tests/demo/browser_e2e.mjs",
-        json.dumps(spec),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), SCRIPT_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"the browser run did not finish in {SCRIPT_TIMEOUT_S} s") from None
-    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-    assert lines, f"no result from the browser run (exit {proc.returncode}): {err.decode()[-2000:]}"
-    result = json.loads(lines[-1])
-    assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
-    assert proc.returncode == 0
+    result = await run_node_script(tools, "tests/demo/browser_e2e.mjs", spec, SCRIPT_TIMEOUT_S)
     assert result["steps"][-2:] == ["doer reconnected and caught up, once", "screenshots saved"], result
     # Both logged in through the page: each phone was sent exactly the code it typed.
     assert set(sender.codes) == set(phones)

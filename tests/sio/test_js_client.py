@@ -4,13 +4,11 @@ node, talking to a raw WebSocket client on another node over this run's Redis
 
 from __future__ import annotations
 
-import asyncio
-import json
 from typing import Any
 
 import asyncpg
 
-from tests.demo.conftest import node_tools
+from tests.demo.conftest import node_tools, run_node_script
 from tests.hub.conftest import NodeFactory
 from tests.sio.conftest import Pair, make_node
 
@@ -33,24 +31,7 @@ async def test_stock_socketio_client_across_nodes_and_transports(
         "doer": {"id": pair.doer.id, "token": pair.doer.token},
         "deps": str(tools.deps),
     }
-    proc = await asyncio.create_subprocess_exec(
-        tools.node,
-        "tests/sio/sio_client.mjs",
-        json.dumps(spec),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), SCRIPT_TIMEOUT_S)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"the Node client did not finish in {SCRIPT_TIMEOUT_S} s") from None
-    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-    assert lines, f"no result from the Node client (exit {proc.returncode}): {err.decode()[-2000:]}"
-    result = json.loads(lines[-1])
-    assert result["ok"], f"{result}\n{err.decode()[-2000:]}"
+    result = await run_node_script(tools, "tests/sio/sio_client.mjs", spec, SCRIPT_TIMEOUT_S)
     assert len(result["steps"]) == 8, result["steps"]
-    assert proc.returncode == 0
     rows = await pool.fetch("SELECT seq, text FROM messages WHERE order_id = $1 ORDER BY seq", pair.order_id)
     assert [(r["seq"], r["text"]) for r in rows] == [(1, "from ws"), (2, "from sio")]
