@@ -68,20 +68,7 @@ async def make_order(
     """Insert a gig, an accepted application and an order between `client` and `doer`; return the
     order id. Touches no ledger: for tests of chat and events, not of money."""
     async with pool.acquire() as conn, conn.transaction():
-        gig_id = await conn.fetchval(
-            "INSERT INTO gigs (client_id, title, description, category, skills, budget_min, budget_max,"
-            " deadline, status) VALUES ($1, 'Logo design', 'A logo', 'design', '{photoshop}', $2, $2,"
-            " now() + interval '7 days', 'in_progress') RETURNING id",
-            client.id,
-            amount,
-        )
-        app_id = await conn.fetchval(
-            "INSERT INTO applications (gig_id, doer_id, proposal, bid_amount, status)"
-            " VALUES ($1, $2, 'I can do it', $3, 'accepted') RETURNING id",
-            gig_id,
-            doer.id,
-            amount,
-        )
+        gig_id, app_id = await _gig_and_application(conn, client, doer, amount)
         fee = amount * fee_bps // 10_000
         order_id = await conn.fetchval(
             "INSERT INTO orders (gig_id, application_id, client_id, doer_id, amount, platform_fee,"
@@ -98,3 +85,45 @@ async def make_order(
             escrow_state,
         )
     return str(order_id)
+
+
+async def _gig_and_application(
+    conn: asyncpg.Connection, client: TestUser, doer: TestUser, amount: int
+) -> tuple[str, str]:
+    """An in-progress gig of `client` and `doer`'s accepted application to it, by SQL."""
+    gig_id = await conn.fetchval(
+        "INSERT INTO gigs (client_id, title, description, category, skills, budget_min, budget_max,"
+        " deadline, status) VALUES ($1, 'Logo design', 'A logo', 'design', '{photoshop}', $2, $2,"
+        " now() + interval '7 days', 'in_progress') RETURNING id::text",
+        client.id,
+        amount,
+    )
+    app_id = await conn.fetchval(
+        "INSERT INTO applications (gig_id, doer_id, proposal, bid_amount, status)"
+        " VALUES ($1, $2, 'I can do it', $3, 'accepted') RETURNING id::text",
+        gig_id,
+        doer.id,
+        amount,
+    )
+    return str(gig_id), str(app_id)
+
+
+async def open_test_order(pool: asyncpg.Pool, client: TestUser, doer: TestUser, amount: int = 100_000) -> str:
+    """A gig and an accepted application by SQL, then an order opened by rest.orders.open_order (status
+    pending_payment, with its escrow account and ORDER_UPDATE event); its id."""
+    from rest.orders import open_order
+
+    async with pool.acquire() as conn, conn.transaction():
+        gig_id, app_id = await _gig_and_application(conn, client, doer, amount)
+        order = await open_order(
+            conn,
+            gig_id=gig_id,
+            application_id=app_id,
+            client_id=client.id,
+            doer_id=doer.id,
+            amount=amount,
+            currency="INR",
+            actor_id=client.id,
+            fee_bps=1000,
+        )
+    return str(order["id"])

@@ -18,8 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.settings import Settings
 from rest.gateway import checkout_signature, webhook_signature
-from rest.orders import open_order
-from tests.factories import TestUser, make_user
+from tests.factories import TestUser, make_user, open_test_order
 
 KEY_ID = "rzp_test_gigwire"
 KEY_SECRET = "test-key-secret-" + "k" * 20
@@ -206,34 +205,8 @@ async def parties(pool: asyncpg.Pool, money_settings: Settings) -> Parties:
 
 
 async def new_order(pool: asyncpg.Pool, client: TestUser, doer: TestUser, amount: int = 100_000) -> str:
-    """A gig and an accepted application by SQL, then an order through open_order; its id."""
-    async with pool.acquire() as conn, conn.transaction():
-        gig_id = await conn.fetchval(
-            "INSERT INTO gigs (client_id, title, description, category, budget_min, budget_max, deadline,"
-            " status) VALUES ($1, 'Logo design', 'A logo', 'design', $2, $2, now() + interval '7 days',"
-            " 'in_progress') RETURNING id::text",
-            client.id,
-            amount,
-        )
-        app_id = await conn.fetchval(
-            "INSERT INTO applications (gig_id, doer_id, proposal, bid_amount, status)"
-            " VALUES ($1, $2, 'I can do it', $3, 'accepted') RETURNING id::text",
-            gig_id,
-            doer.id,
-            amount,
-        )
-        order = await open_order(
-            conn,
-            gig_id=gig_id,
-            application_id=app_id,
-            client_id=client.id,
-            doer_id=doer.id,
-            amount=amount,
-            currency="INR",
-            actor_id=client.id,
-            fee_bps=1000,
-        )
-    return str(order["id"])
+    """An order opened through open_order (see tests.factories.open_test_order); its id."""
+    return await open_test_order(pool, client, doer, amount)
 
 
 def idem(user: TestUser, key: str | None = None) -> dict[str, str]:

@@ -11,9 +11,9 @@ import aiohttp
 import asyncpg
 
 from rest.orders import transition
+from tests.factories import open_test_order
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import FakeFcm
-from tests.workers.test_timers import open_test_order
 from workers import WORKERS
 
 
@@ -78,7 +78,7 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     assert len(pushes) == 1, pushes
     push = pushes[0]
     assert push["notification"]["title"] == "Order completed"
-    assert "Poster design" in push["notification"]["body"]
+    assert "Logo design" in push["notification"]["body"]
     assert push["data"]["orderId"] == order_id and push["data"]["type"] == "ORDER_UPDATE"
     assert completed("doer-ipad-1")[0]["apns"]["headers"]["apns-priority"] == "10"
     # The client approved it: no push to the client about their own action.

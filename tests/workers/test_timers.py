@@ -7,43 +7,13 @@ from typing import Any
 
 import asyncpg
 
-from rest.orders import open_order, transition
+from rest.orders import transition
 from tests.factories import TestUser as User
+from tests.factories import open_test_order
 from workers.metrics import WorkerMetrics
 from workers.timers import Timers
 
 DAY = 86400.0
-
-
-async def open_test_order(pool: asyncpg.Pool, client: User, doer: User, amount: int = 50_000) -> str:
-    """A gig and an accepted application, and an order opened by rest.orders (with its escrow account)."""
-    async with pool.acquire() as conn, conn.transaction():
-        gig_id = await conn.fetchval(
-            "INSERT INTO gigs (client_id, title, description, category, budget_min, budget_max, deadline,"
-            " status) VALUES ($1, 'Poster design', 'A poster', 'design', $2, $2, now() + interval '7 days',"
-            " 'in_progress') RETURNING id::text",
-            client.id,
-            amount,
-        )
-        app_id = await conn.fetchval(
-            "INSERT INTO applications (gig_id, doer_id, proposal, bid_amount, status)"
-            " VALUES ($1, $2, 'Will do', $3, 'accepted') RETURNING id::text",
-            gig_id,
-            doer.id,
-            amount,
-        )
-        order = await open_order(
-            conn,
-            gig_id=gig_id,
-            application_id=app_id,
-            client_id=client.id,
-            doer_id=doer.id,
-            amount=amount,
-            currency="INR",
-            actor_id=client.id,
-            fee_bps=1000,
-        )
-    return str(order["id"])
 
 
 async def submitted_order(pool: asyncpg.Pool, client: User, doer: User, days_ago: float) -> str:
@@ -115,7 +85,7 @@ async def test_sweeps_side_by_side_move_each_order_once(pool: asyncpg.Pool, user
         r["status"] for r in await pool.fetch("SELECT status FROM orders WHERE id = ANY($1::uuid[])", orders)
     } == {"completed"}
     wallet = await pool.fetchval("SELECT wallet_balance FROM users WHERE id = $1", doer.id)
-    assert wallet == 6 * 45_000  # released once each: amount 50,000 less the 10% fee
+    assert wallet == 6 * 90_000  # released once each: amount 100,000 less the 10% fee
 
 
 async def test_a_failing_order_does_not_stop_the_sweep(
