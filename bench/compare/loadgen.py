@@ -13,6 +13,8 @@ Commands (one JSON object a line; each answered by one JSON line):
    "order": id, "local_addrs": [...], "concurrency": c, "timeout": s}
   {"cmd": "drop", "count": n}         close n connections
   {"cmd": "reset"}                    zero the counters, start recording latencies
+  {"cmd": "quiet", "gap": s, "timeout": s}
+                                       wait until nothing arrived for `gap` seconds (bounded)
   {"cmd": "report", "expected": m, "timeout": s}
                                        wait until every connection has m messages (bounded), then
                                        answer counts, first/last receipt and the latencies (us)
@@ -53,13 +55,14 @@ class Generator:
         self.latencies: list[int] = []
         self.first = 0
         self.last = 0
+        self.seen = 0  # the last receipt ever, across resets
         self.record = False
 
     def _receipt(self, conn: Conn, text: str) -> None:
         at = text.rfind(_T)
         if at < 0:
             return
-        now = time.monotonic_ns()
+        now = self.seen = time.monotonic_ns()
         conn.count += 1
         if not self.first:
             self.first = now
@@ -200,6 +203,13 @@ class Generator:
             "latencies_us": self.latencies,
         }
 
+    async def quiet(self, gap: float, within: float) -> dict[str, Any]:
+        """Wait until nothing has arrived for `gap` seconds (a previous phase's stragglers)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and time.monotonic_ns() - self.seen < gap * 1e9:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        return {"quiet": time.monotonic_ns() - self.seen >= gap * 1e9}
+
     async def close(self) -> None:
         await self.drop(len(self.conns))
         for session in self.sessions:
@@ -227,6 +237,8 @@ async def main() -> None:
             reply = await gen.drop(cmd["count"])
         elif name == "reset":
             reply = gen.reset()
+        elif name == "quiet":
+            reply = await gen.quiet(cmd["gap"], cmd["timeout"])
         elif name == "report":
             reply = await gen.report(cmd["expected"], cmd["timeout"])
         elif name == "quit":

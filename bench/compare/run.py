@@ -186,8 +186,15 @@ class Bench:
         self.total = sum(r["total"] for r in replies)
         await asyncio.sleep(1.0)
 
+    async def settle(self) -> bool:
+        """Wait (at most 60 s) until no message has arrived for 1 s: what a phase left in flight
+        must not count in the next one."""
+        replies = await self.all({"cmd": "quiet", "gap": 1.0, "timeout": 60}, 90)
+        return all(r["quiet"] for r in replies)
+
     async def saturation(self, messages: int, concurrency: int = 32) -> dict[str, Any]:
         """Publish `messages` as fast as possible; deliveries/s up to the last receipt."""
+        await self.settle()
         await self.all({"cmd": "reset"})
         started = time.monotonic_ns()
         counter = iter(range(messages))
@@ -216,6 +223,7 @@ class Bench:
         """Publish at a fixed rate of deliveries/s; delivery latency percentiles."""
         rate = deliveries_per_s / self.total
         count = max(5, int(rate * seconds))
+        settled = await self.settle()
         await self.all({"cmd": "reset"})
         started = time.monotonic()
         for i in range(count):
@@ -232,6 +240,7 @@ class Bench:
             "p50_ms": percentile(lat, 0.50),
             "p99_ms": percentile(lat, 0.99),
             "max_ms": max(lat) / 1000.0 if lat else float("nan"),
+            "settled_before": settled,
         }
 
     def rss_kb(self) -> int:
