@@ -34,12 +34,14 @@ class GatewayOrder:
 
 @dataclass(frozen=True)
 class GatewayResult:
-    """The id and state of a refund, payout or account validation the gateway created."""
+    """The id and state of a refund, payout or account validation the gateway created (`amount`
+    is set for refunds listed by `refunds_of`)."""
 
     id: str
     status: str
     fund_account_id: str | None = None
     account_active: bool | None = None
+    amount: int | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class Gateway(Protocol):
         """Refund `amount` of a captured payment (POST /v1/payments/{id}/refund)."""
         ...
 
+    async def refunds_of(self, payment_id: str) -> list[GatewayResult]:
+        """Every refund the gateway holds for a payment, with amount and status
+        (GET /v1/payments/{id}/refunds)."""
+        ...
+
     async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
         """Register a bank account with the gateway (a contact and its fund account, RazorpayX
         POST /v1/contacts and /v1/fund_accounts) and return the fund account id. The only time
@@ -79,6 +86,51 @@ class Gateway(Protocol):
     ) -> GatewayResult:
         """Send money to a validated fund account (POST /v1/payouts, idempotent on `reference`)."""
         ...
+
+
+class RefundUnconfirmed(GatewayError):
+    """A refund request whose outcome is unknown (the gateway timed out or failed) and whose effect
+    could not be seen afterwards either: it may or may not exist. Never definite."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, definite=False)
+
+
+def _full_refund(refunds: list[GatewayResult], amount: int) -> GatewayResult | None:
+    # A failed refund gave nothing back; pending and processed ones did (or will).
+    for r in refunds:
+        if r.status != "failed" and r.amount is not None and r.amount >= amount:
+            return r
+    return None
+
+
+async def refund_once(gateway: Gateway, *, payment_id: str, amount: int, receipt: str) -> GatewayResult:
+    """Refund `amount` of a payment unless the gateway already holds such a refund, and return the
+    refund either way. Raises GatewayError (definite: nothing was done, e.g. the gateway refused or
+    the existing refunds could not be listed before asking) or RefundUnconfirmed (the refund call
+    had no clear answer and the refund is not visible afterwards: the caller must not treat the
+    money as kept nor as returned, and retrying will find the refund if it was made)."""
+    try:
+        existing = _full_refund(await gateway.refunds_of(payment_id), amount)
+    except GatewayError as exc:
+        # Nothing was sent yet, so nothing changed whatever the listing's failure was.
+        raise GatewayError(f"could not list the payment's refunds ({exc})") from None
+    if existing is not None:
+        return existing
+    try:
+        return await gateway.refund(payment_id=payment_id, amount=amount, receipt=receipt)
+    except GatewayError as exc:
+        if exc.definite:
+            raise
+        first = exc
+    # The gateway may have made the refund without us hearing it: look before saying anything.
+    try:
+        existing = _full_refund(await gateway.refunds_of(payment_id), amount)
+    except GatewayError as exc:
+        raise RefundUnconfirmed(f"{first}; then listing refunds failed ({exc})") from None
+    if existing is None:
+        raise RefundUnconfirmed(f"{first}; no refund visible yet")
+    return existing
 
 
 def checkout_signature(key_secret: str, order_id: str, payment_id: str) -> str:

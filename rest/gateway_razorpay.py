@@ -1,6 +1,6 @@
 """The Razorpay gateway over HTTP: Basic auth key_id:key_secret against settings.razorpay_base_url.
 
-Orders and refunds are Razorpay's payment API (/v1/orders, /v1/payments/{id}/refund); penny-drop
+Orders and refunds are Razorpay's payment API (/v1/orders, /v1/payments/{id}/refund[s]); penny-drop
 validation and payouts are RazorpayX's (/v1/fund_accounts/validations, /v1/payouts), with the
 business account number from RAZORPAYX_ACCOUNT_NUMBER. A request gets one session and a 15 s
 limit; any non-2xx answer or transport failure is a GatewayError naming what the gateway said."""
@@ -32,13 +32,26 @@ class RazorpayGateway:
     async def _post(
         self, path: str, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
+        return await self._request("POST", path, body, headers, expect="id")
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None = None,
+        *,
+        expect: str,
+    ) -> dict[str, Any]:
+        """One request; the answer must be a 2xx JSON object holding `expect`."""
+        json = dict(body) if body is not None else None
         try:
             async with (
                 aiohttp.ClientSession(timeout=_TIMEOUT, headers=self._auth) as session,
-                session.post(self._base + path, json=dict(body), headers=headers) as response,
+                session.request(method, self._base + path, json=json, headers=headers) as response,
             ):
                 data = await response.json(content_type=None)
-                if response.status >= 300 or not isinstance(data, dict) or "id" not in data:
+                if response.status >= 300 or not isinstance(data, dict) or expect not in data:
                     error = data.get("error", {}) if isinstance(data, dict) else {}
                     text = error.get("description") or error.get("code") or f"HTTP {response.status}"
                     # A 4xx is a refusal; a 5xx or a strange body leaves the outcome unknown.
@@ -62,6 +75,21 @@ class RazorpayGateway:
         """POST /v1/payments/{id}/refund {amount, receipt}."""
         data = await self._post(f"/v1/payments/{payment_id}/refund", {"amount": amount, "receipt": receipt})
         return GatewayResult(str(data["id"]), str(data.get("status", "pending")))
+
+    async def refunds_of(self, payment_id: str) -> list[GatewayResult]:
+        """GET /v1/payments/{id}/refunds: a collection {count, items: [{id, amount, status}]}."""
+        path = f"/v1/payments/{payment_id}/refunds"
+        data = await self._request("GET", path, None, expect="items")
+        items = data["items"]
+        if not isinstance(items, list):
+            raise GatewayError(f"{path}: items is not a list", definite=False)
+        try:
+            return [
+                GatewayResult(str(i["id"]), str(i.get("status", "pending")), amount=int(i["amount"]))
+                for i in items
+            ]
+        except (KeyError, TypeError, ValueError):
+            raise GatewayError(f"{path}: a refund without id or amount", definite=False) from None
 
     async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
         """POST /v1/contacts then POST /v1/fund_accounts (account_type bank_account)."""

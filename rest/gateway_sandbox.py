@@ -1,6 +1,7 @@
 """The sandbox gateway (PAYMENT_GATEWAY=sandbox, dev only): answers inside the process, offline.
 
-It keeps no state: gateway orders, payments, refunds, payouts and validations get fresh ids, and the
+It keeps no state but the refunds it made (so `refunds_of` can list them): gateway orders, payments,
+refunds, payouts and validations get fresh ids, and the
 sandbox checkout (rest/payments.py, POST /api/dev/sandbox/checkout) signs its answer with the key
 secret exactly as Razorpay's checkout does, so the real verify path runs unchanged. Refunds, payouts
 and validations complete at once; account numbers ending in 0000 fail validation, so the failure
@@ -13,6 +14,9 @@ from collections.abc import Mapping
 
 from hub.settings import Settings
 from rest.gateway import BankDetails, GatewayOrder, GatewayResult, checkout_signature
+
+# payment id -> the refunds made of it in this process (dev only, so never large).
+_REFUNDS: dict[str, list[GatewayResult]] = {}
 
 
 def _id(prefix: str) -> str:
@@ -34,7 +38,13 @@ class SandboxGateway:
 
     async def refund(self, *, payment_id: str, amount: int, receipt: str) -> GatewayResult:
         """A refund that is processed at once."""
-        return GatewayResult(_id("rfnd"), "processed")
+        result = GatewayResult(_id("rfnd"), "processed", amount=amount)
+        _REFUNDS.setdefault(payment_id, []).append(result)
+        return result
+
+    async def refunds_of(self, payment_id: str) -> list[GatewayResult]:
+        """The refunds this process made of the payment."""
+        return list(_REFUNDS.get(payment_id, []))
 
     async def create_fund_account(self, *, bank: BankDetails, reference: str) -> str:
         """A fund account id that remembers (in itself) whether the account will validate."""

@@ -48,6 +48,15 @@ def _key(request: web.Request, required: bool) -> str | None:
     return key
 
 
+def key_of(request: web.Request) -> str | None:
+    """The request's Idempotency-Key as `idempotent` uses it (stripped), or None; inside a handler
+    run by `idempotent` it is already validated. Handlers with effects beyond their transaction
+    store it with what they create, so a retry after a failure mid-way finds that instead of
+    making it again (the key's record is released on such a failure)."""
+    key = request.headers.get(HEADER)
+    return None if key is None else key.strip()
+
+
 async def idempotent(
     request: web.Request,
     user_id: str,

@@ -8,6 +8,7 @@ order channel. The table of legal moves is rest/order_states.py."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
@@ -17,7 +18,7 @@ from hub import outbox
 from hub.keys import POOL, SETTINGS
 from rest import ledger
 from rest.errors import ApiError
-from rest.gateway import Gateway, GatewayError, gateway_for
+from rest.gateway import Gateway, GatewayError, RefundUnconfirmed, gateway_for, refund_once
 from rest.http import ok, path_uuid, query_int, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
 from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
@@ -36,6 +37,8 @@ from rest.order_states import (
 
 if TYPE_CHECKING:
     from rest.ledger import Conn
+
+log = logging.getLogger("gigwire.orders")
 
 __all__ = ["PUBLIC_ACTIONS", "open_order", "order_json", "transition"]
 
@@ -213,15 +216,25 @@ async def _effects(
 
 
 async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) -> str:
-    """Ask the gateway to refund the order's payment and record it. The order row is locked, so two
-    cancellations cannot both get here; a gateway failure rolls the whole transition back."""
+    """Have the gateway refund the order's payment (once: a refund it already holds from an earlier
+    attempt whose answer was lost is used, not repeated) and record it. The order row is locked, so
+    two cancellations cannot both get here. A definite refusal rolls the whole transition back; an
+    unknown outcome (timeout, 5xx) is checked against the gateway's refunds, and only when the
+    refund cannot be seen does the transition roll back, telling the caller to retry."""
     payment_id = order["payment_gateway_payment_id"]
     if gateway is None or payment_id is None:
         raise ApiError("unavailable", "The refund cannot be sent now (no gateway or payment); try again.")
     try:
-        result = await gateway.refund(
-            payment_id=payment_id, amount=order["amount"], receipt=f"refund_{order['id']}"
+        result = await refund_once(
+            gateway, payment_id=payment_id, amount=order["amount"], receipt=f"refund_{order['id']}"
         )
+    except RefundUnconfirmed as exc:
+        log.error("refund outcome unknown", extra={"order": str(order["id"]), "payment": payment_id})
+        raise ApiError(
+            "bad_gateway",
+            f"The refund's outcome could not be confirmed ({exc}); the order is unchanged for now."
+            " Retry the cancellation: it finds a refund the gateway made and never refunds twice.",
+        ) from None
     except GatewayError as exc:
         raise ApiError(
             "bad_gateway", f"The payment gateway refused the refund ({exc}); nothing changed."

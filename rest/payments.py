@@ -19,7 +19,15 @@ from aiohttp import web
 from hub.keys import POOL, SETTINGS
 from rest import ledger
 from rest.errors import ApiError
-from rest.gateway import Gateway, GatewayError, checkout_signature, gateway_for, signature_ok
+from rest.gateway import (
+    Gateway,
+    GatewayError,
+    RefundUnconfirmed,
+    checkout_signature,
+    gateway_for,
+    refund_once,
+    signature_ok,
+)
 from rest.gateway_sandbox import SandboxGateway
 from rest.http import Fields, ok, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
@@ -83,7 +91,16 @@ async def _refund_stray(
         "refunding a payment that cannot fund its order", extra={"order": order_id, "payment": payment_id}
     )
     try:
-        result = await gateway.refund(payment_id=payment_id, amount=amount, receipt=f"s_{payment_id}"[:40])
+        # Once per payment at the gateway too: a refund made by an attempt whose answer was lost
+        # (and whose transaction rolled back) is found and used, not repeated.
+        result = await refund_once(
+            gateway, payment_id=payment_id, amount=amount, receipt=f"s_{payment_id}"[:40]
+        )
+    except RefundUnconfirmed as exc:
+        raise ApiError(
+            "bad_gateway",
+            f"The refund's outcome could not be confirmed ({exc}); retry: it never refunds twice.",
+        ) from None
     except GatewayError as exc:
         raise ApiError("bad_gateway", f"The payment gateway refused a refund ({exc}); retry.") from None
     escrow, clearing = ledger.escrow_account(order_id), ledger.platform_account("clearing", currency)

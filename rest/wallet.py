@@ -19,7 +19,7 @@ from rest import ledger
 from rest.errors import ApiError
 from rest.gateway import GatewayError, gateway_for
 from rest.http import Fields, ok, query_int, read_json, require_user
-from rest.idempotency import PARAMETER, idempotent
+from rest.idempotency import PARAMETER, idempotent, key_of
 from rest.openapi import BEARER, envelope, errors, json_body, json_response
 from rest.order_states import ms
 
@@ -174,9 +174,26 @@ async def withdraw(request: web.Request) -> web.Response:
         raise ApiError("not_found", "No such bank account of yours.") from None
     settings = request.app[SETTINGS]
     pool = request.app[POOL]
+    idem_key = key_of(request)  # required: `idempotent` answers 400 before run() without one
+
+    async def replay(conn: Conn) -> web.Response | None:
+        # A withdrawal made with this key by an earlier attempt that failed after committing it (its
+        # idempotency record was then released): answer it as it is now, never make it again.
+        row = await conn.fetchrow(
+            "SELECT * FROM withdrawals WHERE user_id = $1 AND idempotency_key = $2", claims.user_id, idem_key
+        )
+        if row is None:
+            return None
+        if (str(row["bank_account_id"]), row["amount"]) != (bank_account_id, amount):
+            raise ApiError(
+                "unprocessable", "This Idempotency-Key was used for a different withdrawal; use a new key."
+            )
+        return ok(withdrawal_json(row), status=201)
 
     async def run() -> web.Response:
         async with pool.acquire() as conn, conn.transaction():
+            if (earlier := await replay(conn)) is not None:
+                return earlier
             bank = await conn.fetchrow(
                 "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
                 bank_account_id,
@@ -192,14 +209,18 @@ async def withdraw(request: web.Request) -> web.Response:
                 )
             currency = await conn.fetchval("SELECT currency FROM users WHERE id = $1", claims.user_id)
             row = await conn.fetchrow(
-                "INSERT INTO withdrawals (user_id, bank_account_id, amount, currency) VALUES ($1, $2, $3, $4)"
-                " RETURNING *",
+                "INSERT INTO withdrawals (user_id, bank_account_id, amount, currency, idempotency_key)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING *",
                 claims.user_id,
                 bank_account_id,
                 amount,
                 currency,
+                idem_key,
             )
-            assert row is not None
+            if row is None:  # made by a concurrent request with this key since the lookup above
+                earlier = await replay(conn)
+                assert earlier is not None
+                return earlier
             await ledger.transfer(
                 conn,
                 debit=ledger.wallet_account(claims.user_id, currency),

@@ -41,13 +41,29 @@ async def _refusals(request: web.Request, handler: Any) -> web.StreamResponse:
         )
 
 
+def _matches(request: web.Request, prefix: str) -> bool:
+    return request.path.startswith(prefix) or f"{request.method} {request.path}".startswith(prefix)
+
+
 @dataclass
 class FakeRazorpay:
-    """Razorpay's API as far as gigwire uses it. `fail[path_prefix] = status` makes matching calls fail;
-    `payout_status` is what new payouts report; `calls` records (method, path, json body)."""
+    """Razorpay's API as far as gigwire uses it.
+
+    `fail[path_prefix] = status` makes matching calls fail (a prefix may start with a method,
+    "POST /v1/payments", to spare the other methods); `fail_after[path_prefix] = status` makes
+    matching refunds take effect and then answer that status (a gateway that did the work but whose
+    answer was lost); `payout_status` is what new payouts report; `calls` records (method, path,
+    json body, {} for a GET); `refunds` holds the refunds made, per payment id, as
+    GET /v1/payments/{id}/refunds lists them."""
 
     calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     fail: dict[str, int] = field(default_factory=dict)
+    fail_after: dict[str, int] = field(default_factory=dict)
+    refunds: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # Refunds made while `hide_refunds` is set are not listed (the gateway's view lagging behind);
+    # `then_fail` is merged into `fail` once a refund is made (e.g. the listing breaks after it).
+    hide_refunds: bool = False
+    then_fail: dict[str, int] = field(default_factory=dict)
     payout_status: str = "processing"
     validation_active: bool = True
     url: str = ""
@@ -60,6 +76,7 @@ class FakeRazorpay:
         app = web.Application(middlewares=[_refusals])
         app.router.add_post("/v1/orders", self._order)
         app.router.add_post("/v1/payments/{id}/refund", self._refund)
+        app.router.add_get("/v1/payments/{id}/refunds", self._refunds_of)
         app.router.add_post("/v1/contacts", self._contact)
         app.router.add_post("/v1/fund_accounts", self._fund_account)
         app.router.add_post("/v1/fund_accounts/validations", self._validation)
@@ -73,13 +90,13 @@ class FakeRazorpay:
                 text='{"error": {"code": "BAD_REQUEST_ERROR", "description": "Authentication failed"}}',
                 content_type="application/json",
             )
-        body: dict[str, Any] = await request.json()
+        body: dict[str, Any] = await request.json() if request.method == "POST" else {}
         self.calls.append((request.method, request.path, body))
         if self.hold is not None and request.path.startswith(self.hold_path):
             self.entered.set()
             await self.hold.wait()
         for prefix, status in self.fail.items():
-            if request.path.startswith(prefix):
+            if _matches(request, prefix):
                 raise _Refused(status)
         return body
 
@@ -100,15 +117,31 @@ class FakeRazorpay:
 
     async def _refund(self, request: web.Request) -> web.StreamResponse:
         body = await self._check(request)
-        return web.json_response(
-            {
-                "id": "rfnd_" + secrets.token_hex(7),
-                "entity": "refund",
-                "amount": body["amount"],
-                "payment_id": request.match_info["id"],
-                "status": "pending",
-            }
-        )
+        refund = {
+            "id": "rfnd_" + secrets.token_hex(7),
+            "entity": "refund",
+            "amount": body["amount"],
+            "currency": "INR",
+            "payment_id": request.match_info["id"],
+            "receipt": body.get("receipt"),
+            "status": "pending",
+            "hidden": self.hide_refunds,
+        }
+        self.fail.update(self.then_fail)
+        self.refunds.setdefault(request.match_info["id"], []).append(refund)
+        for prefix, status in self.fail_after.items():
+            if _matches(request, prefix):
+                raise _Refused(status)
+        return web.json_response({k: v for k, v in refund.items() if k != "hidden"})
+
+    async def _refunds_of(self, request: web.Request) -> web.StreamResponse:
+        await self._check(request)
+        items = [
+            {k: v for k, v in r.items() if k != "hidden"}
+            for r in self.refunds.get(request.match_info["id"], [])
+            if not (r["hidden"] and self.hide_refunds)
+        ]
+        return web.json_response({"entity": "collection", "count": len(items), "items": items})
 
     async def _contact(self, request: web.Request) -> web.StreamResponse:
         await self._check(request)
