@@ -84,6 +84,7 @@ class Settings:
     auto_approve_days: float = 7.0
     unpaid_expire_hours: float = 24.0
     timer_sweep_s: float = 30.0
+    payout_retry_s: float = 300.0
     worker_metrics_port: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -204,6 +205,7 @@ class Settings:
             auto_approve_days=float(r.integer("AUTO_APPROVE_DAYS", 7, 1, 365)),
             unpaid_expire_hours=float(r.integer("UNPAID_EXPIRE_HOURS", 24, 1, 24 * 365)),
             timer_sweep_s=float(r.integer("TIMER_SWEEP_S", 30, 1, 3600)),
+            payout_retry_s=float(r.integer("PAYOUT_RETRY_AFTER_S", 300, 1, 86400)),
             worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from aiohttp import web
 from hub.keys import POOL, SETTINGS
 from rest import ledger
 from rest.errors import ApiError
-from rest.gateway import GatewayError, gateway_for
+from rest.gateway import Gateway, GatewayError, gateway_for
 from rest.http import Fields, ok, query_int, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent, key_of
 from rest.openapi import BEARER, envelope, errors, json_body, json_response
@@ -96,6 +97,53 @@ async def settle_withdrawal(
             reference=str(row["id"]),
         )
     return status
+
+
+@dataclass(frozen=True)
+class PayoutOutcome:
+    """What a payout request got: the gateway's status ("" when the outcome is unknown), its payout
+    id when it answered, and the reason of a failure."""
+
+    gateway_status: str
+    payout_id: str | None = None
+    reason: str | None = None
+
+
+async def request_payout(
+    gateway: Gateway, *, withdrawal_id: str, fund_account_id: str, amount: int, currency: str
+) -> PayoutOutcome:
+    """Ask the gateway to pay a withdrawal out (idempotent on the withdrawal id, so asking again
+    never pays twice). Never raises GatewayError: a refusal is a "failed" outcome, no definite
+    answer (timeout, 5xx, connection lost) an unknown one."""
+    try:
+        result = await gateway.payout(
+            fund_account_id=fund_account_id, amount=amount, currency=currency, reference=withdrawal_id
+        )
+    except GatewayError as exc:
+        log.warning("payout request failed", extra={"withdrawal": withdrawal_id, "definite": exc.definite})
+        return PayoutOutcome("failed" if exc.definite else "", reason=str(exc))
+    return PayoutOutcome(result.status, payout_id=result.id)
+
+
+async def record_payout(conn: Conn, withdrawal_id: str, outcome: PayoutOutcome) -> str:
+    """Apply a payout request's definite outcome to its withdrawal inside the caller's transaction
+    (settle_withdrawal, then remember the payout id); "unknown" for an unknown outcome."""
+    if not outcome.gateway_status:
+        return "unknown"
+    result = await settle_withdrawal(
+        conn,
+        payout_id=outcome.payout_id,
+        reference=withdrawal_id,
+        gateway_status=outcome.gateway_status,
+        reason=outcome.reason,
+    )
+    if outcome.payout_id is not None:
+        await conn.execute(
+            "UPDATE withdrawals SET payout_id = $2 WHERE id = $1 AND payout_id IS NULL",
+            withdrawal_id,
+            outcome.payout_id,
+        )
+    return result
 
 
 @routes.get("/api/wallet/balance")
@@ -230,36 +278,18 @@ async def withdraw(request: web.Request) -> web.Response:
                 kind="withdrawal",
                 reference=str(row["id"]),
             )
-        withdrawal_id = str(row["id"])
-        try:
-            result = await gateway_for(settings).payout(
-                fund_account_id=bank["fund_account_id"],
-                amount=amount,
-                currency=currency,
-                reference=withdrawal_id,
-            )
-            payout_id, gateway_status, reason = result.id, result.status, None
-        except GatewayError as exc:
-            log.warning(
-                "payout request failed", extra={"withdrawal": withdrawal_id, "definite": exc.definite}
-            )
-            # Unknown outcome: stay pending; the payout webhook (matched by reference) settles it.
-            payout_id, gateway_status, reason = None, "failed" if exc.definite else "", str(exc)
-        if gateway_status:
+        # The payout is asked for after the commit; an unknown answer (or a crash before asking)
+        # leaves the withdrawal pending for the webhook or the payout sweep (workers.timers).
+        outcome = await request_payout(
+            gateway_for(settings),
+            withdrawal_id=str(row["id"]),
+            fund_account_id=bank["fund_account_id"],
+            amount=amount,
+            currency=currency,
+        )
+        if outcome.gateway_status:
             async with pool.acquire() as conn, conn.transaction():
-                await settle_withdrawal(
-                    conn,
-                    payout_id=payout_id,
-                    reference=withdrawal_id,
-                    gateway_status=gateway_status,
-                    reason=reason,
-                )
-                if payout_id is not None:
-                    await conn.execute(
-                        "UPDATE withdrawals SET payout_id = $2 WHERE id = $1 AND payout_id IS NULL",
-                        row["id"],
-                        payout_id,
-                    )
+                await record_payout(conn, str(row["id"]), outcome)
         final = await pool.fetchrow("SELECT * FROM withdrawals WHERE id = $1", row["id"])
         return ok(withdrawal_json(final), status=201)
 

@@ -18,6 +18,7 @@ from hub.metrics import METRICS
 from hub.outbox import OUTBOX_CHANNEL
 from hub.settings import Settings
 from hub.store import Store
+from rest.gateway import gateway_for
 from workers.fcm import PushSender, create_sender
 from workers.listen import Wakeups
 from workers.metrics import WorkerMetrics
@@ -62,6 +63,11 @@ class WorkerSet:
             auto_approve_s=settings.auto_approve_days * 86400,
             unpaid_expire_s=settings.unpaid_expire_hours * 3600,
             interval=settings.timer_sweep_s,
+            # The sandbox gateway is dev-only: elsewhere without Razorpay there is nothing to ask.
+            gateway=gateway_for(settings)
+            if settings.payment_gateway == "razorpay" or settings.is_dev
+            else None,
+            payout_retry_s=settings.payout_retry_s,
         )
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

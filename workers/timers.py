@@ -1,21 +1,31 @@
-"""Order timers: submitted orders auto-approve, unpaid orders expire.
+"""Timers: submitted orders auto-approve, unpaid orders expire, stuck payouts are asked for again.
 
 Durable because the deadline is the order's own column (submitted_at, created_at) and not a timer
 in memory: a sweep every `settings.timer_sweep_s` finds whatever is due, including what came due
 while no worker ran. Idempotent because each order moves in its own transaction through
 rest.orders.transition, which locks the row and refuses a move its state no longer allows; FOR
-UPDATE SKIP LOCKED lets several workers sweep side by side without waiting on each other."""
+UPDATE SKIP LOCKED lets several workers sweep side by side without waiting on each other.
+
+The payout sweep finds withdrawals still `pending` (no definite answer from the gateway, or the
+process died between committing the withdrawal and asking for its payout) untouched for
+`payout_retry_s`, and asks for the payout again: the request is idempotent at the gateway on the
+withdrawal id, so it never pays twice. A definite answer is applied by rest.wallet.record_payout
+(the code the withdraw handler uses); an unknown one only touches `updated_at`, so the withdrawal
+is asked for again one `payout_retry_s` later."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from workers.listen import sleep_or_stop
 from workers.metrics import WorkerMetrics
+
+if TYPE_CHECKING:
+    from rest.gateway import Gateway
 
 log = logging.getLogger("gigwire.workers.timers")
 
@@ -38,11 +48,15 @@ class Timers:
         auto_approve_s: float,
         unpaid_expire_s: float,
         interval: float = 30.0,
+        gateway: Gateway | None = None,
+        payout_retry_s: float = 300.0,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._ages = {"approve": auto_approve_s, "expire": unpaid_expire_s}
         self.interval = interval
+        self._gateway = gateway  # None: no payout sweep (e.g. tests of the order timers alone)
+        self._payout_retry_s = payout_retry_s
 
     async def sweep(self) -> dict[str, int]:
         """Move every due order now; return how many moved per action. An order whose transition
@@ -80,7 +94,63 @@ class Timers:
                 moved[action] += 1
                 self._metrics.timers_fired.labels(action).inc()
                 log.info("timer moved order", extra={"orderId": order_id, "action": action})
+        if self._gateway is not None:
+            moved["payout"] = await self.sweep_payouts(self._gateway)
         return moved
+
+    async def sweep_payouts(self, gateway: Gateway) -> int:
+        """Ask again for the payout of every withdrawal pending for `payout_retry_s`, one per
+        transaction, and apply a definite answer; return how many got one. The row stays locked
+        during the gateway call so no other sweep asks for it at the same time."""
+        from rest.wallet import record_payout, request_payout
+
+        settled = 0
+        failed: list[str] = []
+        while True:
+            withdrawal_id: str | None = None
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(
+                            "SELECT w.id::text AS id, w.amount, w.currency, b.fund_account_id"
+                            " FROM withdrawals w JOIN bank_accounts b ON b.id = w.bank_account_id"
+                            " WHERE w.status = 'pending'"
+                            " AND w.updated_at <= now() - make_interval(secs => $1)"
+                            " AND NOT (w.id::text = ANY($2::text[]))"
+                            " ORDER BY w.updated_at LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
+                            self._payout_retry_s,
+                            failed,
+                        )
+                        if row is None:
+                            break
+                        withdrawal_id = row["id"]
+                        outcome = await request_payout(
+                            gateway,
+                            withdrawal_id=row["id"],
+                            fund_account_id=row["fund_account_id"],
+                            amount=row["amount"],
+                            currency=row["currency"],
+                        )
+                        result = await record_payout(conn, row["id"], outcome)
+                        if result == "unknown":
+                            # Still no answer: wait another payout_retry_s before asking again.
+                            await conn.execute(
+                                "UPDATE withdrawals SET updated_at = now() WHERE id = $1", row["id"]
+                            )
+                except Exception as exc:
+                    if withdrawal_id is None:
+                        raise
+                    failed.append(withdrawal_id)
+                    self._metrics.loop_errors.labels("timers").inc()
+                    log.warning(
+                        "payout retry failed", extra={"withdrawal": withdrawal_id, "error": _describe(exc)}
+                    )
+                    continue
+            if result != "unknown":
+                settled += 1
+                self._metrics.timers_fired.labels("payout").inc()
+            log.info("payout asked again", extra={"withdrawal": withdrawal_id, "outcome": result})
+        return settled
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Sweep every `interval` seconds until `stopping` is set."""
