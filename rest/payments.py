@@ -66,12 +66,13 @@ async def fund_order(
     )
     if row is None:
         return None, "unknown_order"
-    if amount is None or amount == row["amount"]:
-        if row["status"] == "pending_payment":
-            order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
-            return order, "funded"
-        if row["payment_gateway_payment_id"] == payment_id:
-            return order_json(row), "already_funded"
+    # The payment that funded this order, seen again (whatever amount a later event reports):
+    # nothing to do, and above all never refunded as a stray while its escrow stays funded.
+    if row["payment_gateway_payment_id"] == payment_id:
+        return order_json(row), "already_funded"
+    if (amount is None or amount == row["amount"]) and row["status"] == "pending_payment":
+        order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
+        return order, "funded"
     await _refund_stray(conn, row, payment_id, amount or row["amount"], gateway)
     return order_json(row), "stray_refunded"
 

@@ -38,6 +38,16 @@ def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
     return entity if isinstance(entity, dict) else {}
 
 
+async def _refund_processed(conn: Conn, refund_id: str) -> bool:
+    """Mark our initiated refund `refund_id` processed; whether one was."""
+    done = await conn.fetchval(
+        "UPDATE gateway_refunds SET status = 'processed', updated_at = now()"
+        " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING 1",
+        refund_id,
+    )
+    return bool(done)
+
+
 async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gateway: Gateway) -> str:
     """Apply one verified event inside the caller's transaction; return its outcome. `gateway`
     refunds a payment that cannot fund its order (see rest.payments.fund_order)."""
@@ -58,11 +68,16 @@ async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gatewa
         return outcome
     if event_type == "refund.processed":
         refund = _entity(event, "refund")
-        done = await conn.fetchval(
-            "UPDATE gateway_refunds SET status = 'processed', updated_at = now()"
-            " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING 1",
-            str(refund.get("id")),
-        )
+        done = await _refund_processed(conn, str(refund.get("id")))
+        if not done and isinstance(refund.get("payment_id"), str):
+            # The cancel that made this refund may not have committed its row yet (it holds the
+            # order row locked from before the refund until its commit, and its own catch-up check
+            # ran before this event was recorded): wait on that lock, then look once more.
+            locked = await conn.fetchval(
+                "SELECT 1 FROM orders WHERE payment_gateway_payment_id = $1 FOR UPDATE", refund["payment_id"]
+            )
+            if locked:
+                done = await _refund_processed(conn, str(refund.get("id")))
         return "refund_processed" if done else "stale"
     if event_type in ("payout.processed", "payout.failed", "payout.reversed"):
         payout = _entity(event, "payout")
