@@ -4,12 +4,14 @@ settles it exactly as the withdraw handler would."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 from rest.gateway import gateway_for
 from tests.money.conftest import FakeRazorpay, Parties, idem
 from tests.money.test_money_fixes import _wallet_with_bank
@@ -153,3 +155,28 @@ async def test_withdrawal_never_asked_for_is_asked_for(
     await _timers(pool, money_settings).sweep_payouts(gateway_for(money_settings))
     assert len(_payouts(razorpay, withdrawal_id)) == 1
     assert (await _row(pool, withdrawal_id))["status"] == "processing"
+
+
+async def test_sweeps_side_by_side_ask_once(
+    api: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    parties: Parties,
+    razorpay: FakeRazorpay,
+    money_settings: Settings,
+) -> None:
+    withdrawal_id = await _stuck_withdrawal(api, pool, parties, razorpay)
+    await _age(pool, withdrawal_id)
+    razorpay.fail["/v1/payouts"] = 504  # still no answer: each sweep must leave it to the next period
+    sweeps = [_timers(pool, money_settings) for _ in range(3)]
+    await asyncio.gather(*(t.sweep_payouts(gateway_for(money_settings)) for t in sweeps))
+    assert len(_payouts(razorpay, withdrawal_id)) == 2  # the withdraw's own, then one retry
+    assert (await _row(pool, withdrawal_id))["status"] == "pending"
+
+
+def test_payout_retry_setting(tmp_path: Any) -> None:
+    base = {"GIGWIRE_DATA_DIR": str(tmp_path)}
+    assert Settings.from_env(base).payout_retry_s == 300.0
+    assert Settings.from_env({**base, "PAYOUT_RETRY_AFTER_S": "60"}).payout_retry_s == 60.0
+    for bad in ("0", "soon", "-5"):
+        with pytest.raises(SettingsError, match="PAYOUT_RETRY_AFTER_S"):
+            Settings.from_env({**base, "PAYOUT_RETRY_AFTER_S": bad})
