@@ -38,7 +38,7 @@ def create_broker(url: str, prefix: str, deliver: Deliver) -> Broker:
 
         return MemoryBroker(deliver)
     if url.startswith(("redis://", "rediss://")):
-        from hub.broker_redis_cluster import RedisAutoBroker
+        from hub.broker_redis_auto import RedisAutoBroker
 
         return RedisAutoBroker(url, prefix, deliver)
     raise ValueError(f"unsupported broker URL {url!r}: use memory://, redis:// or rediss://")

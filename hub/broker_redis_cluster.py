@@ -2,12 +2,13 @@
 through the primary that owns its channel's key slot, and adding primaries adds pub/sub capacity.
 
 Detection: REDIS_URL stays a `redis://` (or `rediss://`) URL naming any node; `create_broker` hands
-it to `RedisAutoBroker`, which asks that node `INFO cluster` at start and then runs either the plain
-`RedisBroker` or this one. Subscriptions are held per primary (`_Shard`: one connection, its own
-listener that reconnects with backoff like `RedisBroker`'s), each channel on the primary that owns
-its slot. A lost connection or a slot moved away (the server's unsolicited `sunsubscribe`) makes the
-broker re-read the slot map and subscribe each channel where it lives now; once every channel of a
-shard is confirmed again, the reconnect listeners run (the hub catches its orders up from PostgreSQL).
+it to `RedisAutoBroker` (hub/broker_redis_auto.py), which asks that node `INFO cluster` at start and
+then runs either the plain `RedisBroker` or this one. Subscriptions are held per primary (`_Shard`:
+one connection, its own listener that reconnects with backoff like `RedisBroker`'s), each channel on
+the primary that owns its slot. A lost connection or a slot moved away (the server's unsolicited
+`sunsubscribe`) makes the broker re-read the slot map and subscribe each channel where it lives now;
+once every channel of a shard is confirmed again, the reconnect listeners run (the hub catches its
+orders up from PostgreSQL).
 """
 
 from __future__ import annotations
@@ -27,24 +28,13 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from hub.broker import Broker, Deliver, Reconnected
+from hub.broker import Deliver, Reconnected
 
 log = logging.getLogger("gigwire.broker")
 
 _CONFIRM_TIMEOUT_S = 5.0
 _PING_EVERY_S = 10.0
 _DEAD_AFTER_S = 30.0
-_PROBE_FOR_S = 5.0
-
-
-async def is_cluster(url: str) -> bool:
-    """Whether the Redis at `url` runs in cluster mode (`INFO cluster`); raises when unreachable."""
-    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-    try:
-        info = await client.info("cluster")
-    finally:
-        await client.aclose()
-    return bool(info.get("cluster_enabled"))
 
 
 class _Shard:
@@ -342,64 +332,3 @@ class RedisClusterBroker:
                 callback()
             except Exception:
                 log.exception("reconnect listener failed")
-
-
-class RedisAutoBroker:
-    """A `redis://` broker that finds out at start whether the URL names a Redis Cluster and then
-    runs `RedisClusterBroker` or the plain `RedisBroker`, delegating everything to it."""
-
-    def __init__(self, url: str, prefix: str, deliver: Deliver) -> None:
-        self._url, self._prefix, self._deliver = url, prefix, deliver
-        self._inner: Broker | None = None
-        self._callbacks: list[Reconnected] = []
-
-    @property
-    def inner(self) -> Broker:
-        assert self._inner is not None, "start() first"
-        return self._inner
-
-    def on_reconnect(self, callback: Reconnected) -> None:
-        self._callbacks.append(callback)
-        if self._inner is not None:
-            self._inner.on_reconnect(callback)
-
-    async def start(self) -> None:
-        """Probe the server for up to 5 s (a plain Redis when it never answers), then start."""
-        cluster = False
-        deadline = time.monotonic() + _PROBE_FOR_S
-        while True:
-            try:
-                cluster = await is_cluster(self._url)
-                break
-            except (RedisError, OSError) as exc:
-                if time.monotonic() > deadline:
-                    log.warning("Redis unreachable at start; assuming no cluster", extra={"error": repr(exc)})
-                    break
-                await asyncio.sleep(0.2)
-        inner: Broker
-        if cluster:
-            inner = RedisClusterBroker(self._url, self._prefix, self._deliver)
-        else:
-            from hub.broker_redis import RedisBroker
-
-            inner = RedisBroker(self._url, self._prefix, self._deliver)
-        for callback in self._callbacks:
-            inner.on_reconnect(callback)
-        await inner.start()
-        self._inner = inner
-
-    async def publish(self, channel: str, data: bytes) -> None:
-        await self.inner.publish(channel, data)
-
-    async def subscribe(self, channel: str) -> None:
-        await self.inner.subscribe(channel)
-
-    async def unsubscribe(self, channel: str) -> None:
-        await self.inner.unsubscribe(channel)
-
-    async def ping(self) -> None:
-        await self.inner.ping()
-
-    async def close(self) -> None:
-        if self._inner is not None:
-            await self._inner.close()

@@ -17,7 +17,8 @@ from redis.crc import key_slot
 
 from hub.broker import Broker, create_broker
 from hub.broker_redis import RedisBroker
-from hub.broker_redis_cluster import RedisAutoBroker, RedisClusterBroker
+from hub.broker_redis_auto import RedisAutoBroker
+from hub.broker_redis_cluster import RedisClusterBroker
 from hub.keys import BROKER, STORE
 from hub.presence import is_online, is_watching
 from hub.publish import publish_event
