@@ -32,6 +32,12 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_ticks(pid: int) -> int:
+    """User plus system CPU time of process `pid` so far, in clock ticks (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+
+
 async def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes]) -> None:
     """Poll `path` until it answers 200 (at most 30 s)."""
     async with aiohttp.ClientSession() as http:
