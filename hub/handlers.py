@@ -69,12 +69,13 @@ async def _send(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
     data = frame.data
     order_id = data["orderId"]
     await _check(hub, session, order_id)
-    message, created = await chat.store_message(
+    message, _created = await chat.store_message(
         hub.pool, order_id, session.user_id, data["text"], data["attachments"], data["clientMsgId"]
     )
-    if created:
-        # Stored first; a failed publish is healed by the gap fill and sinceSeq replay.
-        await hub.publish(f"order:{order_id}", Frame.encode("CHAT_MESSAGE", message))
+    # Stored first, then published; a resend (same clientMsgId) publishes the stored message again,
+    # since its first publish may never have happened (a crash or error after the commit). The hub
+    # drops seqs it already delivered, so live subscribers see it once.
+    await hub.publish(f"order:{order_id}", Frame.encode("CHAT_MESSAGE", message))
     return {
         "id": message["id"],
         "seq": message["seq"],

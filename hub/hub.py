@@ -299,11 +299,14 @@ class Hub:
         self.sessions.add(session)
         self.metrics.connections.labels(session.transport).inc()
         await self._join(f"user:{session.user_id}")
-        # Only now does the user channel reach this session: the caller pushes AUTHENTICATED without
-        # awaiting, so no event of the user's feed can arrive ahead of it.
-        self.users.setdefault(session.user_id, set()).add(session)
-        if self.presence is not None:
+        if self.presence is not None and session in self.sessions:
             await self.presence.announce(session.user_id, session.session_id)
+        if session not in self.sessions:
+            # Closed (and removed) while we awaited: registering it now would leak it.
+            return
+        # Last, with no await after it: the caller pushes AUTHENTICATED at once, so no event of the
+        # user's feed can reach the session ahead of it.
+        self.users.setdefault(session.user_id, set()).add(session)
 
     async def remove_session(self, session: QueuedSession) -> None:
         """Forget a closed session: leave its orders and user channel, withdraw its presence."""

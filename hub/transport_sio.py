@@ -358,7 +358,11 @@ def _client_frame(data: Any) -> ClientFrame:
     body: dict[str, Any] = {"type": data[0]}
     if len(data) > 1:
         body["data"] = data[1]
-    return parse(orjson.dumps(body))
+    try:
+        raw = orjson.dumps(body)
+    except TypeError:  # e.g. a lone surrogate in a string: not representable as UTF-8 JSON
+        raise BadFrame("bad_request", "The event's data is not valid JSON text.") from None
+    return parse(raw)
 
 
 def setup_socketio(app: web.Application) -> None:

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from hub.keys import HUB
 from tests.hub.conftest import Node, NodeFactory, Pair
 
 
@@ -193,3 +194,30 @@ async def test_ping_pong_and_frames_without_ref(node: Node, pair: Pair) -> None:
     got = await a.expect("CHAT_MESSAGE")
     assert got["data"]["seq"] == 1
     assert all(f["type"] != "ACK" for f in a.skipped)
+
+
+async def test_resend_publishes_a_message_whose_first_publish_was_lost(node: Node, pair: Pair) -> None:
+    """Stored but never published (a crash after the commit): the resend delivers it, once."""
+    a = await node.connect(pair.client, subscribe=pair.order_id)
+    b = await node.connect(pair.doer, subscribe=pair.order_id)
+    broker = node.app[HUB].broker
+    real_publish = broker.publish
+    dropped: list[str] = []
+
+    async def lose_once(channel: str, data: bytes) -> None:
+        if not dropped:
+            dropped.append(channel)
+            return
+        await real_publish(channel, data)
+
+    broker.publish = lose_once  # type: ignore[method-assign]
+    msg = {"orderId": pair.order_id, "text": "lost once", "clientMsgId": "lost-1"}
+    first = await a.ack("CHAT_MESSAGE", msg)
+    assert dropped == [f"order:{pair.order_id}"]
+    assert [f for f in await b.quiet(0.2) if f["type"] == "CHAT_MESSAGE"] == []
+    again = await a.ack("CHAT_MESSAGE", msg)
+    assert again == first
+    got = await b.expect("CHAT_MESSAGE")
+    assert got["data"]["id"] == first["id"] and got["data"]["seq"] == 1
+    await a.ack("CHAT_MESSAGE", msg)  # a third send: already delivered, so not shown again
+    assert [f for f in await b.quiet(0.3) if f["type"] == "CHAT_MESSAGE"] == []

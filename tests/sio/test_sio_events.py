@@ -134,6 +134,7 @@ async def test_server_events_to_the_user_channel(node: Node, pair: Pair) -> None
         ("SUBSCRIBE_CHAT", {"orderId": "ORDER", "sinceSeq": -1}, "bad_request"),
         ("MESSAGE_READ", {"messageId": UNKNOWN_ORDER}, "not_found"),
         ("NO_SUCH_EVENT", {}, "bad_request"),
+        ("CHAT_MESSAGE", {"orderId": "ORDER", "text": "lone \ud800 surrogate"}, "bad_request"),
     ],
 )
 async def test_bad_events_get_an_error_ack_and_change_nothing(
