@@ -351,9 +351,12 @@ class Hub:
                 rows = await chat.messages_after(self.pool, order_id, after, last, REPLAY_PAGE)
                 if not rows:
                     break
-                await session.wait_room(len(rows))
+                # Room is awaited frame by frame, in bytes too: one page of large messages can
+                # exceed the byte bound on its own, and pushing it at once would cut the reader.
                 for row in rows:
-                    session.push(chat.message_frame(row))
+                    frame = chat.message_frame(row)
+                    await session.wait_room(1, frame.size)
+                    session.push(frame)
                 replayed += len(rows)
                 after = int(rows[-1]["seq"])
         except BaseException:

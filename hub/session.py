@@ -112,11 +112,14 @@ class QueuedSession:
         self._wake.set()
         self._abort_handle = asyncio.get_running_loop().call_later(_CLOSE_GRACE_S, self._abort)
 
-    async def wait_room(self, frames: int, patience_s: float = 30.0) -> None:
-        """Wait until `frames` more fit in the queue (for replays, which may await; fan-out never
-        does). A reader that takes nothing for `patience_s` is too slow: closed with 1013."""
+    async def wait_room(self, frames: int, nbytes: int = 0, patience_s: float = 30.0) -> None:
+        """Wait until `frames` more frames of `nbytes` in all fit in the queue's bounds (for replays,
+        which may await; fan-out never does). A reader that takes nothing for `patience_s` is too
+        slow: closed with 1013."""
         deadline = asyncio.get_running_loop().time() + patience_s
-        while not self.closing and len(self._queue) + frames > self._max_frames:
+        while not self.closing and (
+            len(self._queue) + frames > self._max_frames or self._bytes + nbytes > self._max_bytes
+        ):
             if asyncio.get_running_loop().time() > deadline:
                 self.metrics.queue_overflows.labels(self.transport).inc()
                 self.close(TRY_AGAIN_LATER, _SLOW, flush=False)

@@ -221,3 +221,20 @@ async def test_resend_publishes_a_message_whose_first_publish_was_lost(node: Nod
     assert got["data"]["id"] == first["id"] and got["data"]["seq"] == 1
     await a.ack("CHAT_MESSAGE", msg)  # a third send: already delivered, so not shown again
     assert [f for f in await b.quiet(0.3) if f["type"] == "CHAT_MESSAGE"] == []
+
+
+async def test_replay_larger_than_the_byte_bound_arrives_whole(make_node: NodeFactory, pair: Pair) -> None:
+    """A replay page whose messages add up to more than the queue's byte bound is paced, not cut."""
+    node = await make_node(ws_queue_max_bytes=20_000, chat_rate_per_s=1000, chat_burst=1000)
+    a = await node.connect(pair.client)
+    texts = [f"{i:02d}" + "x" * 3000 for i in range(30)]  # about 90 KB in all
+    for text in texts:
+        await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": text})
+    b = await node.connect(pair.doer)
+    ack = await b.ack("SUBSCRIBE_CHAT", {"orderId": pair.order_id, "sinceSeq": 0})
+    assert ack["replayed"] == 30 and ack["lastSeq"] == 30
+    # The replayed frames came before the ACK, in order, whole.
+    got = [f["data"] for f in b.skipped if f["type"] == "CHAT_MESSAGE"]
+    assert [m["seq"] for m in got] == list(range(1, 31))
+    assert [m["text"] for m in got] == texts
+    assert await b.quiet(0.2) == [] and not b.ws.closed
