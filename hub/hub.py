@@ -50,6 +50,7 @@ class OrderChannel:
         self.pending: dict[int, Frame] = {}
         self.gap_timer: asyncio.TimerHandle | None = None
         self.filling = False
+        self.refill = False  # a fill was asked for while one ran: its target may be stale
         self.ready: asyncio.Future[None] | None = None  # resolved once the broker subscription is in place
 
     @property
@@ -250,7 +251,10 @@ class Hub:
             oc.live.add(session)
 
     def _schedule_fill(self, oc: OrderChannel, delay: float) -> None:
-        if oc.gap_timer is not None or oc.filling:
+        if oc.filling:
+            oc.refill = True
+            return
+        if oc.gap_timer is not None:
             return
         loop = asyncio.get_running_loop()
 
@@ -262,9 +266,13 @@ class Hub:
 
     async def _fill(self, oc: OrderChannel) -> None:
         """Read the messages the channel misses from PostgreSQL and emit them in order."""
-        if oc.filling or self.orders.get(oc.order_id) is not oc:
+        if self.orders.get(oc.order_id) is not oc:
+            return
+        if oc.filling:
+            oc.refill = True
             return
         oc.filling = True
+        oc.refill = False
         try:
             target = await chat.last_seq(self.pool, oc.order_id)
             while oc.last is not None and oc.last < target and self.orders.get(oc.order_id) is oc:
@@ -282,7 +290,12 @@ class Hub:
             self._schedule_fill(oc, 1.0)
             return
         oc.filling = False
-        if oc.pending:
+        if oc.refill:
+            # Asked for again while this fill ran (a joining subscriber, a reconnect): its target
+            # may be past the one this fill read, so read again now.
+            oc.refill = False
+            self._schedule_fill(oc, 0)
+        elif oc.pending:
             self._schedule_fill(oc, GAP_WAIT_S)
 
     def _after_reconnect(self) -> None:
