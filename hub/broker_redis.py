@@ -16,10 +16,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.broker import Deliver, Reconnected
+from hub.broker_confirm import Confirmations
 
 log = logging.getLogger("gigwire.broker")
 
-_CONFIRM_TIMEOUT_S = 5.0
 _PING_EVERY_S = 10.0
 _DEAD_AFTER_S = 30.0  # no reply to our pings for this long: the connection is half-open
 
@@ -36,7 +36,7 @@ class RedisBroker:
         self._sub = Redis.from_url(url, socket_connect_timeout=2)
         # Subscribe confirmations are read too: they tell `subscribe` its channel is live.
         self._pubsub = self._sub.pubsub()
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._confirmations = Confirmations()
         self._callbacks: list[Reconnected] = []
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -64,20 +64,11 @@ class RedisBroker:
         if self._refs[channel] != 1 or not self._connected.is_set():
             return
         name = self._prefix + channel
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(name, []).append(waiter)
         try:
-            await self._pubsub.subscribe(name)
-            await asyncio.wait_for(asyncio.shield(waiter), _CONFIRM_TIMEOUT_S)
+            await self._confirmations.wait(name, lambda: self._pubsub.subscribe(name))
         except (RedisError, OSError, TimeoutError) as exc:
             # The listener sees the lost connection and subscribes every counted channel again.
             log.warning("subscribe not confirmed", extra={"channel": channel, "error": repr(exc)})
-        finally:
-            waiters = self._waiters.get(name, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(name, None)
 
     async def unsubscribe(self, channel: str) -> None:
         """Drop one reference; the last one unsubscribes."""
@@ -115,9 +106,7 @@ class RedisBroker:
             except Exception:  # a bad message or a hub bug must not end the listener
                 log.exception("delivery failed", extra={"channel": name})
         elif kind == "subscribe":
-            for waiter in self._waiters.pop(name, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._confirmations.confirm(name)
             if name == self._placeholder and self._lost:
                 # Redis applies one SUBSCRIBE command whole: every channel is live again now.
                 self._lost = False
@@ -168,10 +157,7 @@ class RedisBroker:
                     "broker connection lost; reconnecting",
                     extra={"error": repr(exc), "retryInS": round(wait, 2)},
                 )
-                for waiters in self._waiters.values():
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(ConnectionError("broker connection lost"))
+                self._confirmations.fail_all(ConnectionError("broker connection lost"))
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # reusable after
                 await asyncio.sleep(wait)

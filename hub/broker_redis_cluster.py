@@ -29,10 +29,10 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from hub.broker import Deliver, Reconnected
+from hub.broker_confirm import Confirmations
 
 log = logging.getLogger("gigwire.broker")
 
-_CONFIRM_TIMEOUT_S = 5.0
 _PING_EVERY_S = 10.0
 _DEAD_AFTER_S = 30.0
 
@@ -48,7 +48,7 @@ class _Shard:
         # and tells the hub that messages may have been lost.
         self._client = Redis(host=host, port=port, retry=Retry(NoBackoff(), 0), **kwargs)
         self._pubsub = self._client.pubsub()
-        self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self._confirmations = Confirmations()
         self._leaving: set[str] = set()  # our own sunsubscribes not yet confirmed
         self._unconfirmed: set[str] = set()  # re-subscriptions after a loss not yet confirmed
         self._connected = asyncio.Event()
@@ -62,19 +62,10 @@ class _Shard:
         self._leaving.discard(name)
         if not self._connected.is_set():
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(name, []).append(waiter)
         try:
-            await self._pubsub.ssubscribe(name)
-            await asyncio.wait_for(asyncio.shield(waiter), _CONFIRM_TIMEOUT_S)
+            await self._confirmations.wait(name, lambda: self._pubsub.ssubscribe(name))
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("shard subscribe not confirmed", extra={"channel": name, "error": repr(exc)})
-        finally:
-            waiters = self._waiters.get(name, [])
-            if waiter in waiters:
-                waiters.remove(waiter)
-            if not waiters:
-                self._waiters.pop(name, None)
 
     async def remove(self, name: str) -> None:
         """Unsubscribe `name` here."""
@@ -117,9 +108,7 @@ class _Shard:
         if kind == "smessage":
             self.owner.deliver(name, message["data"])
         elif kind == "ssubscribe":
-            for waiter in self._waiters.pop(name, []):
-                if not waiter.done():
-                    waiter.set_result(None)
+            self._confirmations.confirm(name)
             if self._unconfirmed:
                 self._unconfirmed.discard(name)
                 if self._lost and not self._unconfirmed:
@@ -166,10 +155,7 @@ class _Shard:
                     "shard connection lost; reconnecting",
                     extra={"shard": self.name, "error": repr(exc), "retryInS": round(wait, 2)},
                 )
-                for waiters in self._waiters.values():
-                    for waiter in waiters:
-                        if not waiter.done():
-                            waiter.set_exception(ConnectionError("broker connection lost"))
+                self._confirmations.fail_all(ConnectionError("broker connection lost"))
                 with contextlib.suppress(RedisError, OSError):
                     await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
                 self.owner.lost(self)
