@@ -26,7 +26,7 @@ import asyncpg
 import orjson
 import socketio
 
-from bench.ws_fanout import ADMIN_DSN, REDIS_URL, connect, start_node, summary
+from bench.ws_fanout import ADMIN_DSN, REDIS_URL, connect, phase, start_node, summary
 from hub.db import create_pool, migrate_dsn
 from hub.settings import Settings
 from tests.factories import make_order, make_user
@@ -117,29 +117,6 @@ class WireSubscriber(Subscriber):
             await self.ws.close()
 
 
-async def phase(
-    sender: aiohttp.ClientWebSocketResponse,
-    subs: list[Subscriber],
-    order_id: str,
-    count: int,
-    rate: float | None,
-) -> tuple[float, list[int]]:
-    """Send `count` messages (at `rate` a second, or back to back); wait for every delivery."""
-    for s in subs:
-        s.latencies_ns.clear()
-        s.expected = count
-        s.done.clear()
-    started = time.perf_counter()
-    for i in range(count):
-        if rate is not None:
-            await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
-        text = f"{i}:{time.perf_counter_ns()}"
-        frame = {"type": "CHAT_MESSAGE", "data": {"orderId": order_id, "text": text}}
-        await sender.send_str(orjson.dumps(frame).decode())
-    await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in subs)), 180)
-    return time.perf_counter() - started, [lat for s in subs for lat in s.latencies_ns]
-
-
 async def main(args: argparse.Namespace) -> None:
     database = f"gigwire_bench_{uuid.uuid4().hex[:8]}"
     dsn = ADMIN_DSN.rsplit("/", 1)[0] + "/" + database
@@ -173,9 +150,9 @@ async def main(args: argparse.Namespace) -> None:
                 f" raw /ws sender, Redis {REDIS_URL}"
             )
             paced = int(args.rate * args.seconds)
-            elapsed, lat = await phase(sender, subs, order_id, paced, args.rate)
+            elapsed, lat = await phase(sender, subs, order_id, paced, args.rate, timeout_s=180)
             print(summary(f"paced {args.rate:.0f} msg/s", paced, len(subs), elapsed, lat))
-            elapsed, lat = await phase(sender, subs, order_id, args.burst, None)
+            elapsed, lat = await phase(sender, subs, order_id, args.burst, None, timeout_s=180)
             print(summary("burst", args.burst, len(subs), elapsed, lat))
             print(f"out-of-order deliveries: {sum(s.out_of_order for s in subs)}")
             sender_reader.cancel()

@@ -19,7 +19,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import asyncpg
@@ -105,13 +107,23 @@ async def connect(
     return ws
 
 
+class Receiving(Protocol):
+    """What `phase` needs of a subscriber, whatever its transport."""
+
+    expected: int
+    latencies_ns: list[int]
+    done: asyncio.Event
+
+
 async def phase(
     sender: aiohttp.ClientWebSocketResponse,
-    subs: list[Subscriber],
+    subs: Sequence[Receiving],
     order_id: str,
     count: int,
     rate: float | None,
+    timeout_s: float = 30.0,
 ) -> tuple[float, list[int]]:
+    """Send `count` messages (at `rate` a second, or back to back); wait for every delivery."""
     for s in subs:
         s.latencies_ns.clear()
         s.expected = count
@@ -121,12 +133,10 @@ async def phase(
         if rate is not None:
             await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
         text = f"{i}:{time.perf_counter_ns()}"
-        await sender.send_str(
-            orjson.dumps({"type": "CHAT_MESSAGE", "data": {"orderId": order_id, "text": text}}).decode()
-        )
-    await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in subs)), 30)
-    elapsed = time.perf_counter() - started
-    return elapsed, [lat for s in subs for lat in s.latencies_ns]
+        frame = {"type": "CHAT_MESSAGE", "data": {"orderId": order_id, "text": text}}
+        await sender.send_str(orjson.dumps(frame).decode())
+    await asyncio.wait_for(asyncio.gather(*(s.done.wait() for s in subs)), timeout_s)
+    return time.perf_counter() - started, [lat for s in subs for lat in s.latencies_ns]
 
 
 def summary(name: str, count: int, subs: int, elapsed: float, latencies: list[int]) -> str:
