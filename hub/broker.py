@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Protocol
 
 # The hub's delivery callback: (channel without prefix, payload bytes).
@@ -42,3 +42,37 @@ def create_broker(url: str, prefix: str, deliver: Deliver) -> Broker:
 
         return RedisAutoBroker(url, prefix, deliver)
     raise ValueError(f"unsupported broker URL {url!r}: use memory://, redis:// or rediss://")
+
+
+class ChannelRefs:
+    """Reference counts of subscribed channels: a broker subscribes on a channel's first
+    reference and unsubscribes on its last. Iterating gives the channels with references."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def add(self, channel: str) -> bool:
+        """Count one reference; True when it is the channel's first."""
+        count = self._counts.get(channel, 0) + 1
+        self._counts[channel] = count
+        return count == 1
+
+    def drop(self, channel: str) -> bool:
+        """Release one reference (none held: nothing happens); True when it was the last."""
+        count = self._counts.get(channel, 0)
+        if count <= 1:
+            return self._counts.pop(channel, None) is not None
+        self._counts[channel] = count - 1
+        return False
+
+    def __contains__(self, channel: object) -> bool:
+        return channel in self._counts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._counts))
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def clear(self) -> None:
+        self._counts.clear()

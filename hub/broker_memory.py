@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
-from hub.broker import Deliver, Reconnected
+from hub.broker import ChannelRefs, Deliver, Reconnected
 
 
 class MemoryBroker:
@@ -12,23 +10,20 @@ class MemoryBroker:
 
     def __init__(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        self._refs: Counter[str] = Counter()
+        self._refs = ChannelRefs()
 
     async def start(self) -> None:
         return None
 
     async def publish(self, channel: str, data: bytes) -> None:
-        if self._refs[channel] > 0:
+        if channel in self._refs:
             self._deliver(channel, data)
 
     async def subscribe(self, channel: str) -> None:
-        self._refs[channel] += 1
+        self._refs.add(channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        if self._refs[channel] <= 1:
-            self._refs.pop(channel, None)
-        else:
-            self._refs[channel] -= 1
+        self._refs.drop(channel)
 
     async def ping(self) -> None:
         return None

@@ -9,13 +9,12 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from hub.broker import Deliver, Reconnected
+from hub.broker import ChannelRefs, Deliver, Reconnected
 from hub.broker_confirm import Confirmations
 
 log = logging.getLogger("gigwire.broker")
@@ -31,7 +30,7 @@ class RedisBroker:
         self._prefix = prefix
         self._placeholder = prefix + "_"
         self._deliver = deliver
-        self._refs: Counter[str] = Counter()
+        self._refs = ChannelRefs()
         self._publisher = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         self._sub = Redis.from_url(url, socket_connect_timeout=2)
         # Subscribe confirmations are read too: they tell `subscribe` its channel is live.
@@ -60,8 +59,7 @@ class RedisBroker:
 
     async def subscribe(self, channel: str) -> None:
         """Count one reference; the first one subscribes and waits for Redis's confirmation."""
-        self._refs[channel] += 1
-        if self._refs[channel] != 1 or not self._connected.is_set():
+        if not self._refs.add(channel) or not self._connected.is_set():
             return
         name = self._prefix + channel
         try:
@@ -72,15 +70,9 @@ class RedisBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         """Drop one reference; the last one unsubscribes."""
-        if self._refs[channel] <= 0:
-            self._refs.pop(channel, None)
-            return
-        self._refs[channel] -= 1
-        if self._refs[channel] == 0:
-            del self._refs[channel]
-            if self._connected.is_set():
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(self._prefix + channel)
+        if self._refs.drop(channel) and self._connected.is_set():
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(self._prefix + channel)
 
     async def ping(self) -> None:
         await self._publisher.ping()

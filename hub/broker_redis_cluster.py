@@ -18,7 +18,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any
 
 from redis.asyncio import Redis
@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from hub.broker import Deliver, Reconnected
+from hub.broker import ChannelRefs, Deliver, Reconnected
 from hub.broker_confirm import Confirmations
 
 log = logging.getLogger("gigwire.broker")
@@ -172,7 +172,7 @@ class RedisClusterBroker:
         self._deliver = deliver
         self._cut = len(prefix)
         self._cluster = RedisCluster.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self._refs: Counter[str] = Counter()
+        self._refs = ChannelRefs()
         self._shards: dict[str, _Shard] = {}
         self._where: dict[str, _Shard] = {}  # full channel name -> the shard holding it
         self._callbacks: list[Reconnected] = []
@@ -193,8 +193,7 @@ class RedisClusterBroker:
 
     async def subscribe(self, channel: str) -> None:
         """Count one reference; the first one subscribes on the owning primary and waits for it."""
-        self._refs[channel] += 1
-        if self._refs[channel] == 1:
+        if self._refs.add(channel):
             try:
                 await self._place(self._prefix + channel)
             except (RedisError, OSError) as exc:
@@ -204,12 +203,7 @@ class RedisClusterBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         """Drop one reference; the last one unsubscribes."""
-        if self._refs[channel] <= 0:
-            self._refs.pop(channel, None)
-            return
-        self._refs[channel] -= 1
-        if self._refs[channel] == 0:
-            del self._refs[channel]
+        if self._refs.drop(channel):
             shard = self._where.pop(self._prefix + channel, None)
             if shard is not None:
                 await shard.remove(self._prefix + channel)
