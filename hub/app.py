@@ -16,7 +16,7 @@ from hub.broker import Broker, Deliver, create_broker
 from hub.keys import BROKER, POOL, REDIS, SETTINGS, STORE, TOKENS
 from hub.logs import request_id
 from hub.settings import Settings
-from hub.store import create_store
+from hub.store import close_store, create_store
 from hub.tokens import TokenCodec
 
 log = logging.getLogger("gigwire.http")
@@ -102,9 +102,11 @@ def build_core_app(settings: Settings, dsn: str) -> web.Application:
         client: Redis | None = None
         if settings.redis_url is not None:
             client = Redis.from_url(settings.redis_url, health_check_interval=15)
+        store = create_store(client, settings.redis_prefix)
         app[REDIS] = client
-        app[STORE] = create_store(client, settings.redis_prefix)
+        app[STORE] = store
         yield
+        await close_store(store)  # a cluster client of its own, made when REDIS_URL names a cluster
         if client is not None:
             await client.aclose()
 

@@ -3,6 +3,7 @@ Redis when configured, so every process sees the same counts; in-process memory 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -52,3 +53,11 @@ def create_store(redis_client: object | None, prefix: str) -> Store:
     from hub.store_redis_cluster import DetectingRedisStore
 
     return DetectingRedisStore(redis_client, prefix)  # type: ignore[arg-type]
+
+
+async def close_store(store: Store) -> None:
+    """Close the connections `store` opened itself (the cluster client of a Redis store on a Redis
+    Cluster); the client handed to `create_store` stays the caller's to close."""
+    aclose: Callable[[], Awaitable[None]] | None = getattr(store, "aclose", None)
+    if aclose is not None:
+        await aclose()

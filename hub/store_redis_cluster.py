@@ -16,6 +16,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from hub.store_redis import RedisStore
@@ -49,6 +50,7 @@ class DetectingRedisStore:
         self._prefix = prefix
         self._store: RedisStore | None = None
         self._cluster: RedisCluster | None = None
+        self._closed = False
         self._lock = asyncio.Lock()
         # The client's pool refuses a call past its size (MaxConnectionsError) instead of waiting:
         # in a burst of connects, presence writes would fail. Calls past it wait here instead.
@@ -56,9 +58,13 @@ class DetectingRedisStore:
         self._gate = asyncio.Semaphore(size if isinstance(size, int) and 0 < size < 2**31 else 100)
 
     async def _resolve(self) -> RedisStore:
+        if self._closed:
+            raise RedisConnectionError("the store is closed")
         if self._store is not None:
             return self._store
         async with self._lock:
+            if self._closed:
+                raise RedisConnectionError("the store is closed")
             if self._store is None:
                 # Raises like any other call while Redis is down; the probe is made again next call.
                 info = await self._client.info("cluster")
@@ -72,47 +78,52 @@ class DetectingRedisStore:
             return self._store
 
     async def aclose(self) -> None:
-        """Close the cluster client if one was made (the plain client belongs to the caller)."""
-        if self._cluster is not None:
+        """Close the cluster client if one was made (the plain client belongs to the caller), once a
+        probe under way has finished. Calls after this (and those still waiting for the gate) raise
+        redis' ConnectionError, as while Redis is down, instead of opening a cluster client again."""
+        async with self._lock:
+            self._closed = True
+            cluster, self._cluster, self._store = self._cluster, None, None
+        if cluster is not None:
             with contextlib.suppress(RedisError, OSError):
-                await self._cluster.aclose()
+                await cluster.aclose()
 
     async def hit(self, key: str, window_s: int) -> tuple[int, float]:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             return await store.hit(key, window_s)
 
     async def set(self, key: str, value: bytes, ttl_s: float) -> None:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             await store.set(key, value, ttl_s)
 
     async def get(self, key: str) -> bytes | None:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             return await store.get(key)
 
     async def delete(self, key: str) -> None:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             await store.delete(key)
 
     async def exists_many(self, keys: list[str]) -> list[bool]:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             return await store.exists_many(keys)
 
     async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             await store.members_touch(entries, ttl_s)
 
     async def members_remove(self, key: str, members: list[str]) -> None:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             await store.members_remove(key, members)
 
     async def members(self, key: str) -> list[str]:
-        store = await self._resolve()
         async with self._gate:
+            store = await self._resolve()
             return await store.members(key)
