@@ -20,6 +20,7 @@ import workers
 from hub import db
 from hub.app import build_core_app
 from hub.demo import setup_demo
+from hub.door import serve_app
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
@@ -80,9 +81,7 @@ def serve(settings: Settings) -> None:
             f"gigwire listening on {where} ({settings.env} mode, {mode}, {broker}); Ctrl-C stops it",
             flush=True,
         )
-        web.run_app(
-            app, host=settings.host, port=settings.port, print=None, access_log=None, shutdown_timeout=10
-        )
+        serve_app(app, settings.host, settings.port)
     finally:
         if embedded is not None:
             embedded.stop()

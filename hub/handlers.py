@@ -15,7 +15,7 @@ from hub import chat
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.protocol import ClientFrame, HubError
-from hub.session import QueuedSession
+from hub.session import Session
 
 log = logging.getLogger("gigwire.chat")
 
@@ -25,7 +25,7 @@ TYPING_RELAY_EVERY_S = 3.0  # renewals within this are not relayed again (the th
 Ack = dict[str, Any] | None
 
 
-async def handle(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def handle(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     """Run one authenticated client frame. Returns the ACK data (None: nothing to acknowledge, or
     already answered, as PING is by PONG). Raises HubError with the code to answer."""
     try:
@@ -37,7 +37,7 @@ async def handle(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
         raise HubError("internal", "The server failed; nothing was stored. Try again.") from None
 
 
-async def _check(hub: Hub, session: QueuedSession, order_id: str) -> None:
+async def _check(hub: Hub, session: Session, order_id: str) -> None:
     """Only the order's client and doer may use its chat; the answer is cached per session."""
     if order_id in session.allowed:
         return
@@ -49,20 +49,20 @@ async def _check(hub: Hub, session: QueuedSession, order_id: str) -> None:
     session.allowed.add(order_id)
 
 
-async def _subscribe(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _subscribe(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     order_id = frame.data["orderId"]
     await _check(hub, session, order_id)
     last, replayed = await hub.subscribe(session, order_id, frame.data.get("sinceSeq"))
     return {"orderId": order_id, "lastSeq": last, "replayed": replayed}
 
 
-async def _unsubscribe(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _unsubscribe(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     order_id = frame.data["orderId"]
     await hub.unsubscribe(session, order_id)
     return {"orderId": order_id}
 
 
-async def _send(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _send(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     wait_ms = session.bucket.take()
     if wait_ms:
         raise HubError("rate_limited", f"Too many messages; retry in {wait_ms} ms.", retry_after_ms=wait_ms)
@@ -84,7 +84,7 @@ async def _send(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
     }
 
 
-async def _read(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _read(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     message_id = frame.data["messageId"]
     found = await chat.message_order(hub.pool, message_id)
     if found is None:
@@ -99,7 +99,7 @@ async def _read(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
     return {"orderId": order_id, "seq": mark}
 
 
-async def _typing_start(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _typing_start(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     order_id = frame.data["orderId"]
     await _check(hub, session, order_id)
     now = time.monotonic()
@@ -124,7 +124,7 @@ async def _typing_start(hub: Hub, session: QueuedSession, frame: ClientFrame) ->
     return {"orderId": order_id}
 
 
-async def _typing_stop(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _typing_stop(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     order_id = frame.data["orderId"]
     await _check(hub, session, order_id)
     handle = session.typing.pop(order_id, None)
@@ -139,7 +139,7 @@ def _typing(kind: str, order_id: str, user_id: str) -> Frame:
     return Frame.encode(kind, {"orderId": order_id, "userId": user_id})
 
 
-async def _ping(hub: Hub, session: QueuedSession, frame: ClientFrame) -> Ack:
+async def _ping(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     session.push(Frame.encode("PONG", None, frame.ref))
     return None
 

@@ -21,7 +21,7 @@ from hub.broker import Broker
 from hub.frame import Frame, now_ms
 from hub.metrics import HubMetrics
 from hub.presence import Presence
-from hub.session import GOING_AWAY, QueuedSession
+from hub.session import GOING_AWAY, Session
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.hub")
@@ -44,8 +44,8 @@ class OrderChannel:
 
     def __init__(self, order_id: str) -> None:
         self.order_id = order_id
-        self.live: set[QueuedSession] = set()
-        self.joining: dict[QueuedSession, Replay] = {}
+        self.live: set[Session] = set()
+        self.joining: dict[Session, Replay] = {}
         self.last: int | None = None  # seq of the last chat message emitted; None until first read
         self.pending: dict[int, Frame] = {}
         self.gap_timer: asyncio.TimerHandle | None = None
@@ -74,8 +74,8 @@ class Hub:
     def __init__(self, settings: Settings, metrics: HubMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.sessions: set[QueuedSession] = set()
-        self.users: dict[str, set[QueuedSession]] = {}
+        self.sessions: set[Session] = set()
+        self.users: dict[str, set[Session]] = {}
         self.orders: dict[str, OrderChannel] = {}
         self.accepting = True
         self._refs: dict[str, int] = {}
@@ -307,7 +307,7 @@ class Hub:
 
     # -- sessions ----------------------------------------------------------------------------------
 
-    async def add_session(self, session: QueuedSession) -> None:
+    async def add_session(self, session: Session) -> None:
         """Register an authenticated session: join its user channel (subscribed before returning)."""
         self.sessions.add(session)
         self.metrics.connections.labels(session.transport).inc()
@@ -321,7 +321,7 @@ class Hub:
         # user's feed can reach the session ahead of it.
         self.users.setdefault(session.user_id, set()).add(session)
 
-    async def remove_session(self, session: QueuedSession) -> None:
+    async def remove_session(self, session: Session) -> None:
         """Forget a closed session: leave its orders and user channel, withdraw its presence."""
         if session not in self.sessions:
             return
@@ -339,7 +339,7 @@ class Hub:
         if self.presence is not None:
             await self.presence.withdraw(session.user_id, session.session_id, orders)
 
-    async def subscribe(self, session: QueuedSession, order_id: str, since: int | None) -> tuple[int, int]:
+    async def subscribe(self, session: Session, order_id: str, since: int | None) -> tuple[int, int]:
         """Join the order's channel with replay: subscribe first, read the last seq, send every
         message after `since` (none when None), then go live. Returns (last seq read, replayed)."""
         oc = self.orders.get(order_id)
@@ -391,7 +391,7 @@ class Hub:
             await self.presence.announce(session.user_id, session.session_id, [order_id])
         return last, replayed
 
-    async def unsubscribe(self, session: QueuedSession, order_id: str, announce: bool = True) -> None:
+    async def unsubscribe(self, session: Session, order_id: str, announce: bool = True) -> None:
         """Leave the order's channel (no-op when not subscribed); ends the session's typing there."""
         handle = session.typing.pop(order_id, None)
         session.typing_sent.pop(order_id, None)

@@ -15,6 +15,7 @@ from hub.tokens import TokenCodec
 
 if TYPE_CHECKING:
     from hub.hub import Hub
+    from hub.transport_ws import WsFront
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -23,3 +24,4 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 TOKENS = web.AppKey("tokens", TokenCodec)
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+WS_FRONT: web.AppKey[WsFront] = web.AppKey("ws_front")

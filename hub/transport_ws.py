@@ -1,243 +1,541 @@
 """GET /ws: the raw WebSocket transport (PROTOCOL.md), and `setup_realtime`, which mounts the hub
-(/ws, /metrics, its start, stop and shutdown) on the web app."""
+(/ws, /metrics, its start, stop and shutdown) on the web app.
+
+Each connection is one `WsConnection`: an asyncio protocol on the socket's transport that is also
+the hub's session, with no task while it is idle. Reading is callbacks: frames are parsed as they
+arrive (hub.websocket) and a task runs only while client frames wait to be handled, one at a time
+in order. Writing never awaits: frames go to the transport at the end of the event loop iteration,
+one send per connection however many frames it got; while the transport is over its high-water mark
+they wait in a bounded queue written out as it drains. Liveness is one sweep for all connections.
+
+A connection arrives either through hub.door (a fresh TCP connection whose first request is the
+upgrade: no aiohttp request state is kept for it) or through the aiohttp route below (an upgrade on
+a kept-alive connection that served other requests first), which completes the handshake itself and
+hands the socket over in the same way."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import struct
-from collections.abc import AsyncIterator
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
-from hub import handlers
+from hub import handlers, websocket
 from hub.app import DELIVER
 from hub.frame import Frame, now_ms
 from hub.hub import Hub
-from hub.keys import BROKER, HUB, POOL, SETTINGS, STORE, TOKENS
+from hub.keys import BROKER, HUB, POOL, SETTINGS, STORE, TOKENS, WS_FRONT
 from hub.metrics import METRICS, HubMetrics, metrics_handler
 from hub.presence import Presence
 from hub.protocol import BadFrame, ClientFrame, HubError, parse
-from hub.session import AUTH_TIMEOUT, UNAUTHORIZED, QueuedSession, schedule_flush
+from hub.session import (
+    AUTH_TIMEOUT,
+    CLOSE_GRACE_S,
+    GOING_AWAY,
+    NORMAL,
+    UNAUTHORIZED,
+    Session,
+)
 from hub.settings import Settings
-from hub.tokens import Claims, TokenError
+from hub.tokens import TokenCodec, TokenError
 
 log = logging.getLogger("gigwire.ws")
 
 _MAX_UNAUTHENTICATED_FRAMES = 50
-_DIRECT_MAX = 64 * 1024  # bytes a socket may hold unsent before frames go through the writer task
-
-
-class WsSession(QueuedSession):
-    """A session over one aiohttp WebSocketResponse: frames go out as text, bytes as encoded once."""
-
-    transport = "ws"
-
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, user_id: str, app: web.Application):
-        super().__init__(user_id, app[SETTINGS], app[METRICS])
-        self.ws = ws
-        self.request = request
-        self._out: bytearray | None = None  # frames taken by `_direct`, written at the loop's turn
-
-    async def _write(self, frame: Frame) -> None:
-        await self.ws.send_frame(frame.data, WSMsgType.TEXT)
-
-    def _direct(self, frame: Frame) -> bool:
-        # The whole WebSocket frame is built once per Frame and shared by every recipient (server
-        # frames are unmasked; sent uncompressed, which permessage-deflate allows per message).
-        # Only while the socket keeps up: past the high-water mark the writer's awaited path
-        # (aiohttp's flow control) takes over.
-        transport = self.request.transport
-        if transport is None or transport.is_closing() or transport.get_write_buffer_size() > _DIRECT_MAX:
-            return False
-        out = self._out
-        if out is None:
-            self._out = out = bytearray()
-            schedule_flush(self)
-        elif len(out) > _DIRECT_MAX:
-            return False
-        out += frame.for_transport("ws-wire", ws_wire)
-        return True
-
-    def _flush_direct(self) -> None:
-        out = self._out
-        if out is not None:
-            self._out = None
-            transport = self.request.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(out)
-
-    def _discard_direct(self) -> None:
-        self._out = None
-
-    async def _shutdown(self, code: int, reason: str) -> None:
-        await self.ws.close(code=code, message=reason.encode()[:120])
-
-    def _abort(self) -> None:
-        transport = self.request.transport
-        if transport is not None and not self._closed.is_set():
-            transport.abort()
+_INBOX_PAUSE = 32  # client frames waiting to be handled before the socket stops being read
+_INBOX_RESUME = 8
+_ABNORMAL = 1006  # the code a session records when the connection was lost without a close
 
 
 def ws_wire(frame: Frame) -> bytes:
     """The complete unmasked WebSocket text frame (RFC 6455 5.2) carrying `frame.data`."""
-    data = frame.data
-    size = len(data)
-    if size < 126:
-        return bytes((0x81, size)) + data
-    if size < 65536:
-        return struct.pack("!BBH", 0x81, 126, size) + data
-    return struct.pack("!BBQ", 0x81, 127, size) + data
+    return websocket.frame(websocket.OP_TEXT, frame.data)
 
 
-async def _send(ws: web.WebSocketResponse, frame: Frame) -> None:
-    """Write one frame directly (before a session exists)."""
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await ws.send_frame(frame.data, WSMsgType.TEXT)
+class WsFront:
+    """This process's /ws side: the open connections (authenticated or not), their liveness sweep,
+    and what every connection needs (hub, token codec, settings, metrics)."""
+
+    def __init__(self, hub: Hub, tokens: TokenCodec, settings: Settings, metrics: HubMetrics) -> None:
+        self.hub = hub
+        self.tokens = tokens
+        self.settings = settings
+        self.metrics = metrics
+        self.connections: set[WsConnection] = set()
+        self._pending: list[WsConnection] = []  # connections holding bytes to write this iteration
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def accepting(self) -> bool:
+        return self.hub.accepting
+
+    def accept(
+        self,
+        transport: asyncio.Transport,
+        upgrade: websocket.Upgrade,
+        rest: bytes = b"",
+        handover: asyncio.BaseProtocol | None = None,
+    ) -> WsConnection:
+        """Take over `transport` for an upgrade request already read (`rest`: bytes that followed
+        it): answer 101 and serve it. `handover` is the protocol that had the transport, told of
+        the connection's loss when it happens."""
+        conn = WsConnection(self, upgrade.query.get("token"), handover)
+        transport.set_protocol(conn)
+        transport.write(upgrade.response())
+        conn.connection_made(transport)
+        if rest:
+            conn.data_received(rest)
+        return conn
+
+    def start(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="gigwire-ws-heartbeat")
+
+    async def stop(self) -> None:
+        """Close the connections still unauthenticated (sessions are closed by the hub) and stop."""
+        for conn in list(self.connections):
+            if not conn.registered:
+                conn.close(GOING_AWAY, "server going away: reconnect")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        """Every WS_HEARTBEAT seconds: a connection heard from since the last sweep is marked
+        unheard; one unheard for a whole interval is pinged; one still unheard after its ping is
+        cut (its session is removed when the transport reports the loss)."""
+        while True:
+            await asyncio.sleep(self.settings.ws_heartbeat_s)
+            for conn in list(self.connections):
+                conn.beat()
+
+    def schedule_flush(self, conn: WsConnection) -> None:
+        """Write `conn`'s buffered bytes at the end of this loop iteration, with every other
+        connection's (one callback for all)."""
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(conn)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for conn in pending:
+            conn.flush()
 
 
-async def _refuse(ws: web.WebSocketResponse, message: str, ref: str | None) -> None:
-    await _send(ws, HubError("unauthorized", message).frame(ref))
-    await ws.close(code=UNAUTHORIZED, message=b"unauthorized")
+class WsConnection(Session, asyncio.Protocol):
+    """One /ws connection: the protocol on its transport, and once authenticated the hub's session.
+    Before authentication `user_id` is empty and the hub does not know it."""
 
+    __slots__ = (
+        "_beat",
+        "_close_sent",
+        "_closed",
+        "_code",
+        "_front",
+        "_handover",
+        "_inbox",
+        "_lost",
+        "_out",
+        "_paused",
+        "_queue",
+        "_queued_bytes",
+        "_reader",
+        "_reading_paused",
+        "_reason",
+        "_registered",
+        "_removed",
+        "_task",
+        "_timer",
+        "_token",
+        "_transport",
+        "_unauthenticated",
+    )
 
-async def _authenticate(
-    ws: web.WebSocketResponse, request: web.Request, metrics: HubMetrics
-) -> tuple[Claims, str | None] | None:
-    """The caller's claims from `?token=` or the first AUTHENTICATE frame; None once the connection
-    is closed (4401 for a bad token, 4408 after the timeout)."""
-    codec = request.app[TOKENS]
-    token = request.query.get("token")
-    if token is not None:
+    transport = "ws"
+
+    def __init__(self, front: WsFront, token: str | None, handover: asyncio.BaseProtocol | None = None):
+        super().__init__("", front.settings, front.metrics)
+        self._front = front
+        self._token = token
+        self._handover = handover  # an aiohttp protocol to tell of the connection's loss
+        self._transport: asyncio.Transport | None = None
+        self._reader: websocket.Reader | None = websocket.Reader(front.settings.ws_max_frame_bytes)
+        self._inbox: deque[str | bytes] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._out: bytearray | None = None  # frames for this loop iteration's single write
+        self._queue: deque[bytes] | None = None  # frames waiting for the transport to drain
+        self._queued_bytes = 0
+        self._paused = False  # the transport is over its high-water mark
+        self._reading_paused = False
+        self._code: int | None = None  # the close code, once closing
+        self._reason = ""
+        self._close_sent = False
+        self._lost = False
+        self._closed: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None  # auth timeout, then the close grace
+        self._beat = 0
+        self._registered = False
+        self._removed = False
+        self._unauthenticated = 0
+
+    # -- Session ---------------------------------------------------------------------------------
+
+    @property
+    def registered(self) -> bool:
+        """Authenticated and known to the hub."""
+        return self._registered
+
+    @property
+    def closing(self) -> bool:
+        return self._code is not None
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        queue = self._queue
+        return (len(queue), self._queued_bytes) if queue else (0, 0)
+
+    def push(self, frame: Frame) -> None:
+        if self._code is not None:
+            return
+        wire = frame.for_transport("ws-wire", ws_wire)
+        if self._paused or self._queue:
+            if self.overflows(len(wire)):
+                return
+            if self._queue is None:
+                self._queue = deque()
+            self._queue.append(wire)
+            self._queued_bytes += len(wire)
+        elif self._out is None:
+            self._out = bytearray(wire)
+            self._front.schedule_flush(self)
+        else:
+            self._out += wire
+        self.metrics.frame_out("ws", frame.type)
+
+    def close(self, code: int, reason: str = "", flush: bool = True) -> None:
+        if self._code is not None:
+            return
+        self._code = code
+        self._reason = reason
+        if self._lost:
+            return
+        if not flush:
+            self._out = None
+            self._queue = None
+            self._queued_bytes = 0
+        if not self._queue:
+            self._send_close()
+        self._arm(CLOSE_GRACE_S, self._abort)
+
+    async def wait_closed(self) -> None:
+        if self._lost:
+            return
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._closed)
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write the bytes gathered in this loop iteration."""
+        out = self._out
+        if out is not None:
+            self._out = None
+            if self._transport is not None and not self._lost:
+                self._transport.write(out)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        queue = self._queue
+        transport = self._transport
+        if transport is None:
+            return
+        while queue and not self._paused:
+            chunk = queue.popleft()
+            self._queued_bytes -= len(chunk)
+            transport.write(chunk)
+        if not queue:
+            self._queue = None
+            if self._code is not None and not self._close_sent:
+                self._send_close()
+
+    def _send_close(self) -> None:
+        """Write what is gathered, then the close frame; the peer's answer closes the socket."""
+        self.flush()
+        self._close_sent = True
+        if self._transport is not None and not self._lost:
+            code = self._code if self._code is not None else NORMAL
+            self._transport.write(websocket.close_frame(code, self._reason))
+
+    def _abort(self) -> None:
+        """Cut the socket at once (the peer did not finish closing, or stopped answering)."""
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
+    def _arm(self, delay: float, callback: Callable[[], None]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    # -- asyncio protocol ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._front.connections.add(self)
+        token = self._token
+        self._token = None
+        if token is None:
+            self._arm(self._front.settings.ws_auth_timeout, self._auth_expired)
+            return
         try:
-            return codec.verify(token), None
+            claims = self._front.tokens.verify(token)
         except TokenError as exc:
-            await _refuse(ws, f"The token is not valid ({exc}); refresh it and reconnect.", None)
-            return None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.app[SETTINGS].ws_auth_timeout
-    for _ in range(_MAX_UNAUTHENTICATED_FRAMES):
+            self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", None)
+            return
+        self._task = asyncio.get_running_loop().create_task(
+            self._serve(self._register(claims.user_id, None)), name="gigwire-ws-frames"
+        )
+
+    def data_received(self, data: bytes) -> None:
+        self._beat = 0
+        reader = self._reader
+        if reader is None:
+            return
         try:
-            msg = await ws.receive(timeout=max(0.001, deadline - loop.time()))
-        except TimeoutError:
-            await _send(
-                ws, HubError("unauthorized", "No AUTHENTICATE in time; reconnect and send it.").frame()
+            messages = reader.feed(data)
+        except websocket.WsError as exc:
+            self._reader = None  # the stream cannot be parsed further
+            log.info(
+                "protocol error", extra={"session": self.session_id, "code": exc.code, "error": exc.reason}
             )
-            await ws.close(code=AUTH_TIMEOUT, message=b"authentication timeout")
-            return None
-        if msg.type is WSMsgType.BINARY:
-            await _send(ws, HubError("bad_request", "Frames are JSON text, not binary.").frame())
-            continue
-        if msg.type is not WSMsgType.TEXT:
-            return None
+            self.close(exc.code, exc.reason, flush=False)
+            if self._transport is not None:
+                self._transport.close()
+            return
+        for opcode, payload in messages:
+            if opcode in (websocket.OP_TEXT, websocket.OP_BINARY):
+                if self._code is None:
+                    if self._inbox is None:
+                        self._inbox = deque()
+                    self._inbox.append(cast("str | bytes", payload))
+            elif opcode == websocket.OP_PING:
+                if self._transport is not None:
+                    self.flush()
+                    self._transport.write(websocket.frame(websocket.OP_PONG, cast(bytes, payload)))
+            elif opcode == websocket.OP_CLOSE:
+                self._peer_closed(cast("tuple[int, str]", payload)[0])
+                return
+        inbox = self._inbox
+        if inbox:
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._serve(), name="gigwire-ws-frames")
+            if len(inbox) >= _INBOX_PAUSE and not self._reading_paused and self._transport is not None:
+                self._reading_paused = True
+                self._transport.pause_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._code is None:
+            self._code = _ABNORMAL
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._out = None
+        self._queue = None
+        self._queued_bytes = 0
+        self._inbox = None
+        self._front.connections.discard(self)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._task is None:
+            self._forget()
+        if self._handover is not None:
+            handover, self._handover = self._handover, None
+            handover.connection_lost(exc)
+
+    def _peer_closed(self, code: int) -> None:
+        """The peer sent a close frame: answer it (echoing the code) unless ours went first, then
+        close the socket."""
+        self._reader = None
+        if self._code is None:
+            self._code = code
+            self._out = None
+            self._queue = None
+            self._queued_bytes = 0
+        if not self._close_sent:
+            self.flush()
+            self._close_sent = True
+            if self._transport is not None:
+                answer = code if code not in (1005, _ABNORMAL) else NORMAL
+                self._transport.write(websocket.close_frame(answer))
+        if self._transport is not None:
+            self._transport.close()
+
+    def beat(self) -> None:
+        """One liveness sweep (see WsFront._sweep)."""
+        if self._lost:
+            return
+        beat = self._beat
+        if beat == 0:
+            self._beat = 1
+        elif beat == 1:
+            self._beat = 2
+            if self._transport is not None:
+                self._transport.write(websocket.PING)
+        else:
+            log.info("no answer to ping; connection cut", extra={"session": self.session_id})
+            self._abort()
+
+    # -- client frames ---------------------------------------------------------------------------
+
+    async def _serve(self, first: Awaitable[None] | None = None) -> None:
+        """Handle waiting client frames one at a time, in order, until none is left (after `first`,
+        the registration of a token given in the query)."""
         try:
-            frame = parse(msg.data)
+            if first is not None:
+                await first
+            while not self._lost and self._code is None and (inbox := self._inbox):
+                payload = inbox.popleft()
+                if self._reading_paused and len(inbox) <= _INBOX_RESUME and self._transport is not None:
+                    self._reading_paused = False
+                    self._transport.resume_reading()
+                if self._registered:
+                    await self._frame(payload)
+                else:
+                    await self._unauthenticated_frame(payload)
+        except Exception:
+            log.exception("frame handling failed", extra={"session": self.session_id})
+            self.close(1011, "internal error")
+        finally:
+            self._task = None
+            if self._lost:
+                self._forget()
+
+    def _forget(self) -> None:
+        """After the loss: remove the session from the hub, once, after its last frame was handled."""
+        if self._registered and not self._removed:
+            self._removed = True
+            self._front.hub.spawn(self._front.hub.remove_session(self), "gigwire-ws-remove")
+
+    def _auth_expired(self) -> None:
+        self._timer = None
+        if not self._registered and self._code is None:
+            self.push(HubError("unauthorized", "No AUTHENTICATE in time; reconnect and send it.").frame())
+            self.close(AUTH_TIMEOUT, "authentication timeout")
+
+    def _refuse(self, message: str, ref: str | None) -> None:
+        self.push(HubError("unauthorized", message).frame(ref))
+        self.close(UNAUTHORIZED, "unauthorized")
+
+    async def _register(self, user_id: str, ref: str | None) -> None:
+        """Authenticated: join the hub (its user feed), then greet with AUTHENTICATED, which is
+        always the session's first event."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.user_id = user_id
+        self._registered = True
+        await self._front.hub.add_session(self)
+        hello = {"userId": user_id, "sessionId": self.session_id, "serverTime": now_ms()}
+        self.push(Frame.encode("AUTHENTICATED", hello, ref))
+
+    async def _unauthenticated_frame(self, payload: str | bytes) -> None:
+        metrics = self.metrics
+        self._unauthenticated += 1
+        if self._unauthenticated > _MAX_UNAUTHENTICATED_FRAMES:
+            self._refuse("Too many frames before AUTHENTICATE.", None)
+            return
+        if isinstance(payload, bytes):
+            metrics.frame_in("ws", "invalid")
+            self.push(HubError("bad_request", "Frames are JSON text, not binary.").frame())
+            return
+        try:
+            frame = parse(payload)
         except BadFrame as exc:
             metrics.frame_in("ws", "invalid")
-            await _send(ws, exc.frame(exc.ref))
-            continue
+            self.push(exc.frame(exc.ref))
+            return
         metrics.frame_in("ws", frame.type)
         if frame.type != "AUTHENTICATE":
-            await _send(ws, HubError("unauthorized", "Send AUTHENTICATE {token} first.").frame(frame.ref))
-            continue
+            self.push(HubError("unauthorized", "Send AUTHENTICATE {token} first.").frame(frame.ref))
+            return
         try:
-            return codec.verify(frame.data["token"]), frame.ref
+            claims = self._front.tokens.verify(frame.data["token"])
         except TokenError as exc:
-            await _refuse(ws, f"The token is not valid ({exc}); refresh it and reconnect.", frame.ref)
-            return None
-    await _refuse(ws, "Too many frames before AUTHENTICATE.", None)
-    return None
+            self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", frame.ref)
+            return
+        await self._register(claims.user_id, frame.ref)
+
+    async def _frame(self, payload: str | bytes) -> None:
+        metrics = self.metrics
+        if isinstance(payload, bytes):
+            metrics.frame_in("ws", "invalid")
+            self.push(HubError("bad_request", "Frames are JSON text, not binary.").frame())
+            return
+        try:
+            frame = parse(payload)
+        except BadFrame as exc:
+            metrics.frame_in("ws", "invalid")
+            self.push(exc.frame(exc.ref))
+            return
+        metrics.frame_in("ws", frame.type)
+        await self._dispatch(frame)
+
+    async def _dispatch(self, frame: ClientFrame) -> None:
+        if frame.type == "AUTHENTICATE":
+            # A fresh token on a live connection (e.g. after a refresh): same user only.
+            try:
+                fresh = self._front.tokens.verify(frame.data["token"])
+            except TokenError as exc:
+                self.push(HubError("unauthorized", f"The token is not valid ({exc}).").frame(frame.ref))
+                self.close(UNAUTHORIZED, "unauthorized")
+                return
+            if fresh.user_id != self.user_id:
+                self.push(HubError("forbidden", "A connection serves one user; reconnect.").frame(frame.ref))
+                return
+            data = {"userId": fresh.user_id, "sessionId": self.session_id, "serverTime": now_ms()}
+            self.push(Frame.encode("AUTHENTICATED", data, frame.ref))
+            return
+        try:
+            ack = await handlers.handle(self._front.hub, self, frame)
+        except HubError as exc:
+            self.push(exc.frame(frame.ref))
+            return
+        except Exception:
+            log.exception("event failed", extra={"type": frame.type})
+            self.push(HubError("internal", "The server failed; nothing was stored.").frame(frame.ref))
+            return
+        if frame.ref is not None and frame.type != "PING":
+            self.push(Frame.encode("ACK", ack or {}, frame.ref))
 
 
 async def ws_handler(request: web.Request) -> web.StreamResponse:
-    """One raw WebSocket connection: authenticate, register, then read frames until closed."""
-    app = request.app
-    hub = app[HUB]
-    settings = app[SETTINGS]
-    metrics = app[METRICS]
-    if not hub.accepting:
+    """GET /ws through aiohttp: an upgrade that did not come through hub.door (it arrived on a
+    connection that served other requests first), or a request that is not a valid upgrade (400).
+    A valid one is answered 101 here and its socket handed to a WsConnection; aiohttp is told of
+    the connection's loss when it happens."""
+    front = request.app[WS_FRONT]
+    if not front.accepting:
         raise web.HTTPServiceUnavailable(text="shutting down; reconnect", headers={"Retry-After": "1"})
-    ws = web.WebSocketResponse(max_msg_size=settings.ws_max_frame_bytes, heartbeat=30.0)
-    await ws.prepare(request)
-    auth = await _authenticate(ws, request, metrics)
-    if auth is None:
-        return ws
-    claims, ref = auth
-    session = WsSession(ws, request, claims.user_id, app)
-    writer = asyncio.create_task(session.run_writer(), name="gigwire-ws-writer")
-    try:
-        await hub.add_session(session)
-        session.push(
-            Frame.encode(
-                "AUTHENTICATED",
-                {"userId": claims.user_id, "sessionId": session.session_id, "serverTime": now_ms()},
-                ref,
-            )
-        )
-        await _read_loop(ws, hub, session, claims, app)
-    finally:
-        session.close(ws.close_code or 1000)
-        with contextlib.suppress(Exception):
-            await hub.remove_session(session)
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
-    return ws
-
-
-async def _read_loop(
-    ws: web.WebSocketResponse, hub: Hub, session: WsSession, claims: Claims, app: web.Application
-) -> None:
-    metrics = app[METRICS]
-    while not session.closing:
-        msg = await ws.receive()
-        if msg.type is WSMsgType.TEXT:
-            raw: Any = msg.data
-        elif msg.type is WSMsgType.BINARY:
-            metrics.frame_in("ws", "invalid")
-            session.push(HubError("bad_request", "Frames are JSON text, not binary.").frame())
-            continue
-        else:
-            return  # closed by the peer, by us, or a protocol error (1009 for a frame too large)
-        try:
-            frame = parse(raw)
-        except BadFrame as exc:
-            metrics.frame_in("ws", "invalid")
-            session.push(exc.frame(exc.ref))
-            continue
-        metrics.frame_in("ws", frame.type)
-        await _dispatch(hub, session, frame, claims, app)
-
-
-async def _dispatch(
-    hub: Hub, session: WsSession, frame: ClientFrame, claims: Claims, app: web.Application
-) -> None:
-    if frame.type == "AUTHENTICATE":
-        # A fresh token on a live connection (e.g. after a refresh): same user only.
-        try:
-            fresh = app[TOKENS].verify(frame.data["token"])
-        except TokenError as exc:
-            session.push(HubError("unauthorized", f"The token is not valid ({exc}).").frame(frame.ref))
-            session.close(UNAUTHORIZED, "unauthorized")
-            return
-        if fresh.user_id != claims.user_id:
-            session.push(HubError("forbidden", "A connection serves one user; reconnect.").frame(frame.ref))
-            return
-        data = {"userId": fresh.user_id, "sessionId": session.session_id, "serverTime": now_ms()}
-        session.push(Frame.encode("AUTHENTICATED", data, frame.ref))
-        return
-    try:
-        ack = await handlers.handle(hub, session, frame)
-    except HubError as exc:
-        session.push(exc.frame(frame.ref))
-        return
-    except Exception:
-        log.exception("event failed", extra={"type": frame.type})
-        session.push(HubError("internal", "The server failed; nothing was stored.").frame(frame.ref))
-        return
-    if frame.ref is not None and frame.type != "PING":
-        session.push(Frame.encode("ACK", ack or {}, frame.ref))
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    problem = websocket.upgrade_problem(request.method, headers)
+    if problem is not None:
+        raise web.HTTPBadRequest(text=f"not a WebSocket upgrade: {problem}")
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise web.HTTPBadRequest(text="the connection is closing")
+    upgrade = websocket.Upgrade(request.path, dict(request.query), headers["sec-websocket-key"])
+    conn = front.accept(transport, upgrade, handover=request.protocol)
+    await conn.wait_closed()
+    return web.Response()  # not written: the socket is closed
 
 
 def setup_realtime(app: web.Application) -> None:
@@ -254,12 +552,17 @@ def setup_realtime(app: web.Application) -> None:
         hub.start(app[POOL], app[BROKER], Presence(app[STORE], settings.presence_ttl))
         assert hub.presence is not None
         hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
+        front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
+        front.start()
         yield
         await hub.shutdown()
+        await front.stop()
         await hub.stop()
 
     async def on_shutdown(app: web.Application) -> None:
         await hub.shutdown()
+        if WS_FRONT in app:
+            await app[WS_FRONT].stop()
 
     app.cleanup_ctx.append(realtime)
     app.on_shutdown.append(on_shutdown)

@@ -11,10 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
+from aiohttp.web_runner import BaseRunner
 
 from hub.__main__ import compose_app
 from hub.db import create_pool
+from hub.door import Runner
 from hub.settings import Settings
 from tests.services import Services, provision
 
@@ -43,6 +45,25 @@ def settings(services: Services, tmp_path: Path) -> Settings:
         api_rate_per_ip=1_000_000,
         api_rate_per_user=1_000_000,
     )
+
+
+class DoorTestServer(TestServer):
+    """A test server that accepts connections through hub.door, as the web process does."""
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        return Runner(self.app, **kwargs)
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Any) -> Callable[..., Any]:
+    """pytest-aiohttp's client factory, with applications served through hub.door."""
+
+    async def go(app_or_server: web.Application | BaseTestServer, **kwargs: Any) -> Any:
+        if isinstance(app_or_server, web.Application):
+            app_or_server = DoorTestServer(app_or_server, **(kwargs.pop("server_kwargs", None) or {}))
+        return await aiohttp_client(app_or_server, **kwargs)
+
+    return go
 
 
 @pytest.fixture

@@ -1,0 +1,165 @@
+"""The web process's front door: every accepted TCP connection first meets a `Door`, which reads
+the start of its first request. A WebSocket upgrade to /ws is served by the hub's WsFront straight
+on the socket (no aiohttp request, handler task or parser is kept for the connection's life: most
+of what an idle connection would otherwise cost); anything else, including an invalid upgrade, is
+handed to aiohttp unchanged, bytes read so far included, and served as usual.
+
+`Runner` is aiohttp's AppRunner with its sites accepting through the door; the web process
+(`serve_app`) and the tests serve the app with it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Any, cast
+
+from aiohttp import web
+
+from hub import websocket
+from hub.keys import WS_FRONT
+
+_PREFIX = b"GET /ws"
+_HEAD_END = b"\r\n\r\n"
+_HEAD_TIMEOUT_S = 30.0  # a first request not complete by then goes to aiohttp, and its timeouts
+
+
+class Door(asyncio.Protocol):
+    """One connection until its first request shows where it goes."""
+
+    __slots__ = ("_app", "_buffer", "_server", "_timer", "_transport")
+
+    def __init__(self, server: web.Server, app: web.Application) -> None:
+        self._server = server
+        self._app = app
+        self._buffer = b""
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        set_nodelay(transport)
+        self._timer = asyncio.get_running_loop().call_later(_HEAD_TIMEOUT_S, self._hand_over)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer = self._buffer + data
+        if buffer[: len(_PREFIX)] != _PREFIX[: len(buffer)]:
+            self._hand_over()
+            return
+        if len(buffer) > len(_PREFIX) and buffer[len(_PREFIX)] not in b" ?":
+            self._hand_over()  # /wsx, /ws/...: not ours
+            return
+        end = buffer.find(_HEAD_END)
+        if end < 0:
+            if len(buffer) > websocket.MAX_HEAD:
+                self._hand_over()
+            return
+        front = self._app.get(WS_FRONT)
+        upgrade = websocket.parse_upgrade(buffer[:end])
+        if front is None or upgrade is None or upgrade.path != "/ws" or not front.accepting:
+            self._hand_over()  # aiohttp answers it (400, 503, ...)
+            return
+        transport = self._transport
+        assert transport is not None
+        self._close_timer()
+        self._transport = None
+        front.accept(transport, upgrade, buffer[end + len(_HEAD_END) :])
+
+    def eof_received(self) -> bool | None:
+        handler = self._hand_over()
+        return handler.eof_received() if handler is not None else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close_timer()
+        self._transport = None
+
+    def _close_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _hand_over(self) -> asyncio.Protocol | None:
+        """Give the connection to aiohttp with the bytes read so far."""
+        self._close_timer()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return None
+        self._transport = None
+        handler = self._server()
+        transport.set_protocol(handler)
+        handler.connection_made(transport)
+        if self._buffer:
+            buffer, self._buffer = self._buffer, b""
+            handler.data_received(buffer)
+        return handler
+
+
+class _DoorFactory:
+    """What the sites listen with: a Door per connection."""
+
+    __slots__ = ("_app", "_server")
+
+    def __init__(self, server: web.Server, app: web.Application) -> None:
+        self._server = server
+        self._app = app
+
+    def __call__(self) -> Door:
+        return Door(self._server, self._app)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
+
+
+class Runner(web.AppRunner):
+    """An AppRunner whose sites accept connections through the door."""
+
+    @property
+    def server(self) -> web.Server | None:
+        server = super().server
+        if server is None:
+            return None
+        return cast(web.Server, _DoorFactory(server, self.app))
+
+
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """Send small frames at once (no Nagle delay), as aiohttp does for its own connections."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    runner = Runner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
+    finally:
+        await runner.cleanup()
+
+
+def serve_app(app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0) -> None:
+    """Serve `app` through the door until SIGINT or SIGTERM, then shut it down cleanly (what
+    aiohttp's run_app does, with the door's runner)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    main = loop.create_task(_serve(app, host, port, shutdown_timeout))
+    try:
+        loop.run_until_complete(main)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not main.done():
+                main.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(main)
+        finally:
+            rest = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in rest:
+                task.cancel()
+            if rest:
+                loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
