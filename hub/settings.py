@@ -76,6 +76,7 @@ class Settings:
     ws_queue_max_bytes: int = 4 * 1024 * 1024
     ws_max_frame_bytes: int = 64 * 1024
     ws_auth_timeout: float = 10.0
+    ws_heartbeat_s: float = 15.0
     chat_rate_per_s: float = 10.0
     chat_burst: int = 20
     presence_ttl: int = 45
@@ -198,6 +199,7 @@ class Settings:
             ws_queue_max_bytes=r.integer("WS_QUEUE_MAX_BYTES", 4 * 1024 * 1024, 1024, 2**31),
             ws_max_frame_bytes=r.integer("WS_MAX_FRAME_BYTES", 64 * 1024, 1024, 2**24),
             ws_auth_timeout=float(r.integer("WS_AUTH_TIMEOUT", 10, 1, 3600)),
+            ws_heartbeat_s=float(r.integer("WS_HEARTBEAT", 15, 1, 3600)),
             chat_rate_per_s=float(r.integer("CHAT_RATE_PER_S", 10, 1, 10**6)),
             chat_burst=r.integer("CHAT_BURST", 20, 1, 10**6),
             presence_ttl=r.integer("PRESENCE_TTL", 45, 5, 3600),
