@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from hub import db
 from hub.broker import Broker, Deliver, create_broker
@@ -22,6 +22,11 @@ from hub.tokens import TokenCodec
 log = logging.getLogger("gigwire.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+REDIS_MAX_CONNECTIONS = 100
+"""Pool size of the shared client: redis-py's default for a client made from a URL."""
+REDIS_WAIT_S = 5.0
+"""How long a command waits for a free pooled connection before failing."""
 
 DELIVER: web.AppKey[list[Deliver]] = web.AppKey("deliver")
 """Callbacks the broker hands every received message to; the hub registers its own here."""
@@ -84,6 +89,18 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503)
 
 
+def create_redis(
+    url: str, *, max_connections: int = REDIS_MAX_CONNECTIONS, wait_s: float = REDIS_WAIT_S
+) -> Redis:
+    """The process's shared client on `url`: a pool of up to `max_connections` connections (a
+    `max_connections` query parameter of the URL wins). With all of them busy a command waits for
+    one up to `wait_s` seconds, then raises redis' ConnectionError("No connection available.")."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=wait_s, health_check_interval=15
+    )
+    return Redis.from_pool(pool)
+
+
 def build_core_app(settings: Settings, dsn: str) -> web.Application:
     """The application with its state contexts (pool, Redis, store, broker) and health routes.
     Contexts start in order and stop in reverse; nothing connects before the app starts."""
@@ -101,7 +118,7 @@ def build_core_app(settings: Settings, dsn: str) -> web.Application:
     async def redis_state(app: web.Application) -> AsyncIterator[None]:
         client: Redis | None = None
         if settings.redis_url is not None:
-            client = Redis.from_url(settings.redis_url, health_check_interval=15)
+            client = create_redis(settings.redis_url)
         store = create_store(client, settings.redis_prefix)
         app[REDIS] = client
         app[STORE] = store

@@ -52,8 +52,9 @@ class DetectingRedisStore:
         self._cluster: RedisCluster | None = None
         self._closed = False
         self._lock = asyncio.Lock()
-        # The client's pool refuses a call past its size (MaxConnectionsError) instead of waiting:
-        # in a burst of connects, presence writes would fail. Calls past it wait here instead.
+        # A plain pool (the workers' client; the cluster client's pool per node) refuses a call past
+        # its size (MaxConnectionsError) instead of waiting: in a burst of connects, presence writes
+        # would fail. Calls past it wait here instead. (The web process's client waits by itself.)
         size = getattr(client.connection_pool, "max_connections", None)
         self._gate = asyncio.Semaphore(size if isinstance(size, int) and 0 < size < 2**31 else 100)
 

@@ -1,16 +1,21 @@
-"""The web process's Redis clients: every one the app makes is closed at its cleanup, on a plain
-Redis and on a Redis Cluster."""
+"""The web process's Redis clients: every one the app makes is closed at its cleanup (on a plain
+Redis and on a Redis Cluster), and the shared client `app[REDIS]` waits a bounded time for a free
+pooled connection instead of failing at once when all are busy."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
+from hub.app import create_redis
 from hub.keys import REDIS, STORE
+from hub.settings import Settings
 from hub.store_redis_cluster import DetectingRedisStore
 from tests.hub import test_cluster
 from tests.hub.conftest import Node, NodeFactory
@@ -28,6 +33,10 @@ def plain() -> Iterator[RedisServer]:
         yield server
     finally:
         server.cleanup()
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
 
 
 async def _clients(ports: list[int]) -> int:
@@ -95,3 +104,48 @@ async def test_a_store_closed_at_cleanup_does_not_reopen_a_cluster_client(
     with pytest.raises(RedisConnectionError):
         await node.app[STORE].set("lifecycle:late", b"v", 30)
     assert await _settled(ports, before) == before
+
+
+async def test_the_shared_client_keeps_the_pool_size_a_plain_client_would_have(
+    make_node: NodeFactory, settings: Settings
+) -> None:
+    assert settings.redis_url is not None
+    node = await make_node()
+    redis = node.app[REDIS]
+    assert redis is not None
+    assert (
+        redis.connection_pool.max_connections == ConnectionPool.from_url(settings.redis_url).max_connections
+    )
+
+
+async def test_fifty_concurrent_commands_through_a_pool_of_two_all_succeed(
+    make_node: NodeFactory, settings: Settings
+) -> None:
+    assert settings.redis_url is not None
+    node = await make_node(redis_url=_with_query(settings.redis_url, "max_connections=2"))
+    redis = node.app[REDIS]
+    assert redis is not None and redis.connection_pool.max_connections == 2
+    key = f"{settings.redis_prefix}pool:{uuid.uuid4().hex}"
+    try:
+        counts = await asyncio.gather(*(redis.incr(key) for _ in range(50)))
+        assert sorted(counts) == list(range(1, 51))
+    finally:
+        await redis.delete(key)
+
+
+async def test_a_command_that_gets_no_connection_in_time_fails_clearly(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    redis = create_redis(settings.redis_url, max_connections=1, wait_s=0.2)
+    try:
+        pool = redis.connection_pool
+        held = await pool.get_connection()  # type: ignore[no-untyped-call,unused-ignore]
+        try:
+            async with asyncio.timeout(30):  # a pool that waits forever fails the test here
+                with pytest.raises(RedisConnectionError, match="No connection available") as caught:
+                    await redis.ping()
+            assert not isinstance(caught.value, MaxConnectionsError)  # it waited, then gave up
+        finally:
+            await pool.release(held)
+        assert await redis.ping()  # served again once the connection is back
+    finally:
+        await redis.aclose()
