@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 class WorkerMetrics:
-    """Counters of the outbox relay, the push sender and the order timers.
+    """Counters of the outbox relay, the push sender, the order timers and housekeeping.
 
     Each instance owns its registry, so several worker sets (tests, benchmarks) never collide;
     expose it with `prometheus_client.generate_latest(metrics.registry)`."""
@@ -44,6 +44,9 @@ class WorkerMetrics:
             registry=r,
         )
         self.timers_fired = Counter("gigwire_timers_fired", "Orders moved by a timer", ["action"], registry=r)
+        self.housekeeping_deleted = Counter(
+            "gigwire_housekeeping_deleted", "Rows housekeeping deleted", ["table"], registry=r
+        )
         self.loop_errors = Counter(
             "gigwire_worker_errors", "Failed iterations of a worker loop", ["loop"], registry=r
         )
