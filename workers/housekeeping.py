@@ -12,9 +12,9 @@ What goes, and why it is safe (the rules of rest/auth.py, rest/refresh.py, rest/
   refreshed; once the newest has expired nothing of the family can be refreshed, and no new
   token can join it (a rotation needs a live token), so an unknown token is refused like an
   expired or revoked one. Rotated rows of a live family stay, however old.
-- `idempotency_keys`: records created more than `idempotency_retention_s` ago (IDEMPOTENCY_KEY_
-  RETENTION_S, default 24 h): a repeat after that runs as a new request. A record still running
-  (no answer) is reclaimable after 120 s anyway, so its age past the retention means its request died.
+- `idempotency_keys`: records created more than `idempotency_retention_s` ago (the setting
+  IDEMPOTENCY_KEY_RETENTION_S, default 24 h): a repeat after that runs as a new request. A record
+  still running (no answer) is reclaimable after 120 s anyway; past the retention its request died.
 
 Each batch is one short transaction: `SELECT ctid ... LIMIT n FOR UPDATE SKIP LOCKED`, then
 `DELETE ... WHERE ctid = ANY(...)` (a row we lock keeps its ctid until we commit). SKIP LOCKED
