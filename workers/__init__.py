@@ -1,6 +1,6 @@
-"""gigwire's background loops: outbox relay, FCM push, order timers.
+"""gigwire's background loops: outbox relay, FCM push, order timers, housekeeping.
 
-`WorkerSet` runs the three loops over a pool and a broker; `python -m workers` runs one as its own
+`WorkerSet` runs the four loops over a pool and a broker; `python -m workers` runs one as its own
 process, and `embed(app)` runs one inside the web process (the one-process default)."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from hub.settings import Settings
 from hub.store import Store
 from rest.gateway import gateway_for
 from workers.fcm import PushSender, create_sender
+from workers.housekeeping import Housekeeping
 from workers.listen import Wakeups
 from workers.metrics import WorkerMetrics
 from workers.notify import PUSH_CHANNEL
@@ -34,7 +35,8 @@ WORKERS: web.AppKey[WorkerSet] = web.AppKey("workers")
 
 
 class WorkerSet:
-    """The relay, the push sender and the timers of one process, with their wake-ups and metrics."""
+    """The relay, the push sender, the timers and housekeeping of one process, with their wake-ups
+    and metrics."""
 
     def __init__(
         self,
@@ -69,6 +71,9 @@ class WorkerSet:
             else None,
             payout_retry_s=settings.payout_retry_s,
         )
+        self.housekeeping = Housekeeping(
+            pool, self.metrics, idempotency_retention_s=settings.idempotency_retention_s
+        )
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -83,6 +88,8 @@ class WorkerSet:
                 self.push.run(self.wakeups.event(PUSH_CHANNEL), self.stopping), name="gigwire-push"
             ),
             asyncio.create_task(self.timers.run(self.stopping), name="gigwire-timers"),
+            # Its own loop: a long backlog never delays the timers.
+            asyncio.create_task(self.housekeeping.run(self.stopping), name="gigwire-housekeeping"),
         ]
         log.info("workers started", extra={"loops": [t.get_name() for t in self._tasks]})
 

@@ -12,7 +12,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -23,7 +22,6 @@ from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
 from hub.store import create_store
 from workers import WorkerSet, log
-from workers.housekeeping import Housekeeping
 
 
 async def _metrics_server(workers: WorkerSet, host: str, port: int) -> web.AppRunner:
@@ -46,14 +44,14 @@ async def _metrics_server(workers: WorkerSet, host: str, port: int) -> web.AppRu
 
 
 @contextlib.asynccontextmanager
-async def _resources(settings: Settings, dsn: str) -> AsyncIterator[tuple[WorkerSet, asyncpg.Pool]]:
+async def _resources(settings: Settings, dsn: str) -> AsyncIterator[WorkerSet]:
     pool = await db.create_pool(dsn, min_size=2, max_size=6)
     redis = Redis.from_url(settings.redis_url, health_check_interval=15) if settings.redis_url else None
     # The worker only publishes; deliveries to this process would have nobody to go to.
     broker = create_broker(settings.broker_url, settings.redis_prefix, lambda _c, _d: None)
     await broker.start()
     try:
-        yield WorkerSet(pool, broker, create_store(redis, settings.redis_prefix), settings), pool
+        yield WorkerSet(pool, broker, create_store(redis, settings.redis_prefix), settings)
     finally:
         await broker.close()
         if redis is not None:
@@ -68,18 +66,12 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with _resources(settings, settings.database_url) as (workers, pool):
+    async with _resources(settings, settings.database_url) as workers:
         runner = None
-        housekeeping = Housekeeping(
-            pool, workers.metrics, idempotency_retention_s=settings.idempotency_retention_s
-        )
-        sweeping: asyncio.Task[None] | None = None
         try:
             if settings.worker_metrics_port:
                 runner = await _metrics_server(workers, settings.host, settings.worker_metrics_port)
             workers.start()
-            # Its own loop on the workers' stopping event: a long backlog never delays the timers.
-            sweeping = asyncio.create_task(housekeeping.run(workers.stopping), name="gigwire-housekeeping")
             print(
                 "gigwire workers running (relay, push, timers, housekeeping); SIGTERM stops them", flush=True
             )
@@ -87,25 +79,8 @@ async def run(settings: Settings) -> None:
             log.info("stopping workers")
             await workers.stop()
         finally:
-            if sweeping is not None:
-                workers.stopping.set()  # already set unless we got here by an error
-                await _finish(sweeping, grace=10.0)
             if runner is not None:
                 await runner.cleanup()
-
-
-async def _finish(task: asyncio.Task[None], grace: float) -> None:
-    """Let `task` end on its own (its stopping event is set) for up to `grace` seconds, then cancel
-    it: an unfinished batch rolls back and is deleted by the next sweep."""
-    done, _ = await asyncio.wait([task], timeout=grace)
-    if not done:
-        task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    except Exception as exc:
-        log.error("housekeeping loop ended with an error", extra={"error": repr(exc)})
 
 
 def main() -> int:
