@@ -30,6 +30,7 @@ from aiohttp import web
 
 from hub.__main__ import compose_app
 from hub.db import create_pool, migrate_dsn
+from hub.door import Runner
 from hub.settings import Settings
 from hub.tokens import TokenCodec
 from rest.ledger import audit
@@ -116,7 +117,7 @@ async def main(orders: int, concurrency: int, n_users: int) -> None:
     admin = await asyncpg.connect(ADMIN_DSN)
     await admin.execute(f'CREATE DATABASE "{database}"')
     dsn = _with_database(ADMIN_DSN, database)
-    runner: web.AppRunner | None = None
+    runner: Runner | None = None
     try:
         await migrate_dsn(dsn)
         port = free_port()
@@ -125,7 +126,7 @@ async def main(orders: int, concurrency: int, n_users: int) -> None:
             run_workers=False, api_rate_per_ip=10**7, api_rate_per_user=10**7,
             razorpay_key_secret="bench-key-secret", razorpay_webhook_secret="bench-webhook-secret",
         )  # fmt: skip
-        runner = web.AppRunner(compose_app(settings, dsn), access_log=None)
+        runner = Runner(compose_app(settings, dsn), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         pool = await create_pool(dsn, min_size=2, max_size=concurrency + 2)

@@ -93,11 +93,15 @@ class WsFront:
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep(), name="gigwire-ws-heartbeat")
 
-    async def stop(self) -> None:
-        """Close the connections still unauthenticated (sessions are closed by the hub) and stop."""
+    def close_waiting(self) -> None:
+        """Close the connections not (yet) sessions with 1001; the hub closes its sessions."""
         for conn in list(self.connections):
             if not conn.registered:
                 conn.close(GOING_AWAY, "server going away: reconnect")
+
+    async def stop(self) -> None:
+        """Close what is still open and stop the liveness sweep."""
+        self.close_waiting()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -416,6 +420,8 @@ class WsConnection(Session, asyncio.Protocol):
             self.close(1011, "internal error")
         finally:
             self._task = None
+            if not self._inbox:
+                self._inbox = None  # an idle connection keeps no deque (about 600 bytes)
             if self._lost:
                 self._forget()
 
@@ -524,18 +530,22 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     the connection's loss when it happens."""
     front = request.app[WS_FRONT]
     if not front.accepting:
-        raise web.HTTPServiceUnavailable(text="shutting down; reconnect", headers={"Retry-After": "1"})
+        return _refusal(503, "unavailable", "The server is shutting down; reconnect.", {"Retry-After": "1"})
     headers = {name.lower(): value for name, value in request.headers.items()}
     problem = websocket.upgrade_problem(request.method, headers)
-    if problem is not None:
-        raise web.HTTPBadRequest(text=f"not a WebSocket upgrade: {problem}")
     transport = request.transport
-    if transport is None or transport.is_closing():
-        raise web.HTTPBadRequest(text="the connection is closing")
+    if problem is not None or transport is None or transport.is_closing():
+        return _refusal(400, "bad_request", f"Not a WebSocket upgrade: {problem or 'connection closing'}.")
     upgrade = websocket.Upgrade(request.path, dict(request.query), headers["sec-websocket-key"])
     conn = front.accept(transport, upgrade, handover=request.protocol)
     await conn.wait_closed()
     return web.Response()  # not written: the socket is closed
+
+
+def _refusal(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    """An HTTP refusal of /ws in the REST error shape (PROTOCOL.md, seeds' error conventions)."""
+    body = {"success": False, "error": {"code": code, "message": message}}
+    return web.json_response(body, status=status, headers=headers)
 
 
 def setup_realtime(app: web.Application) -> None:
@@ -560,9 +570,9 @@ def setup_realtime(app: web.Application) -> None:
         await hub.stop()
 
     async def on_shutdown(app: web.Application) -> None:
-        await hub.shutdown()
         if WS_FRONT in app:
-            await app[WS_FRONT].stop()
+            app[WS_FRONT].close_waiting()
+        await hub.shutdown()
 
     app.cleanup_ctx.append(realtime)
     app.on_shutdown.append(on_shutdown)

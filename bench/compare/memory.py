@@ -27,6 +27,7 @@ from bench.compare.run import ADMIN_DSN
 from bench.compare.systems import REDIS_URL, ROOT, rss_kb
 from hub.__main__ import compose_app
 from hub.db import create_pool, migrate_dsn
+from hub.door import Runner
 from hub.settings import Settings
 from tests.factories import make_order, make_user
 from tests.services import free_port
@@ -59,7 +60,7 @@ async def main(n: int) -> None:
         client, doer = await make_user(pool, settings), await make_user(pool, settings)
         order = await make_order(pool, client, doer)
         await pool.close()
-        runner = web.AppRunner(compose_app(settings, dsn), access_log=None)
+        runner = Runner(compose_app(settings, dsn), access_log=None)
         await runner.setup()
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
