@@ -20,7 +20,7 @@ from hub import db
 from hub.broker import create_broker
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
-from hub.store import create_store
+from hub.store import close_store, create_store
 from workers import WorkerSet, log
 
 
@@ -50,10 +50,13 @@ async def _resources(settings: Settings, dsn: str) -> AsyncIterator[WorkerSet]:
     # The worker only publishes; deliveries to this process would have nobody to go to.
     broker = create_broker(settings.broker_url, settings.redis_prefix, lambda _c, _d: None)
     await broker.start()
+    store = create_store(redis, settings.redis_prefix)
     try:
-        yield WorkerSet(pool, broker, create_store(redis, settings.redis_prefix), settings)
+        yield WorkerSet(pool, broker, store, settings)
     finally:
         await broker.close()
+        # The store first: on a Redis Cluster it made a cluster client of its own from `redis`.
+        await close_store(store)
         if redis is not None:
             await redis.aclose()
         await pool.close()
