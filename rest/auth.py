@@ -148,11 +148,8 @@ async def verify_otp(request: web.Request) -> web.Response:
                 phone,
             )
             assert user is not None
-            # Housekeeping where it is cheap: this user's refresh tokens dead for a day.
-            await conn.execute(
-                "DELETE FROM refresh_tokens WHERE user_id = $1 AND expires_at < now() - interval '1 day'",
-                user["id"],
-            )
+            # No cleanup of the user's old refresh tokens here: a rotated one of a family still in
+            # use must stay for reuse detection. Housekeeping deletes whole dead families.
             refresh = await issue_refresh(conn, settings, user["id"])
     if reason == "wrong_code":
         message = (
