@@ -38,12 +38,16 @@ async def handle(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
 
 
 async def _check(hub: Hub, session: Session, order_id: str) -> None:
-    """Only the order's client and doer may use its chat; the answer is cached per session."""
+    """Only the order's client and doer may use its chat; the answer is cached per session, and an
+    order's participants per process (they never change once the order exists)."""
     if order_id in session.allowed:
         return
-    people = await chat.participants(hub.pool, order_id)
+    people = hub.participants.get(order_id)
     if people is None:
-        raise HubError("not_found", f"No order {order_id}.")
+        people = await chat.participants(hub.pool, order_id)
+        if people is None:
+            raise HubError("not_found", f"No order {order_id}.")
+        hub.participants.put(order_id, people)
     if session.user_id not in people:
         raise HubError("forbidden", "Only the order's client and doer may use its chat.")
     session.allowed.add(order_id)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import asyncpg
 
@@ -28,6 +30,10 @@ log = logging.getLogger("gigwire.hub")
 
 GAP_WAIT_S = 0.3  # how long an out-of-order chat message waits for the missing ones before a DB read
 REPLAY_PAGE = 200
+PARTICIPANTS_CACHED = 100_000  # orders whose participants a process remembers
+
+K = TypeVar("K")
+V = TypeVar("V")
 _TYPING = frozenset({"TYPING_START", "TYPING_STOP"})
 
 
@@ -67,6 +73,25 @@ class OrderChannel:
                 replay.frames.append(frame)
 
 
+class Bounded(Generic[K, V]):
+    """A dict of at most `size` entries; past it the oldest inserted are dropped. For caching
+    values that never change (an order's participants)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._items.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        items = self._items
+        if key not in items and len(items) >= self.size:
+            for old in list(itertools.islice(items, max(1, self.size // 8))):
+                del items[old]
+        items[key] = value
+
+
 class Hub:
     """Local sessions per channel; `deliver` is the broker's callback. Start with `start()` once the
     pool, broker and store exist."""
@@ -78,6 +103,7 @@ class Hub:
         self.users: dict[str, set[Session]] = {}
         self.orders: dict[str, OrderChannel] = {}
         self.accepting = True
+        self.participants: Bounded[str, chat.Participants] = Bounded(PARTICIPANTS_CACHED)
         self._refs: dict[str, int] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()

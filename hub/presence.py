@@ -16,6 +16,16 @@ from hub.store import Store
 log = logging.getLogger("gigwire.presence")
 
 
+class _Batch:
+    """Presence members to write together, and the future their announcers wait on."""
+
+    __slots__ = ("done", "entries")
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.entries: dict[str, list[str]] = {}
+
+
 def presence_key(user_id: str) -> str:
     """The Store key of a user's presence set."""
     return f"presence:{user_id}"
@@ -50,11 +60,37 @@ class Presence:
     def __init__(self, store: Store, ttl_s: float) -> None:
         self.store = store
         self.ttl_s = ttl_s
+        self._next: _Batch | None = None  # announces waiting for the write in flight to finish
+        self._writer: asyncio.Task[None] | None = None
 
     async def announce(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
-        """Mark the session (and its subscriptions) live for one TTL."""
-        members = {presence_key(user_id): session_members(session_id, order_ids)}
-        await self._safely(self.store.members_touch(members, self.ttl_s))
+        """Mark the session (and its subscriptions) live for one TTL; returns once written (or its
+        failure logged). Announces made while a write is in flight go out together in the next one,
+        so a burst of connects costs a few round trips, not one each."""
+        batch = self._next
+        if batch is None:
+            batch = self._next = _Batch(asyncio.get_running_loop().create_future())
+        batch.entries.setdefault(presence_key(user_id), []).extend(session_members(session_id, order_ids))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write(), name="gigwire-presence-write"
+            )
+        await asyncio.shield(batch.done)
+
+    async def _write(self) -> None:
+        """Write batches one at a time until none is waiting."""
+        batch: _Batch | None = None
+        try:
+            while (batch := self._next) is not None:
+                self._next = None
+                await self._safely(self.store.members_touch(batch.entries, self.ttl_s))
+                batch.done.set_result(None)
+        finally:
+            self._writer = None
+            for left in (batch, self._next):  # cancelled mid-write: nobody may wait forever
+                if left is not None and not left.done.done():
+                    left.done.cancel()
+            self._next = None
 
     async def withdraw(self, user_id: str, session_id: str, order_ids: Iterable[str] = ()) -> None:
         """Remove the session's members now (a clean close)."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any, cast
 
 from hub.keys import STORE
 from hub.presence import Presence, is_online, is_watching, watched_orders
+from hub.store import Store
 from hub.store_memory import MemoryStore
 from tests.hub.conftest import NodeFactory, Pair
 
@@ -36,3 +39,45 @@ async def test_presence_expires_without_refresh() -> None:
     assert await is_online(store, "u1") and await is_watching(store, "u1", "o1")
     await asyncio.sleep(0.3)  # a crashed process refreshes nothing
     assert not await is_online(store, "u1") and await watched_orders(store, "u1") == set()
+
+
+class _CountingStore:
+    """A Store that counts (and may fail) presence writes, each taking a moment like a round trip."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.writes = 0
+        self.fail = False
+
+    async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
+        self.writes += 1
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise ConnectionError("store down")
+        await self.store.members_touch(entries, ttl_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_concurrent_announces_share_writes(make_node: NodeFactory) -> None:
+    store = (await make_node()).app[STORE]
+    counting = _CountingStore(store)
+    presence = Presence(cast(Store, counting), ttl_s=30)
+    users = [f"u-{uuid.uuid4().hex}" for _ in range(200)]
+    await asyncio.gather(*(presence.announce(user, f"s-{user}", ["o1"]) for user in users))
+    assert counting.writes <= 3  # the first alone, the other 199 joined the next write
+    for user in users:
+        assert await is_online(store, user) and await is_watching(store, user, "o1")
+    await presence.announce(users[0], "another-session")  # a later announce after the burst
+    assert counting.writes <= 4
+
+
+async def test_a_failing_presence_write_fails_no_connection(make_node: NodeFactory) -> None:
+    store = (await make_node()).app[STORE]
+    counting = _CountingStore(store)
+    counting.fail = True
+    presence = Presence(cast(Store, counting), ttl_s=30)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(presence.announce(f"down-{i}", "s") for i in range(50)))
+    assert not await is_online(store, "down-0")
