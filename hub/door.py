@@ -32,30 +32,32 @@ class Door(asyncio.Protocol):
     def __init__(self, server: web.Server, app: web.Application) -> None:
         self._server = server
         self._app = app
-        self._buffer = b""
+        self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        set_nodelay(transport)
+        tune_socket(transport)
         self._timer = asyncio.get_running_loop().call_later(_HEAD_TIMEOUT_S, self._hand_over)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer = self._buffer + data
+        searched = max(0, len(self._buffer) - 3)
+        self._buffer += data
+        buffer = self._buffer
         if buffer[: len(_PREFIX)] != _PREFIX[: len(buffer)]:
             self._hand_over()
             return
         if len(buffer) > len(_PREFIX) and buffer[len(_PREFIX)] not in b" ?":
             self._hand_over()  # /wsx, /ws/...: not ours
             return
-        end = buffer.find(_HEAD_END)
+        end = buffer.find(_HEAD_END, searched)
         if end < 0:
             if len(buffer) > websocket.MAX_HEAD:
                 self._hand_over()
             return
         front = self._app.get(WS_FRONT)
-        upgrade = websocket.parse_upgrade(buffer[:end])
+        upgrade = websocket.parse_upgrade(bytes(buffer[:end]))
         if front is None or upgrade is None or upgrade.path != "/ws" or not front.accepting:
             self._hand_over()  # aiohttp answers it (400, 503, ...)
             return
@@ -63,7 +65,7 @@ class Door(asyncio.Protocol):
         assert transport is not None
         self._close_timer()
         self._transport = None
-        front.accept(transport, upgrade, buffer[end + len(_HEAD_END) :])
+        front.accept(transport, upgrade, bytes(buffer[end + len(_HEAD_END) :]))
 
     def eof_received(self) -> bool | None:
         handler = self._hand_over()
@@ -89,7 +91,7 @@ class Door(asyncio.Protocol):
         transport.set_protocol(handler)
         handler.connection_made(transport)
         if self._buffer:
-            buffer, self._buffer = self._buffer, b""
+            buffer, self._buffer = bytes(self._buffer), bytearray()
             handler.data_received(buffer)
         return handler
 
@@ -121,12 +123,14 @@ class Runner(web.AppRunner):
         return cast(web.Server, _DoorFactory(server, self.app))
 
 
-def set_nodelay(transport: asyncio.BaseTransport) -> None:
-    """Send small frames at once (no Nagle delay), as aiohttp does for its own connections."""
+def tune_socket(transport: asyncio.BaseTransport) -> None:
+    """What aiohttp sets on its own connections: small frames sent at once (no Nagle delay), and
+    TCP keepalive so the kernel notices a vanished peer."""
     sock = transport.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
 async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
@@ -162,4 +166,5 @@ def serve_app(app: web.Application, host: str, port: int, shutdown_timeout: floa
             if rest:
                 loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()

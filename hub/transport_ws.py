@@ -16,6 +16,7 @@ hands the socket over in the same way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,6 +48,8 @@ log = logging.getLogger("gigwire.ws")
 _MAX_UNAUTHENTICATED_FRAMES = 50
 _INBOX_PAUSE = 32  # client frames waiting to be handled before the socket stops being read
 _INBOX_RESUME = 8
+_YIELD_EVERY = 16  # client frames handled before the frame task lets other work run
+_OUT_MAX = 64 * 1024  # bytes gathered for one write; past it frames wait in the bounded queue
 _ABNORMAL = 1006  # the code a session records when the connection was lost without a close
 
 
@@ -86,6 +89,7 @@ class WsFront:
         transport.set_protocol(conn)
         transport.write(upgrade.response())
         conn.connection_made(transport)
+        transport.resume_reading()  # in case the protocol before paused it
         if rest:
             conn.data_received(rest)
         return conn
@@ -99,9 +103,16 @@ class WsFront:
             if not conn.registered:
                 conn.close(GOING_AWAY, "server going away: reconnect")
 
-    async def stop(self) -> None:
-        """Close what is still open and stop the liveness sweep."""
-        self.close_waiting()
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Close every connection still open with 1001 (the hub has closed its sessions by now;
+        this catches any that registered meanwhile), wait for them, and stop the liveness sweep."""
+        left = list(self.connections)
+        for conn in left:
+            conn.close(GOING_AWAY, "server going away: reconnect")
+        if left:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(grace_s):
+                    await asyncio.gather(*(conn.wait_closed() for conn in left))
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -113,7 +124,10 @@ class WsFront:
         while True:
             await asyncio.sleep(self.settings.ws_heartbeat_s)
             for conn in list(self.connections):
-                conn.beat()
+                try:
+                    conn.beat()
+                except Exception:
+                    log.exception("liveness check failed", extra={"session": conn.session_id})
 
     def schedule_flush(self, conn: WsConnection) -> None:
         """Write `conn`'s buffered bytes at the end of this loop iteration, with every other
@@ -125,24 +139,36 @@ class WsFront:
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
         for conn in pending:
-            conn.flush()
+            try:
+                conn.flush()
+            except Exception:  # one broken transport must not stall the others
+                log.exception("write failed", extra={"session": conn.session_id})
+                conn.abort()
 
 
 class WsConnection(Session, asyncio.Protocol):
     """One /ws connection: the protocol on its transport, and once authenticated the hub's session.
-    Before authentication `user_id` is empty and the hub does not know it."""
+    Before authentication `user_id` is empty and the hub does not know it.
+
+    Ending: a close the server starts (`close`) drops client frames not yet handled and waits for
+    the client's close frame; when input ends first (the client's close frame, or a protocol
+    violation) the frames already received are handled, then the close frame is sent and the
+    socket closed. Either way the socket is cut if the peer has not finished within CLOSE_GRACE_S."""
 
     __slots__ = (
         "_beat",
         "_close_sent",
         "_closed",
         "_code",
+        "_drop_input",
+        "_ending",
         "_front",
         "_handover",
         "_inbox",
         "_lost",
         "_out",
         "_paused",
+        "_pong",
         "_queue",
         "_queued_bytes",
         "_reader",
@@ -172,9 +198,12 @@ class WsConnection(Session, asyncio.Protocol):
         self._queue: deque[bytes] | None = None  # frames waiting for the transport to drain
         self._queued_bytes = 0
         self._paused = False  # the transport is over its high-water mark
+        self._pong: bytes | None = None  # the latest ping's answer, while paused
         self._reading_paused = False
         self._code: int | None = None  # the close code, once closing
         self._reason = ""
+        self._ending: int | None = None  # input ended: the close code to send once the inbox is handled
+        self._drop_input = False  # the server is closing: frames not yet handled are dropped
         self._close_sent = False
         self._lost = False
         self._closed: asyncio.Future[None] | None = None
@@ -204,34 +233,40 @@ class WsConnection(Session, asyncio.Protocol):
         if self._code is not None:
             return
         wire = frame.for_transport("ws-wire", ws_wire)
-        if self._paused or self._queue:
+        out = self._out
+        if self._paused or self._queue or (out is not None and len(out) >= _OUT_MAX):
             if self.overflows(len(wire)):
                 return
             if self._queue is None:
                 self._queue = deque()
             self._queue.append(wire)
             self._queued_bytes += len(wire)
-        elif self._out is None:
+        elif out is None:
             self._out = bytearray(wire)
             self._front.schedule_flush(self)
         else:
-            self._out += wire
+            out += wire
         self.metrics.frame_out("ws", frame.type)
 
     def close(self, code: int, reason: str = "", flush: bool = True) -> None:
+        """A close the server starts (or the one answering the end of input)."""
         if self._code is not None:
             return
         self._code = code
         self._reason = reason
         if self._lost:
             return
+        if self._ending is None:
+            self._drop_input = True
+            self._inbox = None
+            self._read_more()  # the client's close frame must still be read
         if not flush:
             self._out = None
             self._queue = None
             self._queued_bytes = 0
         if not self._queue:
             self._send_close()
-        self._arm(CLOSE_GRACE_S, self._abort)
+        self._arm(CLOSE_GRACE_S, self.abort)
 
     async def wait_closed(self) -> None:
         if self._lost:
@@ -240,51 +275,76 @@ class WsConnection(Session, asyncio.Protocol):
             self._closed = asyncio.get_running_loop().create_future()
         await asyncio.shield(self._closed)
 
+    def abort(self) -> None:
+        """Cut the socket at once (the peer did not finish closing, or stopped answering)."""
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
     # -- writing ---------------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Write the bytes gathered in this loop iteration."""
+        """Write the bytes gathered in this loop iteration, then what waits in the queue."""
         out = self._out
         if out is not None:
             self._out = None
             if self._transport is not None and not self._lost:
                 self._transport.write(out)
+        if self._queue and not self._paused:
+            self._drain()
 
     def pause_writing(self) -> None:
         self._paused = True
 
     def resume_writing(self) -> None:
         self._paused = False
+        if self._pong is not None and self._transport is not None:
+            pong, self._pong = self._pong, None
+            self._transport.write(websocket.frame(websocket.OP_PONG, pong))
+        self._drain()
+
+    def _drain(self) -> None:
+        """Write queued frames, up to 64 KiB a write, until the transport pushes back; once the
+        queue is empty, the close frame of a close waiting for it."""
         queue = self._queue
         transport = self._transport
-        if transport is None:
+        if transport is None or self._lost:
             return
         while queue and not self._paused:
-            chunk = queue.popleft()
-            self._queued_bytes -= len(chunk)
-            transport.write(chunk)
+            size = 0
+            chunks: list[bytes] = []
+            while queue and size < _OUT_MAX:
+                chunk = queue.popleft()
+                chunks.append(chunk)
+                size += len(chunk)
+            self._queued_bytes -= size
+            transport.write(b"".join(chunks))
         if not queue:
             self._queue = None
             if self._code is not None and not self._close_sent:
                 self._send_close()
 
     def _send_close(self) -> None:
-        """Write what is gathered, then the close frame; the peer's answer closes the socket."""
+        """Write what is gathered, then the close frame. With input ended the socket is closed
+        now; otherwise the client's close frame closes it."""
         self.flush()
+        if self._close_sent:
+            return
         self._close_sent = True
         if self._transport is not None and not self._lost:
             code = self._code if self._code is not None else NORMAL
             self._transport.write(websocket.close_frame(code, self._reason))
-
-    def _abort(self) -> None:
-        """Cut the socket at once (the peer did not finish closing, or stopped answering)."""
-        if self._transport is not None and not self._lost:
-            self._transport.abort()
+            if self._reader is None:
+                self._transport.close()
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._timer = asyncio.get_running_loop().call_later(delay, callback)
+
+    def _read_more(self) -> None:
+        if self._reading_paused and self._transport is not None:
+            self._reading_paused = False
+            self._transport.resume_reading()
 
     # -- asyncio protocol ------------------------------------------------------------------------
 
@@ -310,37 +370,29 @@ class WsConnection(Session, asyncio.Protocol):
         reader = self._reader
         if reader is None:
             return
-        try:
-            messages = reader.feed(data)
-        except websocket.WsError as exc:
-            self._reader = None  # the stream cannot be parsed further
-            log.info(
-                "protocol error", extra={"session": self.session_id, "code": exc.code, "error": exc.reason}
-            )
-            self.close(exc.code, exc.reason, flush=False)
-            if self._transport is not None:
-                self._transport.close()
-            return
-        for opcode, payload in messages:
+        for opcode, payload in reader.feed(data):
             if opcode in (websocket.OP_TEXT, websocket.OP_BINARY):
-                if self._code is None:
+                if not self._drop_input:
                     if self._inbox is None:
                         self._inbox = deque()
                     self._inbox.append(cast("str | bytes", payload))
             elif opcode == websocket.OP_PING:
-                if self._transport is not None:
-                    self.flush()
-                    self._transport.write(websocket.frame(websocket.OP_PONG, cast(bytes, payload)))
+                self._answer_ping(cast(bytes, payload))
             elif opcode == websocket.OP_CLOSE:
-                self._peer_closed(cast("tuple[int, str]", payload)[0])
-                return
+                self._end_input(cast("tuple[int, str]", payload)[0], "")
+        if reader.error is not None:
+            error = reader.error
+            log.info(
+                "protocol error",
+                extra={"session": self.session_id, "code": error.code, "error": error.reason},
+            )
+            self._end_input(error.code, error.reason)
         inbox = self._inbox
-        if inbox:
-            if self._task is None:
-                self._task = asyncio.get_running_loop().create_task(self._serve(), name="gigwire-ws-frames")
-            if len(inbox) >= _INBOX_PAUSE and not self._reading_paused and self._transport is not None:
-                self._reading_paused = True
-                self._transport.pause_reading()
+        if inbox and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve(), name="gigwire-ws-frames")
+        if inbox and len(inbox) >= _INBOX_PAUSE and not self._reading_paused and self._reader is not None:
+            self._reading_paused = True
+            cast(asyncio.Transport, self._transport).pause_reading()
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close
@@ -352,10 +404,13 @@ class WsConnection(Session, asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._reader = None
         self._out = None
         self._queue = None
         self._queued_bytes = 0
-        self._inbox = None
+        self._pong = None
+        if not self._registered:
+            self._inbox = None  # frames received whole are still handled for a session
         self._front.connections.discard(self)
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
@@ -365,23 +420,32 @@ class WsConnection(Session, asyncio.Protocol):
             handover, self._handover = self._handover, None
             handover.connection_lost(exc)
 
-    def _peer_closed(self, code: int) -> None:
-        """The peer sent a close frame: answer it (echoing the code) unless ours went first, then
-        close the socket."""
+    def _answer_ping(self, payload: bytes) -> None:
+        """Answer a ping; while the transport pushes back only the latest is kept (RFC 6455
+        5.5.3), so a ping flood cannot grow the write buffer."""
+        if self._close_sent or self._transport is None:
+            return
+        if self._paused:
+            self._pong = payload
+            return
+        self.flush()
+        self._transport.write(websocket.frame(websocket.OP_PONG, payload))
+
+    def _end_input(self, code: int, reason: str) -> None:
+        """No more input: the client's close frame (`code` echoed) or a violation (`code` sent).
+        Frames already received are handled first; the socket is cut after the grace."""
         self._reader = None
-        if self._code is None:
-            self._code = code
-            self._out = None
-            self._queue = None
-            self._queued_bytes = 0
-        if not self._close_sent:
-            self.flush()
-            self._close_sent = True
+        self._read_more()  # paused reading would hide the peer's EOF
+        if self._close_sent:  # the answer to our close: done
             if self._transport is not None:
-                answer = code if code not in (1005, _ABNORMAL) else NORMAL
-                self._transport.write(websocket.close_frame(answer))
-        if self._transport is not None:
-            self._transport.close()
+                self._transport.close()
+            return
+        if self._ending is None:
+            self._ending = code if code not in (1005, _ABNORMAL) else NORMAL
+            self._reason = reason
+            self._arm(CLOSE_GRACE_S, self.abort)
+        if self._task is None and not self._inbox:
+            self.close(self._ending, reason)
 
     def beat(self) -> None:
         """One liveness sweep (see WsFront._sweep)."""
@@ -392,29 +456,35 @@ class WsConnection(Session, asyncio.Protocol):
             self._beat = 1
         elif beat == 1:
             self._beat = 2
-            if self._transport is not None:
+            if self._transport is not None and not self._close_sent:
                 self._transport.write(websocket.PING)
         else:
             log.info("no answer to ping; connection cut", extra={"session": self.session_id})
-            self._abort()
+            self.abort()
 
     # -- client frames ---------------------------------------------------------------------------
 
     async def _serve(self, first: Awaitable[None] | None = None) -> None:
         """Handle waiting client frames one at a time, in order, until none is left (after `first`,
-        the registration of a token given in the query)."""
+        the registration of a token given in the query). Yields to the loop every few frames, so a
+        burst of frames that need no I/O does not hold it."""
+        handled = 0
         try:
             if first is not None:
                 await first
-            while not self._lost and self._code is None and (inbox := self._inbox):
+            while (inbox := self._inbox) and not self._drop_input:
                 payload = inbox.popleft()
-                if self._reading_paused and len(inbox) <= _INBOX_RESUME and self._transport is not None:
-                    self._reading_paused = False
-                    self._transport.resume_reading()
+                if len(inbox) <= _INBOX_RESUME and self._reader is not None:
+                    self._read_more()
                 if self._registered:
                     await self._frame(payload)
+                elif self._lost:
+                    break
                 else:
                     await self._unauthenticated_frame(payload)
+                handled += 1
+                if handled % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
         except Exception:
             log.exception("frame handling failed", extra={"session": self.session_id})
             self.close(1011, "internal error")
@@ -424,6 +494,8 @@ class WsConnection(Session, asyncio.Protocol):
                 self._inbox = None  # an idle connection keeps no deque (about 600 bytes)
             if self._lost:
                 self._forget()
+            elif self._ending is not None and self._inbox is None:
+                self.close(self._ending, self._reason)
 
     def _forget(self) -> None:
         """After the loss: remove the session from the hub, once, after its last frame was handled."""
@@ -443,8 +515,14 @@ class WsConnection(Session, asyncio.Protocol):
 
     async def _register(self, user_id: str, ref: str | None) -> None:
         """Authenticated: join the hub (its user feed), then greet with AUTHENTICATED, which is
-        always the session's first event."""
-        if self._timer is not None:
+        always the session's first event. A connection already ending is not registered; one
+        authenticating while the server shuts down is closed with 1001."""
+        if self._code is not None or self._ending is not None:
+            return
+        if not self._front.accepting:
+            self.close(GOING_AWAY, "server going away: reconnect")
+            return
+        if self._timer is not None:  # the authentication timeout
             self._timer.cancel()
             self._timer = None
         self.user_id = user_id
@@ -537,7 +615,10 @@ async def ws_handler(request: web.Request) -> web.StreamResponse:
     if problem is not None or transport is None or transport.is_closing():
         return _refusal(400, "bad_request", f"Not a WebSocket upgrade: {problem or 'connection closing'}.")
     upgrade = websocket.Upgrade(request.path, dict(request.query), headers["sec-websocket-key"])
-    conn = front.accept(transport, upgrade, handover=request.protocol)
+    # Bytes that followed the head on this socket (a client that did not wait for the 101) are held
+    # by aiohttp's protocol; hand them over too.
+    rest = bytes(getattr(request.protocol, "_message_tail", b""))
+    conn = front.accept(transport, upgrade, rest, handover=request.protocol)
     await conn.wait_closed()
     return web.Response()  # not written: the socket is closed
 

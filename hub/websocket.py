@@ -4,9 +4,9 @@ context costs hundreds of KiB per connection, and chat frames are small).
 
 The reader enforces what a server must: client frames are masked, no RSV bit is set, control frames
 are final and at most 125 bytes, continuations follow a started message, a message stays within
-the size bound (checked on each frame's declared length, before its payload is buffered), a text
-message is valid UTF-8 and a close frame carries a valid code. A violation raises `WsError` with
-the close code to send (1002, 1007 or 1009)."""
+the size bound (checked on each frame's declared length, before its payload is buffered) and in at
+most MAX_FRAGMENTS frames, a text message is valid UTF-8 and a close frame carries a valid code. A
+violation gives a `WsError` with the close code to send (1002, 1007 or 1009)."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def upgrade_problem(method: str, headers: dict[str, str]) -> str | None:
     """Why a request is not a valid WebSocket upgrade (headers keyed in lower case), or None."""
     if method != "GET":
         return "a WebSocket upgrade is a GET"
-    if "websocket" not in headers.get("upgrade", "").lower():
+    if "websocket" not in [t.strip() for t in headers.get("upgrade", "").lower().split(",")]:
         return "expected 'Upgrade: websocket'"
     if "upgrade" not in [t.strip() for t in headers.get("connection", "").lower().split(",")]:
         return "expected 'Connection: Upgrade'"
@@ -110,8 +110,10 @@ def parse_upgrade(head: bytes) -> Upgrade | None:
     if "host" not in headers or upgrade_problem(parts[0], headers) is not None:
         return None
     path, _, query = parts[1].partition("?")
+    params: dict[str, str] = {}
     try:
-        params = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=False, errors="strict"))
+        for name, value in parse_qsl(query, keep_blank_values=True, errors="strict"):
+            params.setdefault(name, value)  # a repeated parameter: the first counts, as in aiohttp
     except (UnicodeDecodeError, ValueError):
         return None
     return Upgrade(path, params, headers["sec-websocket-key"])
@@ -131,14 +133,15 @@ def frame(opcode: int, payload: bytes) -> bytes:
 
 
 def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame with `code` and a reason cut to fit a control frame."""
-    return frame(OP_CLOSE, struct.pack("!H", code) + reason.encode("utf-8")[:120])
+    """A close frame with `code` and a reason cut to fit a control frame (on a character boundary)."""
+    cut = reason.encode("utf-8")[:120].decode("utf-8", "ignore").encode("utf-8")
+    return frame(OP_CLOSE, struct.pack("!H", code) + cut)
 
 
 PING = frame(OP_PING, b"")
 
 
-def unmask(mask: bytes, data: bytes) -> bytes:
+def unmask(mask: bytes | bytearray, data: bytes | bytearray) -> bytes:
     """XOR `data` with the repeating 4-byte `mask` (one big-integer XOR: C speed, any length)."""
     size = len(data)
     if size == 0:
@@ -153,26 +156,57 @@ def _valid_close_code(code: int) -> bool:
     )
 
 
+MAX_FRAGMENTS = 1024
+"""The most frames one message may come in (a bound on the work per message, empty ones included)."""
+
+
 class Reader:
     """Incremental parser of a client's frames. `feed` returns the complete messages and control
     frames in order, as (opcode, payload): text payloads as str, binary as bytes, close as
-    (code, reason) decoded to a tuple, ping and pong as bytes. Raises WsError on a violation; the
-    reader is then unusable."""
+    (code, reason), ping and pong as bytes. On a violation it returns what came before it and sets
+    `error` (the WsError to close with); after a close frame or an error it reads nothing more.
+    Work is linear in the bytes fed, however they are cut."""
 
-    __slots__ = ("_buffer", "_fragments", "_kind", "max_size")
+    __slots__ = ("_buffer", "_kind", "_message", "_pieces", "done", "error", "max_size")
 
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
-        self._buffer = b""
+        self._buffer = bytearray()  # the start of a frame not complete yet
         self._kind = 0  # opcode of the message being continued, 0 when none
-        self._fragments: list[bytes] | None = None
+        self._message: bytearray | None = None
+        self._pieces = 0
+        self.done = False  # a close frame was read, or the stream broke
+        self.error: WsError | None = None
 
     def feed(self, data: bytes) -> list[tuple[int, object]]:
-        buf = self._buffer + data if self._buffer else data
+        if self.done:
+            return []
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            buf: bytes | bytearray = buffer
+        else:
+            buf = data
         out: list[tuple[int, object]] = []
+        try:
+            pos = self._parse(buf, out)
+        except WsError as exc:
+            self.error = exc
+            self.done = True
+            self._buffer = bytearray()
+            self._message = None
+            return out
+        if buf is buffer:
+            del buffer[:pos]
+        elif pos < len(buf):
+            self._buffer = bytearray(buf[pos:])
+        return out
+
+    def _parse(self, buf: bytes | bytearray, out: list[tuple[int, object]]) -> int:
+        """Parse whole frames from `buf` into `out`; return how many bytes were used."""
         pos = 0
         end = len(buf)
-        while end - pos >= 2:
+        while end - pos >= 2 and not self.done:
             b0 = buf[pos]
             b1 = buf[pos + 1]
             if b0 & 0x70:
@@ -192,6 +226,8 @@ class Reader:
                 if end - pos < 10:
                     break
                 size = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                if size >> 63:
+                    raise WsError(PROTOCOL_ERROR, "a 64-bit length with its top bit set")
                 start = pos + 14
             if opcode >= 0x8:
                 if not fin or size > 125:
@@ -205,31 +241,36 @@ class Reader:
                     raise WsError(PROTOCOL_ERROR, "a continuation without a message to continue")
             elif self._kind:
                 raise WsError(PROTOCOL_ERROR, "a new message inside a fragmented one")
-            held = sum(map(len, self._fragments)) if self._fragments else 0
-            if opcode < 0x8 and held + size > self.max_size:
-                raise WsError(TOO_BIG, f"message over {self.max_size} bytes")
+            if opcode < 0x8:
+                held = len(self._message) if self._message is not None else 0
+                if held + size > self.max_size:
+                    raise WsError(TOO_BIG, f"message over {self.max_size} bytes")
+                if self._pieces >= MAX_FRAGMENTS:
+                    raise WsError(TOO_BIG, f"message in more than {MAX_FRAGMENTS} frames")
             if end - start < size:
                 break
             payload = unmask(buf[start - 4 : start], buf[start : start + size])
             pos = start + size
             if opcode >= 0x8:
                 out.append((opcode, _control(opcode, payload)))
+                if opcode == OP_CLOSE:
+                    self.done = True
             elif not fin:
                 if opcode != OP_CONTINUATION:
                     self._kind = opcode
-                    self._fragments = [payload]
+                    self._message = bytearray(payload)
                 else:
-                    assert self._fragments is not None
-                    self._fragments.append(payload)
+                    assert self._message is not None
+                    self._message += payload
+                self._pieces += 1
             else:
                 if opcode == OP_CONTINUATION:
-                    assert self._fragments is not None
-                    self._fragments.append(payload)
-                    opcode, payload = self._kind, b"".join(self._fragments)
-                    self._kind, self._fragments = 0, None
+                    assert self._message is not None
+                    self._message += payload
+                    opcode, payload = self._kind, bytes(self._message)
+                    self._kind, self._message, self._pieces = 0, None, 0
                 out.append((opcode, _text(payload) if opcode == OP_TEXT else payload))
-        self._buffer = buf[pos:] if pos < end else b""
-        return out
+        return pos
 
 
 def _text(payload: bytes) -> str:

@@ -64,6 +64,8 @@ def test_parse_upgrade_reads_path_query_and_key() -> None:
     upgrade = websocket.parse_upgrade(head(*GOOD))
     assert upgrade is not None
     assert upgrade.path == "/ws" and upgrade.query == {"token": "abc", "x": "1"}
+    again = websocket.parse_upgrade(head(*GOOD, request="GET /ws?token=first&token=second HTTP/1.1"))
+    assert again is not None and again.query == {"token": "first"}
     response = upgrade.response()
     assert response.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
     assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in response
@@ -86,6 +88,7 @@ def test_parse_upgrade_reads_path_query_and_key() -> None:
         head(*GOOD, " Folded: header"),
         head(*GOOD, "no colon here"),
         head(*GOOD, request="GET /ws?token=%ff HTTP/1.1"),
+        head(*[h for h in GOOD if not h.startswith("Upgrade")], "Upgrade: notwebsocket"),
     ],
 )
 def test_parse_upgrade_refuses_what_is_not_a_valid_upgrade(raw: bytes) -> None:
@@ -144,16 +147,57 @@ def test_large_frames_use_extended_lengths() -> None:
     ],
 )
 def test_reader_refuses_violations_with_their_close_code(data: bytes, code: int) -> None:
-    with pytest.raises(WsError) as caught:
-        Reader(1024).feed(data)
-    assert caught.value.code == code
+    reader = Reader(1024)
+    reader.feed(data)
+    assert isinstance(reader.error, WsError) and reader.error.code == code
+    assert reader.feed(client_frame(OP_TEXT, b"after")) == []  # nothing more is read
 
 
 def test_an_oversized_frame_is_refused_from_its_header_alone() -> None:
     header = bytes([0x80 | OP_TEXT, 0x80 | 127]) + struct.pack("!Q", 1 << 40) + b"mask"
-    with pytest.raises(WsError) as caught:
-        Reader(65536).feed(header)  # no payload sent, nothing buffered: refused at once
-    assert caught.value.code == 1009
+    reader = Reader(65536)
+    assert reader.feed(header) == []  # no payload sent, nothing buffered: refused at once
+    assert reader.error is not None and reader.error.code == 1009
+
+
+def test_a_length_with_its_top_bit_set_is_a_protocol_error() -> None:
+    reader = Reader(65536)
+    reader.feed(bytes([0x80 | OP_TEXT, 0x80 | 127]) + struct.pack("!Q", 1 << 63) + b"mask")
+    assert reader.error is not None and reader.error.code == 1002
+
+
+def test_messages_before_a_violation_are_returned() -> None:
+    reader = Reader(1024)
+    got = reader.feed(client_frame(OP_TEXT, b"first") + client_frame(OP_TEXT, b"x", mask=b""))
+    assert got == [(OP_TEXT, "first")]
+    assert reader.error is not None and reader.error.code == 1002
+
+
+def test_nothing_is_read_after_a_close_frame() -> None:
+    reader = Reader(1024)
+    got = reader.feed(client_frame(OP_CLOSE, struct.pack("!H", 1000)) + b"\xff\xff garbage")
+    assert got == [(OP_CLOSE, (1000, ""))] and reader.error is None and reader.done
+
+
+def test_many_fragments_cost_linear_work_and_are_bounded() -> None:
+    # Empty continuations add nothing to a message's size; their number is what is bounded.
+    data = client_frame(OP_TEXT, b"a", fin=False) + client_frame(OP_CONTINUATION, b"", fin=False) * 100_000
+    reader = Reader(65536)
+    assert reader.feed(data) == []
+    assert reader.error is not None and reader.error.code == 1009
+    ok = client_frame(OP_TEXT, b"a", fin=False) + client_frame(OP_CONTINUATION, b"b", fin=False) * 1000
+    reader = Reader(65536)
+    assert reader.feed(ok + client_frame(OP_CONTINUATION, b"!")) == [(OP_TEXT, "a" + "b" * 1000 + "!")]
+
+
+def test_a_frame_fed_one_byte_at_a_time() -> None:
+    payload = os.urandom(65536)
+    data = client_frame(OP_BINARY, payload)
+    reader = Reader(1 << 20)
+    got: list[tuple[int, object]] = []
+    for i in range(len(data)):
+        got += reader.feed(data[i : i + 1])
+    assert got == [(OP_BINARY, payload)]
 
 
 def test_server_frames_carry_the_payload_unmasked() -> None:
@@ -163,6 +207,7 @@ def test_server_frames_carry_the_payload_unmasked() -> None:
         assert frame[0] == 0x80 | OP_PONG and not frame[1] & 0x80
         assert frame.endswith(payload) and len(frame) - size in (2, 4, 10)
     assert websocket.close_frame(1013, "é" * 100)[:4] == bytes([0x88, 122, 0x03, 0xF5])
+    assert websocket.close_frame(1000, "x" + "é" * 100)[:2] == bytes([0x88, 2 + 119])  # no half character
 
 
 messages = st.lists(

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import struct
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
@@ -335,3 +337,117 @@ async def test_nothing_is_left_after_many_kinds_of_endings(node: Node, pair: Pai
     for raw in conns:
         raw.abort()
     await settled(node)
+
+
+async def test_a_message_followed_by_close_in_one_write_is_stored(
+    node: Node, pair: Pair, pool: asyncpg.Pool
+) -> None:
+    raw = await Raw.open(node)
+    await raw.upgrade(f"?token={pair.client.token}")
+    assert (await raw.event())["type"] == "AUTHENTICATED"
+    message = {"type": "CHAT_MESSAGE", "data": {"orderId": pair.order_id, "text": "bye"}, "ref": "m"}
+    await raw.write(
+        client_frame(OP_TEXT, orjson.dumps(message)) + client_frame(OP_CLOSE, struct.pack("!H", 1000))
+    )
+    ack = await raw.event()  # handled before the close is answered
+    assert ack["type"] == "ACK" and ack["data"]["seq"] == 1
+    assert await raw.close_code() == 1000
+    assert await raw.eof()
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE order_id = $1", pair.order_id) == 1
+    await settled(node)
+
+
+async def test_a_message_received_whole_is_stored_even_if_the_socket_then_drops(
+    node: Node, pair: Pair, pool: asyncpg.Pool
+) -> None:
+    raw = await Raw.open(node)
+    await raw.upgrade(f"?token={pair.client.token}")
+    assert (await raw.event())["type"] == "AUTHENTICATED"
+    message = {
+        "type": "CHAT_MESSAGE",
+        "data": {"orderId": pair.order_id, "text": "sent, then gone"},
+        "ref": "m",
+    }
+    await raw.write(client_frame(OP_TEXT, orjson.dumps(message)))
+    raw.abort()
+    await settled(node)
+    assert await pool.fetchval("SELECT count(*) FROM messages WHERE order_id = $1", pair.order_id) == 1
+
+
+async def _stop_reading_until_paused(node: Node, raw: Raw) -> Any:
+    """Send pings without reading the pongs until the server's transport pushes back; return the
+    server's connection."""
+    (conn,) = node.app[WS_FRONT].connections
+    ping = client_frame(OP_PING, b"p" * 125)
+    for _ in range(400):  # up to 52 MB of pongs if each were answered
+        await raw.write(ping * 1000)
+        if conn._paused:
+            break
+    assert conn._paused
+    return conn
+
+
+async def test_a_ping_flood_from_a_peer_that_never_reads_stays_bounded(node: Node, pair: Pair) -> None:
+    raw = await Raw.open(node)
+    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await raw.upgrade(f"?token={pair.client.token}")
+    conn = await _stop_reading_until_paused(node, raw)
+    for _ in range(100):  # 12.5 MB more pings
+        await raw.write(client_frame(OP_PING, b"p" * 125) * 1000)
+    transport = conn._transport
+    assert transport is not None
+    # At most one pong waits beyond what the transport held when it pushed back.
+    assert conn._paused and transport.get_write_buffer_size() < 1024 * 1024
+    raw.abort()
+    await settled(node)
+
+
+async def test_a_client_close_is_answered_and_cut_if_the_client_stops_reading(
+    make_node: NodeFactory, pair: Pair
+) -> None:
+    node = await make_node(ws_heartbeat_s=3600)
+    raw = await Raw.open(node)
+    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await raw.upgrade(f"?token={pair.client.token}")
+    conn = await _stop_reading_until_paused(node, raw)
+    await raw.send(OP_CLOSE, struct.pack("!H", 1000))  # and still not reading: our answer is stuck
+    await asyncio.sleep(0.5)
+    assert conn in node.app[WS_FRONT].connections
+    await settled(node, within=8.0)  # cut after the close grace (5 s), not left to the liveness sweep
+
+
+async def test_a_refusal_after_many_frames_still_ends_cleanly(node: Node) -> None:
+    raw = await Raw.open(node)
+    await raw.upgrade()
+    await raw.write(b"".join(client_frame(OP_TEXT, b'{"type": "PING"}') for _ in range(60)))
+    assert await raw.close_code() == 4401  # more than 50 frames before AUTHENTICATE
+    await raw.send(OP_CLOSE, struct.pack("!H", 4401))
+    started = asyncio.get_running_loop().time()
+    assert await raw.eof(within=3.0)  # our close answer was read: closed at once, no reset later
+    assert asyncio.get_running_loop().time() - started < 2.0
+    await settled(node)
+
+
+async def test_a_login_during_shutdown_is_closed_1001(node: Node, pair: Pair) -> None:
+    raw = await Raw.open(node)
+    await raw.upgrade()
+    node.app[HUB].accepting = False  # shutting down
+    await raw.send_json({"type": "AUTHENTICATE", "data": {"token": pair.client.token}})
+    assert await raw.close_code() == 1001
+    assert not node.app[HUB].sessions
+
+
+async def test_bytes_sent_with_an_upgrade_on_a_kept_alive_connection_are_kept(node: Node, pair: Pair) -> None:
+    raw = await Raw.open(node)
+    await raw.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await raw.response())[0] == 200
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (
+        f"GET /ws?token={pair.client.token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    await raw.write(request + client_frame(OP_PING, b"eager"))  # not waiting for the 101
+    status, _, _ = await raw.response()
+    assert status == 101
+    seen = [await raw.frame(), await raw.frame()]
+    assert (OP_PONG, b"eager") in seen
