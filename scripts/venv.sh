@@ -2,6 +2,9 @@
 # Usage: . scripts/venv.sh [extra]   (extra: "test" also installs the test tools)
 # Reinstalls only when pyproject.toml changed since the last install.
 set -euo pipefail
+# The embedded PostgreSQL (pgserver) runs useradd when started as root: keep the sbin directories
+# on PATH even when the caller's PATH is minimal.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin:/sbin" ;; esac
 _extra="${1:-}"
 _py="${PYTHON:-}"
 if [ -z "$_py" ]; then
