@@ -176,6 +176,7 @@ class WsConnection(Session, asyncio.Protocol):
         "_reason",
         "_registered",
         "_removed",
+        "_started",
         "_task",
         "_timer",
         "_token",
@@ -209,6 +210,7 @@ class WsConnection(Session, asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None  # auth timeout, then the close grace
         self._beat = 0
+        self._started = 0.0
         self._registered = False
         self._removed = False
         self._unauthenticated = 0
@@ -350,6 +352,7 @@ class WsConnection(Session, asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
+        self._started = asyncio.get_running_loop().time()
         self._front.connections.add(self)
         token = self._token
         self._token = None
@@ -401,6 +404,15 @@ class WsConnection(Session, asyncio.Protocol):
         self._lost = True
         if self._code is None:
             self._code = _ABNORMAL
+        log.info(
+            "connection closed",
+            extra={
+                "session": self.session_id,
+                "userId": self.user_id or None,
+                "code": self._code,
+                "seconds": round(asyncio.get_running_loop().time() - self._started, 1),
+            },
+        )
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -451,3 +451,19 @@ async def test_bytes_sent_with_an_upgrade_on_a_kept_alive_connection_are_kept(no
     assert status == 101
     seen = [await raw.frame(), await raw.frame()]
     assert (OP_PONG, b"eager") in seen
+
+
+async def test_each_connection_end_is_logged_once(
+    node: Node, pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="gigwire.ws")
+    raw = await Raw.open(node)
+    await raw.upgrade(f"?token={pair.client.token}")
+    assert (await raw.event())["type"] == "AUTHENTICATED"
+    await raw.send(OP_CLOSE, struct.pack("!H", 1000))
+    assert await raw.close_code() == 1000
+    await settled(node)
+    ends = [r for r in caplog.records if r.getMessage() == "connection closed"]
+    assert len(ends) == 1
+    fields = ends[0].__dict__
+    assert fields["userId"] == pair.client.id and fields["code"] == 1000
