@@ -5,7 +5,8 @@ Channels: `user:<userId>` (every session of a user, joined on authentication) an
 arrives ahead of a missing one waits, and the missing ones are read back from PostgreSQL after a
 short delay (a lost publish) or at once after a broker reconnect. A joining session is first
 *replaying*: its live frames are buffered while it reads what it missed, then flushed without
-the ones it already has, so there is no gap and no reordering."""
+the ones it already has, so there is no gap and no reordering. That buffer is bounded like the
+session's queue: a joining session past it is closed with 1013 (reconnect and resume with sinceSeq)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from hub.broker import Broker
 from hub.frame import Frame, now_ms
 from hub.metrics import HubMetrics
 from hub.presence import Presence
-from hub.session import GOING_AWAY, Session
+from hub.session import GOING_AWAY, SLOW, TRY_AGAIN_LATER, Session
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.hub")
@@ -39,17 +40,22 @@ _TYPING = frozenset({"TYPING_START", "TYPING_STOP"})
 
 @dataclass
 class Replay:
-    """A joining session's buffer; `upto` is the seq its replay covers, once read."""
+    """A joining session's buffer; `upto` is the seq its replay covers, once read. `size` is the
+    buffered frames' bytes."""
 
     frames: list[Frame] = field(default_factory=list)
     upto: int | None = None
+    size: int = 0
 
 
 class OrderChannel:
-    """This process's view of one order's chat channel."""
+    """This process's view of one order's chat channel. A joining session's buffer is bounded like
+    a session's queue (`max_frames` frames, `max_bytes` bytes): past it the session is closed."""
 
-    def __init__(self, order_id: str) -> None:
+    def __init__(self, order_id: str, max_frames: int, max_bytes: int) -> None:
         self.order_id = order_id
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
         self.live: set[Session] = set()
         self.joining: dict[Session, Replay] = {}
         self.last: int | None = None  # seq of the last chat message emitted; None until first read
@@ -64,13 +70,34 @@ class OrderChannel:
         return not self.live and not self.joining
 
     def emit(self, frame: Frame, skip_user: str | None = None) -> None:
-        """Hand one frame to every live session (and each joining session's buffer)."""
+        """Hand one frame to every live session (and each joining session's buffer). A joining
+        session whose buffer would pass the bound is closed with 1013 and leaves the channel."""
         for session in self.live:
             if session.user_id != skip_user:
                 session.push(frame)
+        overflowed: list[Session] = []
         for session, replay in self.joining.items():
-            if session.user_id != skip_user:
-                replay.frames.append(frame)
+            if session.user_id == skip_user:
+                continue
+            if len(replay.frames) >= self.max_frames or replay.size + frame.size > self.max_bytes:
+                overflowed.append(session)
+                continue
+            replay.frames.append(frame)
+            replay.size += frame.size
+        for session in overflowed:
+            self._overflow(session)
+
+    def _overflow(self, session: Session) -> None:
+        """A joining session too slow to read its history while the channel is busy: dropped with
+        its buffer and closed with 1013, like a session whose queue overflows. Its subscribe sees
+        it gone and returns; its removal from the hub follows the close."""
+        del self.joining[session]
+        session.metrics.queue_overflows.labels(session.transport).inc()
+        log.info(
+            "slow joining reader disconnected",
+            extra={"userId": session.user_id, "session": session.session_id, "orderId": self.order_id},
+        )
+        session.close(TRY_AGAIN_LATER, SLOW, flush=False)
 
 
 class Bounded(Generic[K, V]):
@@ -370,7 +397,9 @@ class Hub:
         message after `since` (none when None), then go live. Returns (last seq read, replayed)."""
         oc = self.orders.get(order_id)
         if oc is None:
-            oc = self.orders[order_id] = OrderChannel(order_id)
+            settings = self.settings
+            oc = OrderChannel(order_id, settings.ws_queue_max_frames, settings.ws_queue_max_bytes)
+            self.orders[order_id] = oc
         oc.live.discard(session)
         replay = oc.joining[session] = Replay()
         session.orders.add(order_id)

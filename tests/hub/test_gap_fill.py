@@ -1,5 +1,6 @@
 """The order channel's gap fill and its joining sessions: a fill asked for while one runs runs again
-right after (a joining subscriber is not left waiting for the next message)."""
+right after (a joining subscriber is not left waiting for the next message), and a joining session's
+buffer of live frames is bounded like its queue."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from hub import chat
 from hub.hub import Hub, OrderChannel
 from hub.keys import HUB
+from hub.metrics import METRICS
 from tests.hub.conftest import NodeFactory, Pair
 
 
@@ -75,3 +77,48 @@ async def test_fill_asked_for_while_one_runs_runs_again_and_promotes_the_joiner(
         typing = await conn.expect("TYPING_START")
         assert typing["data"] == {"orderId": order, "userId": pair.client.id}
     assert [f for f in c.skipped if f["type"] == "CHAT_MESSAGE"] == []  # nothing twice
+
+
+async def test_joining_buffer_past_the_queue_bound_closes_1013(
+    make_node: NodeFactory, pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bound = 5
+    node = await make_node(ws_queue_max_frames=bound)
+    hub = node.app[HUB]
+    order = pair.order_id
+    overflows = node.app[METRICS].queue_overflows.labels("ws")
+    before = overflows._value.get()
+    a = await node.connect(pair.client, subscribe=order)
+    b = await node.connect(pair.doer, subscribe=order)
+    await a.ack("CHAT_MESSAGE", {"orderId": order, "text": "history"})
+    assert (await b.expect("CHAT_MESSAGE"))["data"]["seq"] == 1
+    removed = asyncio.Event()
+    remove = hub.remove_session
+
+    async def removing(session: Any) -> None:
+        await remove(session)
+        removed.set()
+
+    monkeypatch.setattr(hub, "remove_session", removing)
+    gate = Gate(monkeypatch, "gigwire-gap-fill", held=False)
+    slow = await node.connect(pair.doer)
+    await slow.send("SUBSCRIBE_CHAT", {"orderId": order, "sinceSeq": 0})
+    await gate.entered.wait()  # its history read is held: it is joining, buffering live frames
+    oc = channel(hub, order)
+    assert len(oc.joining) == 1
+    for i in range(bound + 1):
+        await a.ack("CHAT_MESSAGE", {"orderId": order, "text": f"live {i}"})
+        assert (await b.expect("CHAT_MESSAGE"))["data"]["seq"] == i + 2
+    assert await slow.closed() == 1013
+    assert overflows._value.get() == before + 1
+    assert not oc.joining and len(oc.live) == 2  # its buffer is dropped at once
+    gate.opened.set()
+    await removed.wait()
+    assert hub.orders.get(order) is oc and not oc.joining and len(oc.live) == 2
+    assert len(hub.sessions) == 2
+    # The others are unaffected and keep receiving.
+    await b.ack("CHAT_MESSAGE", {"orderId": order, "text": "after"})
+    seqs = [f["data"]["seq"] for f in a.skipped if f["type"] == "CHAT_MESSAGE"]
+    while (got := await a.expect("CHAT_MESSAGE"))["data"]["text"] != "after":
+        seqs.append(got["data"]["seq"])
+    assert [*seqs, got["data"]["seq"]] == list(range(1, bound + 4))
