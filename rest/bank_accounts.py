@@ -21,7 +21,7 @@ from rest.errors import ApiError
 from rest.gateway import BankDetails, GatewayError, gateway_for
 from rest.http import Fields, ok, path_uuid, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.openapi import BEARER, envelope, errors, json_body, json_response, path_id
+from rest.openapi import BEARER, deleted_item, envelope, errors, json_body, json_response, path_id
 from rest.order_states import has_control, ms
 
 if TYPE_CHECKING:
@@ -252,15 +252,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "security": BEARER,
             "parameters": [*_ID, PARAMETER],
             "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["id", "deleted"],
-                            "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
-                        }
-                    )
-                ),
+                "200": json_response(envelope(deleted_item())),
                 **errors(400, 401, 404, 409, 422),
             },
         }

@@ -14,7 +14,7 @@ from aiohttp import web
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
-from rest.openapi import ERROR_REF
+from rest.openapi import ERROR_REF, deleted_item
 from workers.notify import epoch_ms
 
 routes = web.RouteTableDef()
@@ -156,13 +156,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {
                 "200": _json(
-                    _envelope(
-                        {
-                            "type": "object",
-                            "required": ["token", "deleted"],
-                            "properties": {"token": {"type": "string"}, "deleted": {"const": True}},
-                        }
-                    ),
+                    _envelope(deleted_item("token")),
                     "Deleted.",
                 ),
                 "401": _UNAUTHORIZED,

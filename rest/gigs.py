@@ -31,7 +31,16 @@ from rest.gig_search import (
     search_gigs,
 )
 from rest.http import Fields, bearer_claims, ok, path_uuid, read_json, require_user
-from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
+from rest.openapi import (
+    BEARER,
+    deleted_item,
+    envelope,
+    errors,
+    json_body,
+    json_response,
+    list_envelope,
+    path_id,
+)
 
 if TYPE_CHECKING:
     from rest.gig_search import Conn
@@ -344,15 +353,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
             "security": BEARER,
             "parameters": [path_id(description="the gig's id")],
             "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["id", "deleted"],
-                            "properties": {"id": {"type": "string"}, "deleted": {"const": True}},
-                        }
-                    )
-                ),
+                "200": json_response(envelope(deleted_item())),
                 **errors(401, 403, 404, 409),
             },
         },

@@ -15,7 +15,7 @@ from aiohttp import web
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import ok, path_uuid, query_int, read_json, require_user
-from rest.openapi import ERROR_REF
+from rest.openapi import ERROR_REF, deleted_item
 from workers.notify import NOTIFICATION_TYPES, epoch_ms
 
 routes = web.RouteTableDef()
@@ -333,11 +333,7 @@ OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
     "/api/notifications/{id}": {
         "delete": _op(
             "Delete one notification",
-            {
-                "type": "object",
-                "required": ["id", "deleted"],
-                "properties": {"id": {"type": "string", "format": "uuid"}, "deleted": {"const": True}},
-            },
+            deleted_item(key_schema={"type": "string", "format": "uuid"}),
             {"404": "No such notification of the caller's."},
             parameters=[_ID],
         )

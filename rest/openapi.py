@@ -84,6 +84,16 @@ def json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
+def deleted_item(key: str = "id", key_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The data of a DELETE route's answer: {<key>: ..., "deleted": true}; `key_schema` defaults to a
+    string."""
+    return {
+        "type": "object",
+        "required": [key, "deleted"],
+        "properties": {key: key_schema or {"type": "string"}, "deleted": {"const": True}},
+    }
+
+
 def path_id(name: str = "id", description: str = "") -> dict[str, Any]:
     """A UUID path parameter object."""
     return {
