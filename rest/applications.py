@@ -11,7 +11,7 @@ The doer and the owner get 403 for the other party's actions. A gig's list is th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import asyncpg
 from aiohttp import web
@@ -170,6 +170,27 @@ async def _locked(conn: Conn, app_id: str, user_id: str) -> tuple[asyncpg.Record
     return row, gig
 
 
+_VERBS = {"withdrawn": "withdraw", "rejected": "reject", "accepted": "accept"}
+
+
+async def _pending(
+    conn: Conn, app_id: str, user_id: str, to: Literal["withdrawn", "rejected", "accepted"]
+) -> tuple[asyncpg.Record, asyncpg.Record]:
+    """The application and its gig, locked by _locked, once the caller may move it to `to`: only the
+    applicant may withdraw it and only the gig's owner reject or accept it (forbidden otherwise), and
+    only while it is pending (conflict otherwise)."""
+    row, gig = await _locked(conn, app_id, user_id)
+    verb = _VERBS[to]
+    if to == "withdrawn":
+        if row["doer_id"] != user_id:
+            raise ApiError("forbidden", f"Only the applicant may {verb} an application.")
+    elif gig["client_id"] != user_id:
+        raise ApiError("forbidden", f"Only the gig's owner may {verb} an application.")
+    if row["status"] != "pending":
+        raise ApiError("conflict", f"Only a pending application can be {to}; this one is {row['status']}.")
+    return row, gig
+
+
 async def _set_status(conn: Conn, app_id: str, status: str) -> asyncpg.Record:
     row: asyncpg.Record | None = await conn.fetchrow(
         f"UPDATE applications a SET status = $2, updated_at = now() WHERE a.id = $1 RETURNING {_COLUMNS}",
@@ -186,13 +207,7 @@ async def withdraw(request: web.Request) -> web.Response:
     claims = require_user(request)
     app_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row, gig = await _locked(conn, app_id, claims.user_id)
-        if row["doer_id"] != claims.user_id:
-            raise ApiError("forbidden", "Only the applicant may withdraw an application.")
-        if row["status"] != "pending":
-            raise ApiError(
-                "conflict", f"Only a pending application can be withdrawn; this one is {row['status']}."
-            )
+        row, gig = await _pending(conn, app_id, claims.user_id, "withdrawn")
         row = await _set_status(conn, app_id, "withdrawn")
         await conn.execute(
             "UPDATE gigs SET applications_count = greatest(applications_count - 1, 0) WHERE id = $1",
@@ -207,13 +222,7 @@ async def reject(request: web.Request) -> web.Response:
     claims = require_user(request)
     app_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row, gig = await _locked(conn, app_id, claims.user_id)
-        if gig["client_id"] != claims.user_id:
-            raise ApiError("forbidden", "Only the gig's owner may reject an application.")
-        if row["status"] != "pending":
-            raise ApiError(
-                "conflict", f"Only a pending application can be rejected; this one is {row['status']}."
-            )
+        await _pending(conn, app_id, claims.user_id, "rejected")
         row = await _set_status(conn, app_id, "rejected")
     return ok(application_json(row))
 
@@ -226,13 +235,7 @@ async def accept(request: web.Request) -> web.Response:
     app_id = path_uuid(request)
     fee_bps = request.app[SETTINGS].platform_fee_bps
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        row, gig = await _locked(conn, app_id, claims.user_id)
-        if gig["client_id"] != claims.user_id:
-            raise ApiError("forbidden", "Only the gig's owner may accept an application.")
-        if row["status"] != "pending":
-            raise ApiError(
-                "conflict", f"Only a pending application can be accepted; this one is {row['status']}."
-            )
+        row, gig = await _pending(conn, app_id, claims.user_id, "accepted")
         if gig["status"] not in ("open", "closed"):
             raise ApiError("conflict", f"This gig is {gig['status']}; it already has its doer.")
         row = await _set_status(conn, app_id, "accepted")
