@@ -134,6 +134,7 @@ class Hub:
         self._refs: dict[str, int] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._removals: set[asyncio.Task[None]] = set()
         self._pool: asyncpg.Pool | None = None
         self._broker: Broker | None = None
         self.presence: Presence | None = None
@@ -166,17 +167,28 @@ class Hub:
                 async with asyncio.timeout(grace_s):
                     await asyncio.gather(*(s.wait_closed() for s in sessions))
 
-    async def stop(self) -> None:
-        """Cancel background work (gap fills, presence refresh)."""
+    async def stop(self, settle_s: float = 2.0) -> None:
+        """Let pending session removals finish (within `settle_s`: they withdraw presence), then
+        cancel background work (gap fills, presence refresh)."""
+        if self._removals:
+            await asyncio.wait(list(self._removals), timeout=settle_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def spawn(self, coro: object, name: str) -> None:
+    def spawn(self, coro: object, name: str) -> asyncio.Task[None]:
         """Run a background coroutine, kept referenced until done, failures logged."""
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._done)
+        return task
+
+    def forget(self, session: Session) -> None:
+        """Remove a closed session in the background (for transports whose loss is a callback);
+        `stop` lets these finish before cancelling the rest."""
+        task = self.spawn(self.remove_session(session), "gigwire-remove-session")
+        self._removals.add(task)
+        task.add_done_callback(self._removals.discard)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

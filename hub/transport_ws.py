@@ -513,7 +513,7 @@ class WsConnection(Session, asyncio.Protocol):
         """After the loss: remove the session from the hub, once, after its last frame was handled."""
         if self._registered and not self._removed:
             self._removed = True
-            self._front.hub.spawn(self._front.hub.remove_session(self), "gigwire-ws-remove")
+            self._front.hub.forget(self)
 
     def _auth_expired(self) -> None:
         self._timer = None

@@ -11,6 +11,7 @@ from hub.presence import Presence, is_online, is_watching, watched_orders
 from hub.store import Store
 from hub.store_memory import MemoryStore
 from tests.hub.conftest import NodeFactory, Pair
+from tests.hub.test_ws_wire import Raw
 
 
 async def test_presence_across_nodes(make_node: NodeFactory, pair: Pair) -> None:
@@ -81,3 +82,25 @@ async def test_a_failing_presence_write_fails_no_connection(make_node: NodeFacto
     async with asyncio.timeout(5):
         await asyncio.gather(*(presence.announce(f"down-{i}", "s") for i in range(50)))
     assert not await is_online(store, "down-0")
+
+
+async def test_sessions_lost_at_shutdown_withdraw_presence_before_the_process_stops(
+    make_node: NodeFactory, pair: Pair
+) -> None:
+    going, staying = await make_node(), await make_node()
+    store = going.app[STORE]
+    slow_remove = store.members_remove
+
+    async def members_remove(key: str, members: list[str]) -> None:
+        await asyncio.sleep(0.3)  # a slow Redis: the withdrawal is still running when cleanup starts
+        await slow_remove(key, members)
+
+    store.members_remove = members_remove  # type: ignore[method-assign]
+    raw = await Raw.open(going)
+    await raw.upgrade(f"?token={pair.client.token}")
+    assert (await raw.event())["type"] == "AUTHENTICATED"
+    assert await is_online(staying.app[STORE], pair.client.id)
+    raw.abort()
+    await asyncio.sleep(0.05)  # the server notices the loss and starts removing the session
+    await going.client.close()  # shutdown and cleanup of the whole app
+    assert not await is_online(staying.app[STORE], pair.client.id)
