@@ -467,3 +467,24 @@ async def test_each_connection_end_is_logged_once(
     assert len(ends) == 1
     fields = ends[0].__dict__
     assert fields["userId"] == pair.client.id and fields["code"] == 1000
+
+
+async def test_a_burst_of_bad_frames_from_a_peer_that_never_reads_ends_in_1013(
+    make_node: NodeFactory, pair: Pair
+) -> None:
+    node = await make_node(ws_queue_max_frames=50)
+    raw = await Raw.open(node)
+    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    await raw.upgrade(f"?token={pair.client.token}")
+    (conn,) = node.app[WS_FRONT].connections
+    bad = client_frame(OP_TEXT, b"x")  # each answered with an ERROR of about 100 bytes
+    await raw.write(bad * 100_000)  # 10 MB of answers if all were buffered
+    # Answers wait in the bounded queue once the socket pushes back; past its bound: too slow.
+    async with asyncio.timeout(30):
+        while not conn.closing:  # noqa: ASYNC110 - the server's state; reading would drain it
+            await asyncio.sleep(0.05)
+    transport = conn._transport
+    assert transport is None or transport.get_write_buffer_size() < 1024 * 1024
+    assert conn._code == 1013
+    raw.abort()
+    await settled(node)
