@@ -24,7 +24,7 @@ from hub.broker import Broker
 from hub.frame import Frame, now_ms
 from hub.metrics import HubMetrics
 from hub.presence import Presence
-from hub.session import GOING_AWAY, SLOW, TRY_AGAIN_LATER, Session
+from hub.session import SLOW, TRY_AGAIN_LATER, Session, close_all
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.hub")
@@ -159,13 +159,7 @@ class Hub:
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting; close every session with 1001 after flushing its queue."""
         self.accepting = False
-        sessions = list(self.sessions)
-        for session in sessions:
-            session.close(GOING_AWAY, "server going away: reconnect")
-        if sessions:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace_s):
-                    await asyncio.gather(*(s.wait_closed() for s in sessions))
+        await close_all(list(self.sessions), grace_s)
 
     async def stop(self, settle_s: float = 2.0) -> None:
         """Let pending session removals finish (within `settle_s`: they withdraw presence), then

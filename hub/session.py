@@ -122,6 +122,16 @@ class Session:
         return True
 
 
+async def close_all(sessions: list[Session], grace_s: float) -> None:
+    """Close every one of `sessions` with 1001 and wait, at most `grace_s`, until all are closed."""
+    for session in sessions:
+        session.close(GOING_AWAY, "server going away: reconnect")
+    if sessions:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await asyncio.gather(*(s.wait_closed() for s in sessions))
+
+
 class QueuedSession(Session):
     """A session whose transport writes are awaited: a bounded queue drained by `run_writer`, which
     the transport runs as a task. Subclasses implement `_write`, `_shutdown` and `_abort`."""

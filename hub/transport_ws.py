@@ -16,7 +16,6 @@ hands the socket over in the same way."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +38,7 @@ from hub.session import (
     NORMAL,
     UNAUTHORIZED,
     Session,
+    close_all,
 )
 from hub.settings import Settings
 from hub.tokens import TokenCodec, TokenError
@@ -106,13 +106,7 @@ class WsFront:
     async def stop(self, grace_s: float = 5.0) -> None:
         """Close every connection still open with 1001 (the hub has closed its sessions by now;
         this catches any that registered meanwhile), wait for them, and stop the liveness sweep."""
-        left = list(self.connections)
-        for conn in left:
-            conn.close(GOING_AWAY, "server going away: reconnect")
-        if left:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(grace_s):
-                    await asyncio.gather(*(conn.wait_closed() for conn in left))
+        await close_all(list(self.connections), grace_s)
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -489,7 +483,8 @@ class WsConnection(Session, asyncio.Protocol):
                 if len(inbox) <= _INBOX_RESUME and self._reader is not None:
                     self._read_more()
                 if self._registered:
-                    await self._frame(payload)
+                    if (frame := self._parsed(payload)) is not None:
+                        await self._dispatch(frame)
                 elif self._lost:
                     break
                 else:
@@ -544,22 +539,13 @@ class WsConnection(Session, asyncio.Protocol):
         self.push(Frame.encode("AUTHENTICATED", hello, ref))
 
     async def _unauthenticated_frame(self, payload: str | bytes) -> None:
-        metrics = self.metrics
         self._unauthenticated += 1
         if self._unauthenticated > _MAX_UNAUTHENTICATED_FRAMES:
             self._refuse("Too many frames before AUTHENTICATE.", None)
             return
-        if isinstance(payload, bytes):
-            metrics.frame_in("ws", "invalid")
-            self.push(HubError("bad_request", "Frames are JSON text, not binary.").frame())
+        frame = self._parsed(payload)
+        if frame is None:
             return
-        try:
-            frame = parse(payload)
-        except BadFrame as exc:
-            metrics.frame_in("ws", "invalid")
-            self.push(exc.frame(exc.ref))
-            return
-        metrics.frame_in("ws", frame.type)
         if frame.type != "AUTHENTICATE":
             self.push(HubError("unauthorized", "Send AUTHENTICATE {token} first.").frame(frame.ref))
             return
@@ -570,20 +556,20 @@ class WsConnection(Session, asyncio.Protocol):
             return
         await self._register(claims.user_id, frame.ref)
 
-    async def _frame(self, payload: str | bytes) -> None:
-        metrics = self.metrics
+    def _parsed(self, payload: str | bytes) -> ClientFrame | None:
+        """The client frame in `payload`, counted; None when it is not one (answered with ERROR)."""
         if isinstance(payload, bytes):
-            metrics.frame_in("ws", "invalid")
+            self.metrics.frame_in("ws", "invalid")
             self.push(HubError("bad_request", "Frames are JSON text, not binary.").frame())
-            return
+            return None
         try:
             frame = parse(payload)
         except BadFrame as exc:
-            metrics.frame_in("ws", "invalid")
+            self.metrics.frame_in("ws", "invalid")
             self.push(exc.frame(exc.ref))
-            return
-        metrics.frame_in("ws", frame.type)
-        await self._dispatch(frame)
+            return None
+        self.metrics.frame_in("ws", frame.type)
+        return frame
 
     async def _dispatch(self, frame: ClientFrame) -> None:
         if frame.type == "AUTHENTICATE":
