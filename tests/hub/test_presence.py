@@ -96,9 +96,7 @@ async def test_sessions_lost_at_shutdown_withdraw_presence_before_the_process_st
         await slow_remove(key, members)
 
     store.members_remove = members_remove  # type: ignore[method-assign]
-    raw = await Raw.open(going)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(going, pair.client.token)
     assert await is_online(staying.app[STORE], pair.client.id)
     raw.abort()
     await asyncio.sleep(0.05)  # the server notices the loss and starts removing the session

@@ -29,10 +29,21 @@ class Raw:
         self.writer = writer
 
     @classmethod
-    async def open(cls, node: Node) -> Raw:
+    async def open(cls, node: Node, rcvbuf: int | None = None) -> Raw:
+        """A connection to `node`; `rcvbuf` shrinks its receive buffer (a client slow to read)."""
         server = node.client.server
         reader, writer = await asyncio.open_connection(server.host, server.port)
+        if rcvbuf is not None:
+            writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         return cls(reader, writer)
+
+    @classmethod
+    async def session(cls, node: Node, token: str, rcvbuf: int | None = None) -> Raw:
+        """A connection upgraded with `token` in the query, its AUTHENTICATED read."""
+        raw = await cls.open(node, rcvbuf)
+        await raw.upgrade(f"?token={token}")
+        assert (await raw.event())["type"] == "AUTHENTICATED"
+        return raw
 
     async def write(self, data: bytes) -> None:
         self.writer.write(data)
@@ -153,9 +164,7 @@ async def test_a_head_arriving_byte_by_byte_still_upgrades(node: Node, pair: Pai
 
 
 async def test_fragments_and_interleaved_pings(node: Node, pair: Pair) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     body = orjson.dumps({"type": "PING", "ref": "fragmented"})
     await raw.send(OP_TEXT, body[:5], fin=False)
     await raw.send(OP_PING, b"are you there")
@@ -167,9 +176,7 @@ async def test_fragments_and_interleaved_pings(node: Node, pair: Pair) -> None:
 
 
 async def test_frames_sent_in_one_burst_are_answered_in_order(node: Node, pair: Pair) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     # More than the inbox holds before the socket stops being read: reading pauses and resumes.
     await raw.write(
         b"".join(client_frame(OP_TEXT, orjson.dumps({"type": "PING", "ref": f"p{i}"})) for i in range(300))
@@ -179,9 +186,7 @@ async def test_frames_sent_in_one_burst_are_answered_in_order(node: Node, pair: 
 
 
 async def test_binary_frames_get_bad_request_and_the_connection_stays(node: Node, pair: Pair) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     await raw.send(OP_BINARY, b'{"type": "PING"}')
     err = await raw.event()
     assert err["type"] == "ERROR" and err["data"]["code"] == "bad_request"
@@ -205,9 +210,7 @@ async def test_binary_frames_get_bad_request_and_the_connection_stays(node: Node
 async def test_protocol_violations_close_with_their_code_and_leave_nothing(
     node: Node, pair: Pair, data: bytes, code: int
 ) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     await raw.write(data)
     assert await raw.close_code() == code
     assert await raw.eof()
@@ -215,9 +218,7 @@ async def test_protocol_violations_close_with_their_code_and_leave_nothing(
 
 
 async def test_the_close_handshake_echoes_the_code_then_closes_the_socket(node: Node, pair: Pair) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     await raw.send(OP_CLOSE, struct.pack("!H", 4000) + b"bye")
     assert await raw.close_code() == 4000
     assert await raw.eof()
@@ -282,9 +283,7 @@ async def test_an_upgrade_on_a_kept_alive_connection_is_handed_over(node: Node, 
 
 async def test_a_silent_peer_is_pinged_then_cut(make_node: NodeFactory, pair: Pair) -> None:
     node = await make_node(ws_heartbeat_s=0.2)
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     assert await raw.frame(within=2.0) == (OP_PING, b"")
     assert await raw.eof(within=3.0)  # never answered
     await settled(node)
@@ -292,9 +291,7 @@ async def test_a_silent_peer_is_pinged_then_cut(make_node: NodeFactory, pair: Pa
 
 async def test_a_peer_answering_pings_stays(make_node: NodeFactory, pair: Pair) -> None:
     node = await make_node(ws_heartbeat_s=0.2)
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     for _ in range(4):  # four pings over about 8 intervals, each answered
         opcode, payload = await raw.frame(within=2.0)
         assert opcode == OP_PING
@@ -306,9 +303,7 @@ async def test_a_peer_answering_pings_stays(make_node: NodeFactory, pair: Pair) 
 async def test_shutdown_closes_every_connection_with_1001(node: Node, pair: Pair) -> None:
     waiting = await Raw.open(node)
     await waiting.upgrade()  # not authenticated yet
-    live = await Raw.open(node)
-    await live.upgrade(f"?token={pair.client.token}")
-    assert (await live.event())["type"] == "AUTHENTICATED"
+    live = await Raw.session(node, pair.client.token)
     await asyncio.sleep(0.05)
     closing = asyncio.create_task(node.client.server.close())
     assert await live.close_code() == 1001
@@ -342,9 +337,7 @@ async def test_nothing_is_left_after_many_kinds_of_endings(node: Node, pair: Pai
 async def test_a_message_followed_by_close_in_one_write_is_stored(
     node: Node, pair: Pair, pool: asyncpg.Pool
 ) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     message = {"type": "CHAT_MESSAGE", "data": {"orderId": pair.order_id, "text": "bye"}, "ref": "m"}
     await raw.write(
         client_frame(OP_TEXT, orjson.dumps(message)) + client_frame(OP_CLOSE, struct.pack("!H", 1000))
@@ -360,9 +353,7 @@ async def test_a_message_followed_by_close_in_one_write_is_stored(
 async def test_a_message_received_whole_is_stored_even_if_the_socket_then_drops(
     node: Node, pair: Pair, pool: asyncpg.Pool
 ) -> None:
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     message = {
         "type": "CHAT_MESSAGE",
         "data": {"orderId": pair.order_id, "text": "sent, then gone"},
@@ -388,8 +379,7 @@ async def _stop_reading_until_paused(node: Node, raw: Raw) -> Any:
 
 
 async def test_a_ping_flood_from_a_peer_that_never_reads_stays_bounded(node: Node, pair: Pair) -> None:
-    raw = await Raw.open(node)
-    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw = await Raw.open(node, rcvbuf=4096)
     await raw.upgrade(f"?token={pair.client.token}")
     conn = await _stop_reading_until_paused(node, raw)
     for _ in range(100):  # 12.5 MB more pings
@@ -406,8 +396,7 @@ async def test_a_client_close_is_answered_and_cut_if_the_client_stops_reading(
     make_node: NodeFactory, pair: Pair
 ) -> None:
     node = await make_node(ws_heartbeat_s=3600)
-    raw = await Raw.open(node)
-    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw = await Raw.open(node, rcvbuf=4096)
     await raw.upgrade(f"?token={pair.client.token}")
     conn = await _stop_reading_until_paused(node, raw)
     await raw.send(OP_CLOSE, struct.pack("!H", 1000))  # and still not reading: our answer is stuck
@@ -457,9 +446,7 @@ async def test_each_connection_end_is_logged_once(
     node: Node, pair: Pair, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="gigwire.ws")
-    raw = await Raw.open(node)
-    await raw.upgrade(f"?token={pair.client.token}")
-    assert (await raw.event())["type"] == "AUTHENTICATED"
+    raw = await Raw.session(node, pair.client.token)
     await raw.send(OP_CLOSE, struct.pack("!H", 1000))
     assert await raw.close_code() == 1000
     await settled(node)
@@ -473,8 +460,7 @@ async def test_a_burst_of_bad_frames_from_a_peer_that_never_reads_ends_in_1013(
     make_node: NodeFactory, pair: Pair
 ) -> None:
     node = await make_node(ws_queue_max_frames=50)
-    raw = await Raw.open(node)
-    raw.writer.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw = await Raw.open(node, rcvbuf=4096)
     await raw.upgrade(f"?token={pair.client.token}")
     (conn,) = node.app[WS_FRONT].connections
     bad = client_frame(OP_TEXT, b"x")  # each answered with an ERROR of about 100 bytes

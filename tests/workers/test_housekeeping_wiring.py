@@ -5,7 +5,7 @@ worker process's Redis clients, closed when it stops."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -17,7 +17,7 @@ import workers.__main__ as workers_main
 from hub.settings import Settings
 from hub.store import Store, create_store
 from hub.store_redis_cluster import DetectingRedisStore
-from tests.hub import test_cluster
+from tests.hub import test_cluster, test_redis_lifecycle
 from tests.hub.test_redis_lifecycle import _clients, _settled
 from tests.services import RedisServer
 from tests.workers.test_housekeeping import HOUR, add_otp, otp_phones
@@ -53,15 +53,7 @@ async def test_the_web_process_with_embedded_workers_sweeps(
 # python -m workers closes every Redis client it makes, the Store's own cluster client included.
 
 
-@pytest.fixture(scope="module")
-def plain() -> Iterator[RedisServer]:
-    """A private plain Redis, so that its client count is this module's alone."""
-    server = RedisServer()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.cleanup()
+plain = test_redis_lifecycle.plain  # a private plain Redis (its own, for this module)
 
 
 async def _run_worker_resources(settings: Settings, url: str, monkeypatch: pytest.MonkeyPatch) -> bool:
