@@ -6,6 +6,7 @@ import importlib
 
 from aiohttp import web
 
+from rest.api import Routes
 from rest.errors import error_middleware
 from rest.http import cors_middleware
 from rest.ratelimit import rate_limit_middleware
@@ -36,4 +37,5 @@ def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape and rate limits."""
     app.middlewares.extend([cors_middleware, error_middleware, rate_limit_middleware])
     for name in MODULES:
-        app.router.add_routes(importlib.import_module(name).routes)
+        routes = importlib.import_module(name).routes
+        app.router.add_routes(routes.table if isinstance(routes, Routes) else routes)

@@ -5,36 +5,66 @@ Idempotency-Key: a repeat replays the first answer and charges nothing more."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL
 from rest import idempotency, ledger
+from rest.api import Body, Routes, Wire, ok
 from rest.errors import ApiError
-from rest.gig_search import GIG_COLUMNS, GIG_SCHEMA, gig_json
+from rest.gig_search import GIG_COLUMNS, Gig, load_gig
 from rest.gigs import owned_gig
-from rest.http import Fields, ok, path_uuid, read_json, require_user
-from rest.openapi import BEARER, envelope, errors, json_body, json_response, path_id
+from rest.http import path_uuid, require_user
 
-routes = web.RouteTableDef()
+routes = Routes("gigs")
 
 BOOST_PRICE_PER_DAY = 4_900  # paise (₹49) per day of boost
 MAX_BOOST_DAYS = 30
 
 
-@routes.post("/api/gigs/{id}/boost")
-async def boost(request: web.Request) -> web.Response:
+class BoostInput(Body):
+    """POST /api/gigs/{id}/boost."""
+
+    days: Annotated[int, msgspec.Meta(ge=1, le=MAX_BOOST_DAYS)]
+
+
+class BoostCharge(Wire):
+    """What a boost cost."""
+
+    amount: Annotated[int, msgspec.Meta(ge=1, description="paise")]
+    currency: str
+    days: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Boosted(Wire):
+    """The boosted gig and its charge."""
+
+    gig: Gig
+    charge: BoostCharge
+
+
+@routes.post(
+    "/api/gigs/{id}/boost",
+    summary="Boost an open gig: listed first while the boost lasts; charged to the owner's wallet",
+    description=f"Costs {BOOST_PRICE_PER_DAY} paise a day, 1 to {MAX_BOOST_DAYS} days; extends a"
+    " running boost. Owner only: others get 403. A short wallet gets 409 with"
+    " details.reason insufficient_funds.",
+    auth=True,
+    body=BoostInput,
+    response=Boosted,
+    parameters=({**idempotency.PARAMETER, "required": True},),
+    errors=(403, 404, 409, 422),
+)
+async def boost(request: web.Request, body: BoostInput) -> web.Response:
     """Boost an open gig for `days` (1-30) days (owner), charging days x BOOST_PRICE_PER_DAY to the
     owner's wallet; a boost still running is extended. Needs an Idempotency-Key."""
     claims = require_user(request)
     gig_id = path_uuid(request)
 
     async def run() -> web.Response:
-        f = Fields(await read_json(request))
-        f.unknown(("days",))
-        days = f.integer("days", low=1, high=MAX_BOOST_DAYS)
-        f.check()
+        days = body.days
         key = request.headers[idempotency.HEADER].strip()
         async with request.app[POOL].acquire() as conn, conn.transaction():
             gig = await owned_gig(conn, gig_id, claims.user_id)
@@ -57,53 +87,7 @@ async def boost(request: web.Request) -> web.Response:
                 gig_id,
                 days,
             )
-        charge = {"amount": amount, "currency": gig["currency"], "days": days}
-        return ok({"gig": gig_json(row), "charge": charge})
+        charge = BoostCharge(amount=amount, currency=gig["currency"], days=days)
+        return ok(Boosted(gig=load_gig(row), charge=charge))
 
     return await idempotency.idempotent(request, claims.user_id, run, required=True)
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/gigs/{id}/boost": {
-        "post": {
-            "summary": "Boost an open gig: listed first while the boost lasts; charged to the owner's wallet",
-            "description": f"Costs {BOOST_PRICE_PER_DAY} paise a day, 1 to {MAX_BOOST_DAYS} days; extends a"
-            " running boost. Owner only: others get 403. A short wallet gets 409 with"
-            " details.reason insufficient_funds.",
-            "tags": ["gigs"],
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id"), {**idempotency.PARAMETER, "required": True}],
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["days"],
-                    "properties": {"days": {"type": "integer", "minimum": 1, "maximum": MAX_BOOST_DAYS}},
-                }
-            ),
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["gig", "charge"],
-                            "properties": {
-                                "gig": GIG_SCHEMA,
-                                "charge": {
-                                    "type": "object",
-                                    "required": ["amount", "currency", "days"],
-                                    "properties": {
-                                        "amount": {"type": "integer", "minimum": 1},
-                                        "currency": {"type": "string"},
-                                        "days": {"type": "integer", "minimum": 1},
-                                    },
-                                },
-                            },
-                        }
-                    )
-                ),
-                **errors(400, 401, 403, 404, 409, 422),
-            },
-        }
-    }
-}

@@ -5,36 +5,23 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-import asyncpg
+import msgspec
 from aiohttp import web
 from multidict import MultiMapping
 
+from rest.api import Body, Wire, load
 from rest.errors import ApiError
 
 if TYPE_CHECKING:
+    import asyncpg
     from asyncpg.pool import PoolConnectionProxy
 
     Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
-CATEGORIES = (
-    "design",
-    "development",
-    "writing",
-    "marketing",
-    "video",
-    "music",
-    "photography",
-    "tutoring",
-    "data_entry",
-    "research",
-    "translation",
-    "other",
-)
-STATUSES = ("open", "closed", "in_progress", "completed", "cancelled")
-BUDGET_TYPES = ("fixed", "hourly", "milestone")
 DEADLINE_WINDOWS = ("today", "this_week", "this_month")
 # sortBy value -> column; only these ever reach the ORDER BY.
 SORTS = {
@@ -64,91 +51,60 @@ def ms(value: dt.datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
 
 
-def gig_json(row: asyncpg.Record | None) -> dict[str, Any]:
-    """The wire shape of a gig (seeds/004 4.1, camelCase) from a row selected with GIG_COLUMNS
-    (a row the caller knows exists: None is a bug, raised as an error)."""
+Category = Literal[
+    "design", "development", "writing", "marketing", "video", "music", "photography", "tutoring",
+    "data_entry", "research", "translation", "other",
+]  # fmt: skip
+GigStatus = Literal["open", "closed", "in_progress", "completed", "cancelled"]
+BudgetType = Literal["fixed", "hourly", "milestone"]
+Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
+EpochMs = Annotated[int, msgspec.Meta(description="epoch milliseconds")]
+Paise = Annotated[int, msgspec.Meta(ge=1, le=MAX_MONEY, description="paise")]
+
+
+class Attachment(Body, omit_defaults=True):
+    """A file a gig links to: an http(s) URL with an optional name, type and size."""
+
+    url: Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s]+$")]
+    name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
+    mime: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class Gig(Wire):
+    """A gig as every route answers it (seeds/004 4.1, camelCase)."""
+
+    id: Uuid
+    client_id: Uuid
+    title: str
+    description: str
+    category: Category
+    skills: list[str]
+    budget_type: BudgetType
+    budget_min: Annotated[int, msgspec.Meta(description="paise")]
+    budget_max: Annotated[int, msgspec.Meta(description="paise")]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    deadline: EpochMs
+    attachments: list[Attachment]
+    status: GigStatus
+    applications_count: Annotated[int, msgspec.Meta(ge=0)]
+    views_count: Annotated[int, msgspec.Meta(ge=0)]
+    is_boosted: Annotated[bool, msgspec.Meta(description="true only while boostedUntil is in the future")]
+    boosted_until: EpochMs | None
+    created_at: EpochMs
+    updated_at: EpochMs
+
+
+CATEGORIES: tuple[str, ...] = get_args(Category)
+STATUSES: tuple[str, ...] = get_args(GigStatus)
+BUDGET_TYPES: tuple[str, ...] = get_args(BudgetType)
+
+
+def load_gig(row: Mapping[str, Any] | None) -> Gig:
+    """The Gig of a row selected with GIG_COLUMNS (a row the caller knows exists: None is a bug)."""
     if row is None:
         raise LookupError("no gig row to render")
-    return {
-        "id": row["id"],
-        "clientId": row["client_id"],
-        "title": row["title"],
-        "description": row["description"],
-        "category": row["category"],
-        "skills": list(row["skills"]),
-        "budgetType": row["budget_type"],
-        "budgetMin": row["budget_min"],
-        "budgetMax": row["budget_max"],
-        "currency": row["currency"],
-        "deadline": ms(row["deadline"]),
-        "attachments": row["attachments"],
-        "status": row["status"],
-        "applicationsCount": row["applications_count"],
-        "viewsCount": row["views_count"],
-        "isBoosted": bool(row["boosted_now"]),
-        "boostedUntil": ms(row["boosted_until"]),
-        "createdAt": ms(row["created_at"]),
-        "updatedAt": ms(row["updated_at"]),
-    }
-
-
-ATTACHMENT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["url"],
-    "properties": {
-        "url": {"type": "string", "maxLength": 2048, "pattern": "^https?://"},
-        "name": {"type": "string", "maxLength": 200},
-        "mime": {"type": "string", "maxLength": 100},
-        "size": {"type": "integer", "minimum": 0},
-    },
-}
-_UUID = {"type": "string", "format": "uuid"}
-_MS = {"type": "integer", "description": "epoch milliseconds"}
-GIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "id",
-        "clientId",
-        "title",
-        "description",
-        "category",
-        "skills",
-        "budgetType",
-        "budgetMin",
-        "budgetMax",
-        "currency",
-        "deadline",
-        "attachments",
-        "status",
-        "applicationsCount",
-        "viewsCount",
-        "isBoosted",
-        "boostedUntil",
-        "createdAt",
-        "updatedAt",
-    ],
-    "properties": {
-        "id": _UUID,
-        "clientId": _UUID,
-        "title": {"type": "string"},
-        "description": {"type": "string"},
-        "category": {"type": "string", "enum": list(CATEGORIES)},
-        "skills": {"type": "array", "items": {"type": "string"}},
-        "budgetType": {"type": "string", "enum": list(BUDGET_TYPES)},
-        "budgetMin": {"type": "integer", "description": "paise"},
-        "budgetMax": {"type": "integer", "description": "paise"},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "deadline": _MS,
-        "attachments": {"type": "array", "items": ATTACHMENT_SCHEMA},
-        "status": {"type": "string", "enum": list(STATUSES)},
-        "applicationsCount": {"type": "integer", "minimum": 0},
-        "viewsCount": {"type": "integer", "minimum": 0},
-        "isBoosted": {"type": "boolean", "description": "true only while boostedUntil is in the future"},
-        "boostedUntil": {"type": ["integer", "null"], "description": "epoch milliseconds"},
-        "createdAt": _MS,
-        "updatedAt": _MS,
-    },
-}
+    return load(Gig, row, isBoosted=bool(row["boosted_now"]))
 
 
 @dataclass
@@ -235,7 +191,7 @@ def parse_query(query: MultiMapping[str], *, default_status: str | None = "open"
     if deadline:
         try:
             q.deadline_before = deadline_bound(deadline, dt.datetime.now(dt.UTC))
-        except ValueError:
+        except (ValueError, OverflowError):  # 9999-12-31 has no next day
             raise _bad("deadline", "today, this_week, this_month or a date YYYY-MM-DD") from None
     status = query.get("status")
     if status:
@@ -267,7 +223,7 @@ def parse_query(query: MultiMapping[str], *, default_status: str | None = "open"
     return q
 
 
-async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[dict[str, Any]], int]:
+async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[Gig], int]:
     """One page of gigs matching `q`, boosted ones (boosted_until in the future) first, and the
     total number of matches."""
     where: list[str] = []
@@ -323,7 +279,7 @@ async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[dict[str, Any]], in
         f" ORDER BY boosted_now DESC, {key('')} LIMIT {arg(q.limit)} OFFSET {arg((q.page - 1) * q.limit)}",
         *args,
     )
-    return [gig_json(r) for r in rows], total
+    return [load_gig(r) for r in rows], total
 
 
 def list_parameters() -> list[dict[str, Any]]:

@@ -7,119 +7,118 @@ Authorization: gigs are public, so a signed-in caller who is not the gig's owner
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
+from rest.api import Body, FieldErrors, Routes, Wire, ok
 from rest.errors import ApiError
 from rest.gig_search import (
-    ATTACHMENT_SCHEMA,
-    BUDGET_TYPES,
-    CATEGORIES,
     GIG_COLUMNS,
-    GIG_SCHEMA,
-    MAX_MONEY,
-    STORABLE,
-    gig_json,
+    Attachment,
+    BudgetType,
+    Category,
+    Gig,
+    Paise,
     list_parameters,
     list_query,
+    load_gig,
     search_gigs,
 )
-from rest.http import Fields, bearer_claims, ok, path_uuid, read_json, require_user
-from rest.openapi import (
-    BEARER,
-    deleted_item,
-    envelope,
-    errors,
-    json_body,
-    json_response,
-    list_envelope,
-    path_id,
-)
+from rest.http import bearer_claims, path_uuid, require_user
 
 if TYPE_CHECKING:
     from rest.gig_search import Conn
 
-routes = web.RouteTableDef()
+routes = Routes("gigs")
 
 EDITABLE_STATUSES = ("open", "closed")  # a gig with an accepted application is no longer edited
 MAX_DEADLINE_MS = 5 * 365 * 86400 * 1000  # five years ahead at most
-_URL = re.compile(r"https?://[^\s\x00]{1,2040}")
-_FIELDS = {
-    "title": "title",
-    "description": "description",
-    "category": "category",
-    "skills": "skills",
-    "budgetType": "budget_type",
-    "budgetMin": "budget_min",
-    "budgetMax": "budget_max",
-    "deadline": "deadline",
-    "attachments": "attachments",
-}
+_OWNER = "Owner only: others get 403."
+
+Title = Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+Description = Annotated[str, msgspec.Meta(min_length=1, max_length=10000)]
+Skill = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+Skills = Annotated[list[Skill], msgspec.Meta(max_length=20)]
+Attachments = Annotated[list[Attachment], msgspec.Meta(max_length=10)]
+Deadline = Annotated[int, msgspec.Meta(description="epoch milliseconds, in the future (within 5 years)")]
 
 
-def _attachments(f: Fields) -> list[dict[str, Any]] | None:
-    value = f.source.get("attachments")
-    if value is None:
-        return None
-    good = isinstance(value, list) and len(value) <= 10
-    cleaned: list[dict[str, Any]] = []
-    for item in value if good else []:
-        if not isinstance(item, dict) or set(item) - {"url", "name", "mime", "size"}:
-            good = False
-            break
-        url, name, mime, size = (item.get(k) for k in ("url", "name", "mime", "size"))
-        good = (
-            isinstance(url, str)
-            and _URL.fullmatch(url) is not None
-            and (name is None or (isinstance(name, str) and len(name) <= 200 and "\x00" not in name))
-            and (mime is None or (isinstance(mime, str) and len(mime) <= 100 and "\x00" not in mime))
-            and (size is None or (isinstance(size, int) and not isinstance(size, bool) and size >= 0))
-        )
-        if not good:
-            break
-        cleaned.append({k: v for k, v in item.items() if v is not None})
-    if not good:
-        f.errors["attachments"] = "must be at most 10 objects {url (http/https), name?, mime?, size?}"
-        return None
-    return cleaned
-
-
-def gig_fields(body: dict[str, Any], *, partial: bool) -> dict[str, Any]:
-    """Validate a create (partial=False) or PATCH (partial=True) body; return column -> value of the
-    fields given. ApiError bad_request naming every bad field."""
-    f = Fields(body)
-    f.unknown(_FIELDS)
-    req = not partial
+def _check(budget_min: int | None, budget_max: int | None, deadline: int | None) -> None:
+    problems: dict[str, str] = {}
+    if budget_min is not None and budget_max is not None and budget_max < budget_min:
+        problems["budgetMax"] = "must be at least budgetMin"
     now_ms = int(time.time() * 1000)
-    values: dict[str, Any] = {
-        "title": f.text("title", required=req, min_len=3, max_len=200, pattern=STORABLE),
-        "description": f.text("description", required=req, max_len=10000, pattern=STORABLE),
-        "category": f.text("category", required=req, choices=CATEGORIES),
-        "skills": f.text_list("skills", required=False, max_items=20, max_len=50),
-        "budget_type": f.text("budgetType", required=False, choices=BUDGET_TYPES),
-        "budget_min": f.integer("budgetMin", required=req, low=1, high=MAX_MONEY),
-        "budget_max": f.integer("budgetMax", required=req, low=1, high=MAX_MONEY),
-        "deadline": f.integer("deadline", required=req, low=now_ms + 1, high=now_ms + MAX_DEADLINE_MS),
-        "attachments": _attachments(f),
-    }
-    skills = values["skills"]
-    if skills is not None:
-        if any("\x00" in s for s in skills):
-            f.errors["skills"] = "must be a list of non-empty strings"
-        values["skills"] = list(dict.fromkeys(s.lower() for s in skills))
-    lo, hi = values["budget_min"], values["budget_max"]
-    if isinstance(lo, int) and isinstance(hi, int) and hi < lo:
-        f.errors["budgetMax"] = "must be at least budgetMin"
-    if partial and not f.errors and all(v is None for v in values.values()):
-        f.errors["body"] = f"give at least one of {', '.join(_FIELDS)}"
-    f.check()
-    return {k: v for k, v in values.items() if v is not None}
+    if deadline is not None and not now_ms < deadline <= now_ms + MAX_DEADLINE_MS:
+        problems["deadline"] = "must be in the future, within 5 years"
+    if problems:
+        raise FieldErrors(problems)
+
+
+def _skills(skills: list[str] | None) -> list[str] | None:
+    """Skills are matched lower-case: stored so, without repeats, in the order given."""
+    return None if skills is None else list(dict.fromkeys(s.strip().lower() for s in skills))
+
+
+class GigInput(Body):
+    """POST /api/gigs."""
+
+    title: Title
+    description: Description
+    category: Category
+    budget_min: Paise
+    budget_max: Annotated[int, msgspec.Meta(ge=1, le=10**12, description="paise, >= budgetMin")]
+    deadline: Deadline
+    skills: Skills | None = None
+    budget_type: BudgetType = "fixed"
+    attachments: Attachments | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.budget_min, self.budget_max, self.deadline)
+        self.skills = _skills(self.skills)
+
+
+class GigPatch(Body, omit_defaults=True):
+    """PATCH /api/gigs/{id}: any of GigInput's fields, at least one."""
+
+    title: Title | None = None
+    description: Description | None = None
+    category: Category | None = None
+    budget_min: Paise | None = None
+    budget_max: Annotated[int, msgspec.Meta(ge=1, le=10**12, description="paise, >= budgetMin")] | None = None
+    deadline: Deadline | None = None
+    skills: Skills | None = None
+    budget_type: BudgetType | None = None
+    attachments: Attachments | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.budget_min, self.budget_max, self.deadline)
+        self.skills = _skills(self.skills)
+        if not self.columns():
+            raise FieldErrors({"body": "give at least one of " + ", ".join(_WIRE_NAMES)})
+
+    def columns(self) -> dict[str, Any]:
+        """Column -> new value of each field given."""
+        return {
+            name: msgspec.to_builtins(value) if name == "attachments" else value
+            for name in self.__struct_fields__
+            if (value := getattr(self, name)) is not None
+        }
+
+
+_WIRE_NAMES = [f.encode_name for f in msgspec.structs.fields(GigPatch)]
+
+
+class Deleted(Wire):
+    """The answer of a DELETE route."""
+
+    id: str
+    deleted: bool = True
 
 
 async def owned_gig(conn: Conn, gig_id: str, user_id: str) -> asyncpg.Record:
@@ -140,7 +139,19 @@ def require_role(claims: Claims, role: str) -> None:
         raise ApiError("forbidden", f"This needs the {role} role; add it to your profile and sign in again.")
 
 
-@routes.get("/api/gigs")
+_LIST = {"page": int, "limit": int, "total": int}
+_GIG_ERRORS = (403, 404, 409)
+
+
+@routes.get(
+    "/api/gigs",
+    summary="List and search gigs (boosted first); no token needed",
+    auth=None,
+    response=list[Gig],
+    meta=_LIST,
+    parameters=tuple(list_parameters()),
+    errors=(400,),
+)
 async def list_gigs(request: web.Request) -> web.Response:
     """Search open gigs (any status with ?status=), boosted ones first; no token needed."""
     bearer_claims(request)  # a token, when sent, must be valid
@@ -150,7 +161,15 @@ async def list_gigs(request: web.Request) -> web.Response:
     return ok(items, page=q.page, limit=q.limit, total=total)
 
 
-@routes.get("/api/gigs/my-gigs")
+@routes.get(
+    "/api/gigs/my-gigs",
+    summary="The caller's own gigs (every status unless status is given)",
+    auth=True,
+    response=list[Gig],
+    meta=_LIST,
+    parameters=tuple(list_parameters()),
+    errors=(400,),
+)
 async def my_gigs(request: web.Request) -> web.Response:
     """The caller's own gigs, every status unless ?status= is given; same filters as GET /api/gigs."""
     claims = require_user(request)
@@ -161,25 +180,47 @@ async def my_gigs(request: web.Request) -> web.Response:
     return ok(items, page=q.page, limit=q.limit, total=total)
 
 
-@routes.post("/api/gigs")
-async def create_gig(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/gigs",
+    summary="Post a gig (client role)",
+    auth=True,
+    body=GigInput,
+    response=Gig,
+    status=201,
+    errors=(403,),
+)
+async def create_gig(request: web.Request, body: GigInput) -> web.Response:
     """Post a gig (client role): status open, in the configured currency."""
     claims = require_user(request)
     require_role(claims, "client")
-    values = gig_fields(await read_json(request), partial=False)
-    values["deadline"] = _timestamp(values["deadline"])
-    cols = ["client_id", "currency", *values]
-    marks = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
     row = await request.app[POOL].fetchrow(
-        f"INSERT INTO gigs AS g ({', '.join(cols)}) VALUES ({marks}) RETURNING {GIG_COLUMNS}",
+        "INSERT INTO gigs AS g (client_id, currency, title, description, category, skills, budget_type,"
+        " budget_min, budget_max, deadline, attachments)"
+        " VALUES ($1, $2, $3, $4, $5, coalesce($6, '{}'::text[]), $7, $8, $9, $10,"
+        " coalesce($11::jsonb, '[]'::jsonb))"
+        f" RETURNING {GIG_COLUMNS}",
         claims.user_id,
         request.app[SETTINGS].currency,
-        *values.values(),
+        body.title,
+        body.description,
+        body.category,
+        body.skills,
+        body.budget_type,
+        body.budget_min,
+        body.budget_max,
+        _timestamp(body.deadline),
+        msgspec.to_builtins(body.attachments) if body.attachments is not None else None,
     )
-    return ok(gig_json(row), status=201)
+    return ok(load_gig(row), status=201)
 
 
-@routes.get("/api/gigs/{id}")
+@routes.get(
+    "/api/gigs/{id}",
+    summary="One gig; counts a view unless the viewer owns it; no token needed",
+    auth=None,
+    response=Gig,
+    errors=(404,),
+)
 async def get_gig(request: web.Request) -> web.Response:
     """One gig; counts a view unless the viewer is its owner. No token needed."""
     claims = bearer_claims(request)
@@ -193,15 +234,23 @@ async def get_gig(request: web.Request) -> web.Response:
     )
     if row is None:
         raise ApiError("not_found", f"No gig {gig_id}.")
-    return ok(gig_json(row))
+    return ok(load_gig(row))
 
 
-@routes.patch("/api/gigs/{id}")
-async def update_gig(request: web.Request) -> web.Response:
+@routes.patch(
+    "/api/gigs/{id}",
+    summary="Change an open or closed gig",
+    description=_OWNER,
+    auth=True,
+    body=GigPatch,
+    response=Gig,
+    errors=_GIG_ERRORS,
+)
+async def update_gig(request: web.Request, body: GigPatch) -> web.Response:
     """Change some fields of an open or closed gig (owner)."""
     claims = require_user(request)
     gig_id = path_uuid(request)
-    values = gig_fields(await read_json(request), partial=True)
+    values = body.columns()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await owned_gig(conn, gig_id, claims.user_id)
         if row["status"] not in EDITABLE_STATUSES:
@@ -222,10 +271,17 @@ async def update_gig(request: web.Request) -> web.Response:
             gig_id,
             *values.values(),
         )
-    return ok(gig_json(updated))
+    return ok(load_gig(updated))
 
 
-@routes.delete("/api/gigs/{id}")
+@routes.delete(
+    "/api/gigs/{id}",
+    summary="Delete a gig and its applications; refused once an order exists",
+    description=_OWNER,
+    auth=True,
+    response=Deleted,
+    errors=_GIG_ERRORS,
+)
 async def delete_gig(request: web.Request) -> web.Response:
     """Delete a gig and its applications (owner); 409 once an order exists for it."""
     claims = require_user(request)
@@ -237,7 +293,7 @@ async def delete_gig(request: web.Request) -> web.Response:
                 "conflict", "This gig has an order and cannot be deleted; cancel the order instead."
             )
         await conn.execute("DELETE FROM gigs WHERE id = $1", gig_id)
-    return ok({"id": gig_id, "deleted": True})
+    return ok(Deleted(id=gig_id))
 
 
 async def _move(request: web.Request, from_status: str, to_status: str, verb: str) -> web.Response:
@@ -254,16 +310,30 @@ async def _move(request: web.Request, from_status: str, to_status: str, verb: st
             gig_id,
             to_status,
         )
-    return ok(gig_json(moved))
+    return ok(load_gig(moved))
 
 
-@routes.post("/api/gigs/{id}/close")
+@routes.post(
+    "/api/gigs/{id}/close",
+    summary="Close an open gig to new applications",
+    description=_OWNER,
+    auth=True,
+    response=Gig,
+    errors=_GIG_ERRORS,
+)
 async def close_gig(request: web.Request) -> web.Response:
     """Close an open gig to new applications (owner); pending ones stay and may still be accepted."""
     return await _move(request, "open", "closed", "closed")
 
 
-@routes.post("/api/gigs/{id}/reopen")
+@routes.post(
+    "/api/gigs/{id}/reopen",
+    summary="Reopen a closed gig",
+    description=_OWNER,
+    auth=True,
+    response=Gig,
+    errors=_GIG_ERRORS,
+)
 async def reopen_gig(request: web.Request) -> web.Response:
     """Reopen a closed gig to applications (owner)."""
     return await _move(request, "closed", "open", "reopened")
@@ -271,111 +341,3 @@ async def reopen_gig(request: web.Request) -> web.Response:
 
 def _timestamp(epoch_ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, tz=dt.UTC)
-
-
-_GIG_INPUT: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "title": {"type": "string", "minLength": 3, "maxLength": 200},
-        "description": {"type": "string", "minLength": 1, "maxLength": 10000},
-        "category": {"type": "string", "enum": list(CATEGORIES)},
-        "skills": {
-            "type": "array",
-            "maxItems": 20,
-            "items": {"type": "string", "minLength": 1, "maxLength": 50},
-        },
-        "budgetType": {"type": "string", "enum": list(BUDGET_TYPES), "default": "fixed"},
-        "budgetMin": {"type": "integer", "minimum": 1, "maximum": MAX_MONEY, "description": "paise"},
-        "budgetMax": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_MONEY,
-            "description": "paise, >= budgetMin",
-        },
-        "deadline": {"type": "integer", "description": "epoch milliseconds, in the future (within 5 years)"},
-        "attachments": {"type": "array", "maxItems": 10, "items": ATTACHMENT_SCHEMA},
-    },
-}
-_ONE_GIG = json_response(envelope(GIG_SCHEMA))
-_TAGS = ["gigs"]
-_OWNER = "Owner only: others get 403."
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/gigs": {
-        "get": {
-            "summary": "List and search gigs (boosted first); no token needed",
-            "tags": _TAGS,
-            "parameters": list_parameters(),
-            "responses": {"200": json_response(list_envelope(GIG_SCHEMA)), **errors(400, 401)},
-        },
-        "post": {
-            "summary": "Post a gig (client role)",
-            "tags": _TAGS,
-            "security": BEARER,
-            "requestBody": json_body(
-                {
-                    **_GIG_INPUT,
-                    "required": ["title", "description", "category", "budgetMin", "budgetMax", "deadline"],
-                }
-            ),
-            "responses": {"201": json_response(envelope(GIG_SCHEMA), "created"), **errors(400, 401, 403)},
-        },
-    },
-    "/api/gigs/my-gigs": {
-        "get": {
-            "summary": "The caller's own gigs (every status unless status is given)",
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": list_parameters(),
-            "responses": {"200": json_response(list_envelope(GIG_SCHEMA)), **errors(400, 401)},
-        }
-    },
-    "/api/gigs/{id}": {
-        "get": {
-            "summary": "One gig; counts a view unless the viewer owns it; no token needed",
-            "tags": _TAGS,
-            "parameters": [path_id(description="the gig's id")],
-            "responses": {"200": _ONE_GIG, **errors(401, 404)},
-        },
-        "patch": {
-            "summary": "Change an open or closed gig",
-            "description": _OWNER,
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id")],
-            "requestBody": json_body({**_GIG_INPUT, "minProperties": 1}),
-            "responses": {"200": _ONE_GIG, **errors(400, 401, 403, 404, 409)},
-        },
-        "delete": {
-            "summary": "Delete a gig and its applications; refused once an order exists",
-            "description": _OWNER,
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id")],
-            "responses": {
-                "200": json_response(envelope(deleted_item())),
-                **errors(401, 403, 404, 409),
-            },
-        },
-    },
-    "/api/gigs/{id}/close": {
-        "post": {
-            "summary": "Close an open gig to new applications",
-            "description": _OWNER,
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id")],
-            "responses": {"200": _ONE_GIG, **errors(401, 403, 404, 409)},
-        }
-    },
-    "/api/gigs/{id}/reopen": {
-        "post": {
-            "summary": "Reopen a closed gig",
-            "description": _OWNER,
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id")],
-            "responses": {"200": _ONE_GIG, **errors(401, 403, 404, 409)},
-        }
-    },
-}

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import importlib
+import re
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
+from rest.api import Operation, Routes
 from rest.errors import STATUS
 
 routes = web.RouteTableDef()
@@ -106,19 +109,30 @@ def path_id(name: str = "id", description: str = "") -> dict[str, Any]:
 
 
 def build_document(modules: list[str] | None = None) -> dict[str, Any]:
-    """The OpenAPI 3.1 document: every module's OPENAPI merged (later modules add methods to a path,
-    never silently replace one)."""
+    """The OpenAPI 3.1 document of every module's routes: each `Routes` operation, its schemas
+    generated from its models (a module not yet on `Routes` contributes its `OPENAPI` dict). A
+    path documented twice for one method is an error, never a silent replacement."""
     import rest
 
     paths: dict[str, dict[str, Any]] = {}
+    operations: list[Operation] = []
     for name in rest.MODULES if modules is None else modules:
         module = importlib.import_module(name)
+        table = getattr(module, "routes", None)
+        if isinstance(table, Routes):
+            operations.extend(table.operations)
         for path, methods in getattr(module, "OPENAPI", {}).items():
             into = paths.setdefault(path, {})
             for method, operation in methods.items():
                 if method in into:
                     raise ValueError(f"{name} documents {method.upper()} {path} a second time")
                 into[method] = operation
+    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    for op, operation in zip(operations, _operations(operations, components), strict=True):
+        into = paths.setdefault(op.path, {})
+        if op.method in into:
+            raise ValueError(f"{op.tag} documents {op.method.upper()} {op.path} a second time")
+        into[op.method] = operation
     return {
         "openapi": "3.1.0",
         "info": {
@@ -127,16 +141,75 @@ def build_document(modules: list[str] | None = None) -> dict[str, Any]:
             "description": (
                 "The REST API of gigwire. Success bodies are {success: true, data, ...}; errors are "
                 "{success: false, error: {code, message, details?}}. Money is integer minor units "
-                "(paise) with an ISO currency; timestamps are epoch milliseconds; ids are UUIDs."
+                "(paise) with an ISO currency; timestamps are epoch milliseconds; ids are UUIDs. "
+                "The realtime protocol is described by /api/asyncapi.json."
             ),
         },
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {"Error": ERROR_SCHEMA},
+            "schemas": dict(sorted(components.items())),
         },
     }
+
+
+_PATH_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def _operations(operations: list[Operation], components: dict[str, Any]) -> list[dict[str, Any]]:
+    """The OpenAPI operation object of each of `operations`; their models' schemas are added to
+    `components` (one schema per model, referenced everywhere it is used)."""
+    types: list[Any] = []
+    for op in operations:
+        types.append(op.body if op.body is not None else None)
+        types.append(op.response)
+        types.append(op.query if op.query is not None else None)
+        types.extend(op.meta.values())
+    schemas, defs = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    components.update(defs)
+    out = []
+    index = 0
+    for op in operations:
+        body_schema, data_schema, query_schema = schemas[index : index + 3]
+        meta_schemas = schemas[index + 3 : index + 3 + len(op.meta)]
+        index += 3 + len(op.meta)
+        operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
+        if op.description:
+            operation["description"] = op.description
+        if op.auth:
+            operation["security"] = BEARER
+        parameters = list(op.parameters)
+        named = {(p.get("in"), p.get("name")) for p in parameters}
+        for name in _PATH_PARAM.findall(op.path):
+            if ("path", name) not in named:
+                parameters.append(path_id(name))
+        if op.query is not None:
+            required = {f.encode_name for f in msgspec.structs.fields(op.query) if f.required}
+            props = components[op.query.__name__]["properties"] if op.query.__name__ in components else {}
+            components.pop(op.query.__name__, None)
+            for name, schema in props.items():
+                if ("query", name) not in named:
+                    parameters.append(
+                        {"name": name, "in": "query", "required": name in required, "schema": schema}
+                    )
+        del query_schema
+        if parameters:
+            operation["parameters"] = parameters
+        if op.body is not None:
+            operation["requestBody"] = json_body(body_schema, op.body_required)
+        meta = dict(zip(op.meta, meta_schemas, strict=True))
+        if op.response is None and not meta:
+            success: dict[str, Any] = {"description": "success"}
+        else:
+            success = json_response(envelope(data_schema, meta), "created" if op.status == 201 else "success")
+        operation["responses"] = {str(op.status): success, **errors(*op.errors, 400 if op.body else 429)}
+        if op.auth is not False:  # a token is required, or optional but checked when sent
+            operation["responses"].update(errors(401))
+        operation["responses"].update(op.responses)
+        operation["responses"] = dict(sorted(operation["responses"].items()))
+        out.append(operation)
+    return out
 
 
 @functools.cache

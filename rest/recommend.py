@@ -9,20 +9,29 @@ carries `reason`, a sentence saying why it was chosen, and its `score`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL
-from rest.gig_search import GIG_COLUMNS, GIG_SCHEMA, gig_json
-from rest.http import ok, query_int, require_user
-from rest.openapi import BEARER, envelope, errors, json_response
+from rest.api import Routes, load, ok
+from rest.gig_search import GIG_COLUMNS, Gig
+from rest.http import query_int, require_user
 
 if TYPE_CHECKING:
     from rest.gig_search import Conn
 
-routes = web.RouteTableDef()
+routes = Routes("gigs")
+
+
+class RecommendedGig(Gig):
+    """A gig with why it was chosen."""
+
+    reason: Annotated[str, msgspec.Meta(description="why this gig was chosen")]
+    score: Annotated[float, msgspec.Meta(ge=0)]
+
 
 COMPLETED_WEIGHT = 3
 APPLIED_WEIGHT = 1
@@ -73,20 +82,40 @@ def _reason(row: asyncpg.Record) -> str:
     return f"In {row['category']}, a category you have worked in."
 
 
-async def recommend(conn: Conn, user_id: str, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` open gigs for `user_id`, best first, each gig JSON plus `reason` and `score`."""
-    items: list[dict[str, Any]] = []
+def _item(row: asyncpg.Record, reason: str, score: float) -> RecommendedGig:
+    return load(RecommendedGig, row, isBoosted=bool(row["boosted_now"]), reason=reason, score=score)
+
+
+async def recommend(conn: Conn, user_id: str, limit: int) -> list[RecommendedGig]:
+    """Up to `limit` open gigs for `user_id`, best first, each with its `reason` and `score`."""
+    items: list[RecommendedGig] = []
     for row in await conn.fetch(_RANKED, user_id, limit):
-        items.append({**gig_json(row), "reason": _reason(row), "score": float(row["score"])})
+        items.append(_item(row, _reason(row), float(row["score"])))
     if len(items) < limit:
-        seen = [i["id"] for i in items]
+        seen = [i.id for i in items]
         for row in await conn.fetch(_FILL, user_id, limit - len(items), seen):
             reason = "Boosted by its client." if row["boosted_now"] else "New on gigwire."
-            items.append({**gig_json(row), "reason": reason, "score": 0.0})
+            items.append(_item(row, reason, 0.0))
     return items
 
 
-@routes.get("/api/gigs/recommended")
+@routes.get(
+    "/api/gigs/recommended",
+    summary="Open gigs ranked from the caller's past applications and completed work",
+    auth=True,
+    response=list[RecommendedGig],
+    meta={"limit": Annotated[int, msgspec.Meta(ge=1)]},
+    parameters=(
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 50},
+            "description": "default 20",
+        },
+    ),
+    errors=(400,),
+)
 async def recommended(request: web.Request) -> web.Response:
     """Open gigs ranked for the caller (see the module's docstring), each with its reason."""
     claims = require_user(request)
@@ -94,38 +123,3 @@ async def recommended(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         items = await recommend(conn, claims.user_id, limit)
     return ok(items, limit=limit)
-
-
-_ITEM = {
-    **GIG_SCHEMA,
-    "required": [*GIG_SCHEMA["required"], "reason", "score"],
-    "properties": {
-        **GIG_SCHEMA["properties"],
-        "reason": {"type": "string", "description": "why this gig was chosen"},
-        "score": {"type": "number", "minimum": 0},
-    },
-}
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/gigs/recommended": {
-        "get": {
-            "summary": "Open gigs ranked from the caller's past applications and completed work",
-            "tags": ["gigs"],
-            "security": BEARER,
-            "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 50},
-                    "description": "default 20",
-                }
-            ],
-            "responses": {
-                "200": json_response(
-                    envelope({"type": "array", "items": _ITEM}, {"limit": {"type": "integer", "minimum": 1}})
-                ),
-                **errors(400, 401),
-            },
-        }
-    }
-}

@@ -1,0 +1,243 @@
+"""Typed routes: one msgspec model per request and response shape drives validation of what comes
+in, encoding of what goes out and the route's OpenAPI operation (rest/openapi.py builds the document
+from every module's `Routes`).
+
+A module declares its routes on a `Routes`:
+
+    routes = Routes("gigs")
+
+    @routes.post("/api/gigs", body=GigInput, response=Gig, status=201, auth=True, errors=(400, 403),
+                 summary="Post a gig (client role)")
+    async def create_gig(request: web.Request, body: GigInput) -> web.Response: ...
+
+With `body`, the handler gets the decoded, validated body as its second argument (after the token
+check when `auth` is set, so a caller without a token hears 401 before 400); a body that does not fit
+is answered 400 `bad_request` naming every bad field in `details.fields`. Handlers answer with
+`ok(data, **meta)`; `data` may be models, lists of models or plain JSON values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from hub.model import Wire, load, load_all
+from rest.errors import ApiError
+
+__all__ = [
+    "Body",
+    "FieldErrors",
+    "Routes",
+    "Wire",
+    "bad_fields",
+    "convert",
+    "load",
+    "load_all",
+    "ok",
+    "read_body",
+]
+
+M = TypeVar("M", bound=msgspec.Struct)
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+_ENCODER = msgspec.json.Encoder()
+_AT = re.compile(r" - at `\$[^`]*`$")
+
+
+class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=True):
+    """A request body: camelCase on the wire, unknown fields refused. Top-level strings arrive
+    stripped of surrounding white space unless named in `keep_spaces`; a NUL character anywhere is
+    refused (PostgreSQL text cannot hold it). Cross-field rules go in `__post_init__`, raising
+    `FieldErrors`."""
+
+    keep_spaces: ClassVar[frozenset[str]] = frozenset()
+    """Wire names of string fields taken exactly as sent."""
+    unknown_reasons: ClassVar[Mapping[str, str]] = {}
+    """Wire name -> why a field that is not accepted is refused (default: not a known field)."""
+
+
+class FieldErrors(Exception):
+    """Raised by a model's `__post_init__` (or a handler) for rules between fields: wire name ->
+    problem. Answered as 400 bad_request naming each field."""
+
+    def __init__(self, fields: Mapping[str, str]) -> None:
+        super().__init__(", ".join(fields))
+        self.fields = dict(fields)
+
+
+def bad_fields(fields: Mapping[str, str]) -> ApiError:
+    """The one 400 answer for bad fields: the message names them, `details.fields` says why."""
+    names = ", ".join(sorted(fields))
+    return ApiError("bad_request", f"Fix these fields: {names}.", details={"fields": dict(fields)})
+
+
+def _reason(exc: msgspec.ValidationError) -> str:
+    return _AT.sub("", str(exc))
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+def convert(model: type[M], data: Any) -> M:
+    """`data` (a JSON object already parsed) as `model`, or 400 naming every bad field."""
+    if not isinstance(data, dict):
+        raise ApiError("bad_request", "The body must be a JSON object.")
+    problems: dict[str, str] = {}
+    keep: frozenset[str] = getattr(model, "keep_spaces", frozenset())
+    cleaned: dict[str, Any] = {}
+    for key, value in data.items():
+        if _has_nul(value):
+            problems[key] = "must not contain NUL characters"
+        cleaned[key] = value.strip() if isinstance(value, str) and key not in keep else value
+    if not problems:
+        try:
+            return msgspec.convert(cleaned, model, strict=True)
+        except FieldErrors as exc:
+            raise bad_fields(exc.fields) from None
+        except msgspec.ValidationError as exc:
+            problems = _diagnose(model, cleaned) or {"body": _reason(exc)}
+    raise bad_fields(problems)
+
+
+def _diagnose(model: type[msgspec.Struct], data: Mapping[str, Any]) -> dict[str, str]:
+    """Every field's problem, checking the fields one by one (msgspec stops at the first)."""
+    problems: dict[str, str] = {}
+    known = set()
+    for info in msgspec.structs.fields(model):
+        known.add(info.encode_name)
+        if info.encode_name not in data:
+            if info.required:
+                problems[info.encode_name] = "is required"
+            continue
+        try:
+            msgspec.convert(data[info.encode_name], info.type, strict=True)
+        except msgspec.ValidationError as exc:
+            problems[info.encode_name] = _reason(exc)
+    config = model.__struct_config__
+    if config.forbid_unknown_fields:
+        reasons: Mapping[str, str] = getattr(model, "unknown_reasons", {})
+        for key in data:
+            if key not in known:
+                problems[key] = reasons.get(key, "is not a known field")
+    return problems
+
+
+async def read_body(request: web.Request, model: type[M]) -> M:
+    """The request body as `model`; an empty body is `{}`."""
+    raw = await request.read()
+    if not raw:
+        return convert(model, {})
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError("bad_request", "The body is not valid JSON.") from None
+    return convert(model, data)
+
+
+def ok(data: Any, status: int = 200, **meta: Any) -> web.Response:
+    """The success shape `{"success": true, "data": ..., **meta}`."""
+    body: dict[str, Any] = {"success": True, "data": data}
+    body.update(meta)
+    return web.Response(body=_ENCODER.encode(body), status=status, content_type="application/json")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented route: what rest/openapi.py turns into an OpenAPI operation."""
+
+    method: str
+    path: str
+    summary: str
+    tag: str
+    description: str = ""
+    body: type[msgspec.Struct] | None = None
+    body_required: bool = True
+    response: Any = None
+    """The type of `data` in the success body (a model, list[model], dict...), None: no body."""
+    status: int = 200
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    """Top-level keys beside `data` in the success body: name -> type."""
+    auth: bool | None = False
+    """True: a bearer token is required; None: optional; False: none."""
+    errors: tuple[int, ...] = ()
+    parameters: tuple[dict[str, Any], ...] = ()
+    """Extra OpenAPI parameter objects (query, headers); {name} path parameters are added."""
+    query: type[msgspec.Struct] | None = None
+    """A model whose fields are the route's query parameters (documentation only)."""
+    responses: Mapping[str, Any] = field(default_factory=dict)
+    """Extra or replacing OpenAPI response objects by status."""
+
+
+class Routes:
+    """A module's routes and their operations. `table` is what aiohttp mounts."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.table = web.RouteTableDef()
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[msgspec.Struct] | None = None,
+        auth: bool | None = False,
+        document: Iterable[str] | None = None,
+        **operation: Any,
+    ) -> Callable[[Handler], Handler]:
+        """Register `method path`. `document` lists the concrete paths to document when `path` is an
+        aiohttp pattern such as /api/orders/{id}/{action:submit|approve} (default: `path`)."""
+
+        def register(handler: Handler) -> Handler:
+            served = handler
+            if body is not None:
+                model = body
+
+                async def served(request: web.Request) -> web.StreamResponse:
+                    if auth:
+                        from rest.http import require_user
+
+                        require_user(request)
+                    return await handler(request, await read_body(request, model))
+
+                served.__name__ = handler.__name__
+                served.__doc__ = handler.__doc__
+            self.table.route(method.upper(), path)(served)
+            for documented in document if document is not None else [path]:
+                self.operations.append(
+                    Operation(
+                        method.lower(), documented, summary, self.tag, body=body, auth=auth, **operation
+                    )
+                )
+            return handler
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
