@@ -1,4 +1,4 @@
-"""Authentication, errors, limits and close codes of /ws (PROTOCOL.md)."""
+"""Authentication, errors, limits and close codes of /ws (docs/protocol.md)."""
 
 from __future__ import annotations
 
