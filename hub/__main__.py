@@ -20,7 +20,7 @@ import workers
 from hub import db
 from hub.app import build_core_app
 from hub.demo import setup_demo
-from hub.door import serve_app
+from hub.door import ListenError, check_port, serve_app
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
@@ -64,8 +64,11 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def serve(settings: Settings) -> None:
-    """Run the web process until SIGINT/SIGTERM, then close connections and stop cleanly."""
+    """Run the web process until SIGINT/SIGTERM, then close connections and stop cleanly. Raises
+    ListenError when HOST:PORT cannot be bound: before anything starts, or after the app's cleanup
+    when another process took the port meanwhile."""
     _raise_fd_limit()
+    check_port(settings.host, settings.port)
     dsn, embedded = _database(settings)
     try:
         if settings.is_dev or settings.embedded_db:
@@ -77,11 +80,8 @@ def serve(settings: Settings) -> None:
         where = f"http://{shown}:{settings.port}"
         mode = "embedded PostgreSQL" if embedded else "PostgreSQL"
         broker = "Redis" if settings.redis_url else "in-process broker"
-        print(
-            f"gigwire listening on {where} ({settings.env} mode, {mode}, {broker}); Ctrl-C stops it",
-            flush=True,
-        )
-        serve_app(app, settings.host, settings.port)
+        listening = f"gigwire listening on {where} ({settings.env} mode, {mode}, {broker}); Ctrl-C stops it"
+        serve_app(app, settings.host, settings.port, on_listening=lambda: print(listening, flush=True))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -121,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
 
     command = args.command or "serve"
     if command == "serve":
-        serve(settings)
+        try:
+            serve(settings)
+        except ListenError as exc:
+            print(f"gigwire: {exc}", file=sys.stderr)
+            return 1
         return 0
     dsn, embedded = _database(settings)
     try:

@@ -40,9 +40,13 @@ def _files() -> dict[str, bytes]:
 
 
 def setup_demo(app: web.Application) -> None:
-    """Add GET /demo (the page) and GET /demo/assets/{name} (its script and styles; 404 for any
-    other name) to `app`."""
+    """Add GET /demo (the page), GET /demo/assets/{name} (its script and styles; 404 for any
+    other name) and GET /, a redirect to /demo (a new user opening the bare address finds the page)
+    to `app`."""
     files = _files()
+
+    async def root(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/demo")
 
     async def demo_page(request: web.Request) -> web.Response:
         return web.Response(
@@ -64,5 +68,6 @@ def setup_demo(app: web.Application) -> None:
             headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"},
         )
 
+    app.router.add_get("/", root)
     app.router.add_get("/demo", demo_page)
     app.router.add_get("/demo/assets/{name}", demo_asset)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
+from collections.abc import Callable
 from typing import Any, cast
 
 from aiohttp import web
@@ -133,22 +135,71 @@ def tune_socket(transport: asyncio.BaseTransport) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
 
 
-async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+class ListenError(Exception):
+    """The web process cannot listen where HOST and PORT say; str() is one line saying what to do."""
+
+
+def listen_error(exc: OSError, host: str, port: int) -> ListenError:
+    """The one-line ListenError for a failed bind of `host`:`port`."""
+    if exc.errno == errno.EADDRINUSE:
+        return ListenError(f"port {port} is in use on {host}; set PORT to another port")
+    if exc.errno == errno.EACCES:
+        return ListenError(f"port {port} on {host} needs privileges; set PORT to one above 1023")
+    if exc.errno == errno.EADDRNOTAVAIL or isinstance(exc, socket.gaierror):
+        return ListenError(f"{host} is not an address of this machine; set HOST to one that is")
+    return ListenError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); check HOST and PORT")
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise ListenError unless `host`:`port` can be bound now, as the site will bind it (address
+    reuse on, IPv6 sockets IPv6-only). The web process calls this before it starts its database, so
+    a busy port ends it at once; the site's own bind is still checked (another process may win)."""
+    try:
+        found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _name, address in found:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+    except OSError as exc:
+        raise listen_error(exc, host, port) from None
+
+
+async def _serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    on_listening: Callable[[], None] | None,
+) -> None:
     runner = Runner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            raise listen_error(exc, host, port) from None
+        if on_listening is not None:
+            on_listening()
         await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
     finally:
         await runner.cleanup()
 
 
-def serve_app(app: web.Application, host: str, port: int, shutdown_timeout: float = 10.0) -> None:
+def serve_app(
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float = 10.0,
+    on_listening: Callable[[], None] | None = None,
+) -> None:
     """Serve `app` through the door until SIGINT or SIGTERM, then shut it down cleanly (what
-    aiohttp's run_app does, with the door's runner)."""
+    aiohttp's run_app does, with the door's runner). `on_listening` runs once the port is bound;
+    a failed bind raises ListenError after the app's cleanup."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, shutdown_timeout))
+    main = loop.create_task(_serve(app, host, port, shutdown_timeout, on_listening))
     try:
         loop.run_until_complete(main)
     except (web.GracefulExit, KeyboardInterrupt):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -10,9 +11,24 @@ import jwt
 
 from hub.settings import Settings
 
+log = logging.getLogger("gigwire.tokens")
+
 
 class TokenError(Exception):
-    """The token is missing, malformed, expired, or not signed by us."""
+    """The token is missing, malformed, expired, or not signed by us. str() is a few fixed words
+    (`REASONS`), never the JWT library's text: it reaches REST messages and ERROR frames."""
+
+
+# PyJWT's exception -> the words users see; the first match wins (InvalidSignatureError is a
+# DecodeError, so it comes first). Anything else PyJWT refuses is a "malformed token".
+REASONS: tuple[tuple[type[jwt.PyJWTError], str], ...] = (
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.InvalidAlgorithmError, "wrong algorithm"),
+    (jwt.MissingRequiredClaimError, "missing claim"),
+)
+MALFORMED = "malformed token"
 
 
 @dataclass(frozen=True)
@@ -61,10 +77,10 @@ class TokenCodec:
                 algorithms=[self.algorithm],
                 options={"require": ["sub", "iat", "exp", "jti"]},
             )
-        except jwt.ExpiredSignatureError:
-            raise TokenError("token expired") from None
         except jwt.PyJWTError as exc:
-            raise TokenError(f"invalid token: {exc}") from None
+            reason = next((words for kind, words in REASONS if isinstance(exc, kind)), MALFORMED)
+            log.debug("token refused", extra={"reason": reason, "error": str(exc)})
+            raise TokenError(reason) from None
         if payload.get("typ") != "access" or not isinstance(payload.get("sub"), str):
             raise TokenError("not an access token")
         roles = payload.get("roles") or []

@@ -1,6 +1,6 @@
 """The load generator of the side-by-side benchmark: one process holding many WebSocket clients,
 driven by the runner through JSON lines on stdin/stdout. The same lean client for both systems:
-aiohttp WebSocket connections; for gigwire PROTOCOL.md over `/ws`, for python-socketio the
+aiohttp WebSocket connections; for gigwire docs/protocol.md over `/ws`, for python-socketio the
 Engine.IO 4 / Socket.IO 5 protocol spoken by hand over `/socket.io/?EIO=4&transport=websocket`
 (open packet, "40" to join the namespace, "2" pings answered with "3", `42[...]` events).
 

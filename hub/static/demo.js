@@ -1,9 +1,9 @@
 // gigwire demo client: phone OTP login, orders, and an order's live chat over the raw /ws protocol
-// (PROTOCOL.md). Plain browser JavaScript, no dependencies; everything it loads comes from this server.
+// (docs/protocol.md). Plain browser JavaScript, no dependencies; everything it loads comes from this server.
 "use strict";
 
 (() => {
-  const TYPING_SHOWN_MS = 6000; // PROTOCOL.md: a typing mark ends by itself after 6 s without renewal
+  const TYPING_SHOWN_MS = 6000; // docs/protocol.md: a typing mark ends by itself after 6 s without renewal
   const TYPING_RENEW_MS = 3000;
   const TYPING_IDLE_MS = 2500;
   const PING_EVERY_MS = 25000;

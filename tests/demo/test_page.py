@@ -25,6 +25,15 @@ async def test_demo_page_and_assets_are_served(client: Any) -> None:
         assert await asset.read() == (STATIC_DIR / name).read_bytes()
 
 
+async def test_the_bare_address_redirects_to_the_demo(client: Any) -> None:
+    for method in ("GET", "HEAD"):
+        resp = await client.request(method, "/", allow_redirects=False)
+        assert resp.status == 302, method
+        assert resp.headers["Location"] == "/demo"
+    followed = await client.get("/")
+    assert followed.status == 200 and followed.url.path == "/demo"
+
+
 async def test_only_listed_assets_are_served(client: Any) -> None:
     for name in ("demo.html", "nothing.js", "..%2Fdemo.py", "%2e%2e%2f__init__.py"):
         resp = await client.get(f"/demo/assets/{name}")

@@ -1,4 +1,4 @@
-"""Realtime test helpers: WebSocket clients speaking PROTOCOL.md over loopback, and nodes (whole
+"""Realtime test helpers: WebSocket clients speaking docs/protocol.md over loopback, and nodes (whole
 apps under their own test servers) sharing this run's Redis."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Authentication, errors, limits and close codes of /ws (PROTOCOL.md)."""
+"""Authentication, errors, limits and close codes of /ws (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -52,10 +52,10 @@ async def test_bad_or_expired_token_closes_4401(
     node: Node, settings: Settings, pair: Pair, where: str
 ) -> None:
     expired = TokenCodec(settings).issue(pair.client.id, now=int(time.time()) - 3 * 86400)
-    for token in (
-        "not-a-jwt",
-        expired,
-        TokenCodec(settings.with_(jwt_secret="y" * 40)).issue(pair.client.id),
+    for token, reason in (
+        ("not-a-jwt", "malformed token"),
+        (expired, "token expired"),
+        (TokenCodec(settings.with_(jwt_secret="y" * 40)).issue(pair.client.id), "bad signature"),
     ):
         if where == "query":
             conn = await node.raw(f"?token={token}")
@@ -64,6 +64,8 @@ async def test_bad_or_expired_token_closes_4401(
             await conn.send("AUTHENTICATE", {"token": token}, ref="t")
         err = await conn.next()
         assert err["type"] == "ERROR" and err["data"]["code"] == "unauthorized"
+        # The reason in fixed words, never the JWT library's text.
+        assert err["data"]["message"] == f"The token is not valid ({reason}); refresh it and reconnect."
         assert await conn.closed() == 4401
 
 

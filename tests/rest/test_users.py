@@ -211,21 +211,28 @@ async def test_bad_access_tokens_are_refused(
     now = int(time.time())
     claims = {"sub": user.id, "iat": now, "exp": now + 600, "jti": "j1", "typ": "access", "roles": ["doer"]}
     session = await login(api, sender)
+    # Each refusal names its reason in fixed words, never the JWT library's own text.
     tokens = {
-        "alg none": _none_token(claims),
-        "HS512": forged(claims, algorithm="HS512"),
-        "other key": forged(claims, key="another-secret-" + "y" * 40),
-        "expired": TokenCodec(settings).issue(user.id, now=now - settings.access_token_ttl - 10),
-        "refresh token": session["refreshToken"],
-        "refresh-typed JWT": forged({**claims, "typ": "refresh"}),
-        "no sub": forged({k: v for k, v in claims.items() if k != "sub"}),
-        "garbage": "abc.def.ghi",
+        "alg none": (_none_token(claims), "wrong algorithm"),
+        "HS512": (forged(claims, algorithm="HS512"), "wrong algorithm"),
+        "other key": (forged(claims, key="another-secret-" + "y" * 40), "bad signature"),
+        "expired": (
+            TokenCodec(settings).issue(user.id, now=now - settings.access_token_ttl - 10),
+            "token expired",
+        ),
+        "not yet valid": (forged({**claims, "iat": now + 3600, "exp": now + 7200}), "token not yet valid"),
+        "refresh token": (session["refreshToken"], "malformed token"),
+        "refresh-typed JWT": (forged({**claims, "typ": "refresh"}), "not an access token"),
+        "no sub": (forged({k: v for k, v in claims.items() if k != "sub"}), "missing claim"),
+        "garbage": ("abc.def.ghi", "malformed token"),
     }
-    for name, token in tokens.items():
+    for name, (token, reason) in tokens.items():
         resp = await client.get("/api/users/me", headers={"Authorization": f"Bearer {token}"})
         body = await resp.json()
         assert resp.status == 401, (name, body)
         assert body["error"]["code"] == "unauthorized", name
+        message = body["error"]["message"]
+        assert message == f"The access token is not valid ({reason}); refresh it and try again.", name
     good = await client.get("/api/users/me", headers={"Authorization": f"Bearer {forged(claims)}"})
     assert good.status == 200  # the forging helper itself makes valid tokens with the right key
     for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
