@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -29,12 +27,10 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from hub.broker import ChannelRefs, Deliver, Reconnected
-from hub.broker_confirm import Confirmations
+from hub.broker_confirm import Confirmations, read_messages
+from hub.loops import Backoff, supervise
 
 log = logging.getLogger("gigwire.broker")
-
-_PING_EVERY_S = 10.0
-_DEAD_AFTER_S = 30.0
 
 
 class _Shard:
@@ -53,7 +49,8 @@ class _Shard:
         self._unconfirmed: set[str] = set()  # re-subscriptions after a loss not yet confirmed
         self._connected = asyncio.Event()
         self._lost = False
-        self._closing = False
+        self._closing = asyncio.Event()
+        self._backoff = Backoff()
         self._task = asyncio.get_running_loop().create_task(self._listen(), name=f"gigwire-shard-{self.name}")
 
     async def add(self, name: str) -> None:
@@ -76,7 +73,7 @@ class _Shard:
                 await self._pubsub.sunsubscribe(name)
 
     async def close(self) -> None:
-        self._closing = True
+        self._closing.set()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(self._task, 5)
@@ -101,6 +98,12 @@ class _Shard:
         self._lost = False
         self.owner.recovered(self)
 
+    def _handle_safely(self, message: dict[str, Any]) -> None:
+        try:
+            self._handle(message)
+        except Exception:  # a bad message or a hub bug must not end the listener
+            log.exception("shard delivery failed", extra={"shard": self.name})
+
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         channel = message.get("channel")
@@ -122,45 +125,41 @@ class _Shard:
                 self.owner.moved(name)
 
     async def _listen(self) -> None:
-        delay = 1.0
-        while not self._closing:
-            try:
-                await self._subscribe_all()
-                self._connected.set()
-                delay = 1.0
-                last_seen = last_ping = time.monotonic()
-                while not self._closing:
-                    message = await self._pubsub.get_message(timeout=1.0)
-                    now = time.monotonic()
-                    if message is not None:
-                        last_seen = now
-                        try:
-                            self._handle(message)
-                        except Exception:  # a bad message or a hub bug must not end the listener
-                            log.exception("shard delivery failed", extra={"shard": self.name})
-                    elif now - last_seen > _DEAD_AFTER_S:
-                        raise ConnectionError("no reply from Redis for 30 s")
-                    if now - last_ping > _PING_EVERY_S:
-                        last_ping = now
-                        await self._pubsub.ping()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self._closing:
-                    break
-                self._connected.clear()
-                self._lost = True
-                wait = delay * (0.5 + random.random())
-                log.warning(
-                    "shard connection lost; reconnecting",
-                    extra={"shard": self.name, "error": repr(exc), "retryInS": round(wait, 2)},
-                )
-                self._confirmations.fail_all(ConnectionError("broker connection lost"))
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-                self.owner.lost(self)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 60.0)
+        # Anything may end a connection's session (before, only RedisError/OSError were caught and
+        # any other error ended the shard's listener for good): log it, count it, reconnect.
+        await supervise(
+            "broker-shard",
+            self._listen_once,
+            logger=log,
+            message="shard connection lost; reconnecting",
+            on_error=self._count_failure,
+            stopping=self._closing,
+            backoff=self._backoff,
+            expected=(RedisError, OSError),
+            extra={"shard": self.name},
+        )
+
+    def _count_failure(self, exc: Exception) -> None:
+        self.owner.failures += 1
+
+    async def _listen_once(self) -> None:
+        """Subscribe this shard's channels and deliver messages until the connection is lost (then
+        clean up, ask the owner to re-read the slot map, and raise) or `close()` (then return)."""
+        try:
+            await self._subscribe_all()
+            self._connected.set()
+            self._backoff.reset()
+            await read_messages(self._pubsub, self._handle_safely, self._closing)
+        except Exception:
+            if self._closing.is_set():
+                return  # our own close() broke the connection
+            self._connected.clear()
+            self._lost = True
+            self._confirmations.fail_all(ConnectionError("broker connection lost"))
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+            self.owner.lost(self)
+            raise
 
 
 class RedisClusterBroker:
@@ -178,6 +177,8 @@ class RedisClusterBroker:
         self._callbacks: list[Reconnected] = []
         self._reroute: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.failures = 0
+        """Shard listener failures (each logged and followed by a reconnect), for tests and diagnosis."""
 
     def on_reconnect(self, callback: Reconnected) -> None:
         """Call `callback` each time a shard has subscribed again after losing messages."""
