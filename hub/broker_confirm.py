@@ -1,5 +1,4 @@
-"""What the Redis brokers' listeners share: waiting for Redis to confirm a SUBSCRIBE or
-SSUBSCRIBE, and reading a pub/sub connection until it dies.
+"""Waiting for Redis to confirm a SUBSCRIBE or SSUBSCRIBE, shared by the Redis brokers.
 
 A broker's `subscribe` returns only once the server has confirmed the channel, so a message
 published after it returns is delivered; the listener confirms or fails the waiters."""
@@ -7,36 +6,9 @@ published after it returns is delivered; the listener confirms or fails the wait
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
-from typing import Any
-
-from redis.asyncio.client import PubSub
 
 CONFIRM_TIMEOUT_S = 5.0
-PING_EVERY_S = 10.0
-DEAD_AFTER_S = 30.0  # no reply to our pings for this long: the connection is half-open
-
-
-async def read_messages(
-    pubsub: PubSub, handle: Callable[[dict[str, Any]], None], closing: asyncio.Event
-) -> None:
-    """Hand every message of `pubsub` (subscribed already) to `handle` until `closing` is set.
-    Pings every PING_EVERY_S; raises ConnectionError when nothing, not even a pong, arrived for
-    DEAD_AFTER_S, and whatever redis-py or `handle` raises."""
-    last_seen = last_ping = time.monotonic()
-    while not closing.is_set():
-        # A finite timeout: redis-py can swallow a cancellation inside an unbounded read.
-        message = await pubsub.get_message(timeout=1.0)
-        now = time.monotonic()
-        if message is not None:
-            last_seen = now
-            handle(message)
-        elif now - last_seen > DEAD_AFTER_S:
-            raise ConnectionError(f"no reply from Redis for {DEAD_AFTER_S:.0f} s")
-        if now - last_ping > PING_EVERY_S:
-            last_ping = now
-            await pubsub.ping()
 
 
 class Confirmations:

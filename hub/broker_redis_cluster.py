@@ -27,31 +27,28 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from hub.broker import ChannelRefs, Deliver, Reconnected
-from hub.broker_confirm import Confirmations, read_messages
-from hub.loops import Backoff, supervise
+from hub.broker_pubsub import PubSubListener
 
 log = logging.getLogger("gigwire.broker")
 
 
-class _Shard:
+class _Shard(PubSubListener):
     """The subscriptions held on one primary: one connection, one listener task."""
 
+    _loop_name = "broker-shard"
+    _lost_message = "shard connection lost; reconnecting"
+
     def __init__(self, owner: RedisClusterBroker, host: str, port: int, kwargs: dict[str, Any]) -> None:
+        # No silent retries: a reconnect must go through the listener, which re-subscribes slot by
+        # slot and tells the hub that messages may have been lost.
+        self._client = Redis(host=host, port=port, retry=Retry(NoBackoff(), 0), **kwargs)
+        super().__init__(self._client.pubsub())
         self.owner = owner
         self.name = f"{host}:{port}"
         self.channels: set[str] = set()  # full channel names routed to this primary
-        # No silent retries: a reconnect must go through `_listen`, which re-subscribes slot by slot
-        # and tells the hub that messages may have been lost.
-        self._client = Redis(host=host, port=port, retry=Retry(NoBackoff(), 0), **kwargs)
-        self._pubsub = self._client.pubsub()
-        self._confirmations = Confirmations()
         self._leaving: set[str] = set()  # our own sunsubscribes not yet confirmed
         self._unconfirmed: set[str] = set()  # re-subscriptions after a loss not yet confirmed
-        self._connected = asyncio.Event()
-        self._lost = False
-        self._closing = asyncio.Event()
-        self._backoff = Backoff()
-        self._task = asyncio.get_running_loop().create_task(self._listen(), name=f"gigwire-shard-{self.name}")
+        self._start_listening(f"gigwire-shard-{self.name}")
 
     async def add(self, name: str) -> None:
         """Subscribe `name` here; returns once confirmed (or at once while disconnected)."""
@@ -73,12 +70,7 @@ class _Shard:
                 await self._pubsub.sunsubscribe(name)
 
     async def close(self) -> None:
-        self._closing.set()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(self._task, 5)
-        with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await self._stop_listening()
         await self._client.aclose()
 
     async def _subscribe_all(self) -> None:
@@ -98,13 +90,13 @@ class _Shard:
         self._lost = False
         self.owner.recovered(self)
 
-    def _handle_safely(self, message: dict[str, Any]) -> None:
+    def _handle(self, message: dict[str, Any]) -> None:
         try:
-            self._handle(message)
+            self._dispatch(message)
         except Exception:  # a bad message or a hub bug must not end the listener
             log.exception("shard delivery failed", extra={"shard": self.name})
 
-    def _handle(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         channel = message.get("channel")
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
@@ -124,42 +116,14 @@ class _Shard:
                 self.channels.discard(name)
                 self.owner.moved(name)
 
-    async def _listen(self) -> None:
-        # Anything may end a connection's session (before, only RedisError/OSError were caught and
-        # any other error ended the shard's listener for good): log it, count it, reconnect.
-        await supervise(
-            "broker-shard",
-            self._listen_once,
-            logger=log,
-            message="shard connection lost; reconnecting",
-            on_error=self._count_failure,
-            stopping=self._closing,
-            backoff=self._backoff,
-            expected=(RedisError, OSError),
-            extra={"shard": self.name},
-        )
+    def _log_extra(self) -> dict[str, object]:
+        return {"shard": self.name}
 
-    def _count_failure(self, exc: Exception) -> None:
+    def _on_lost(self) -> None:
+        # Counted on the broker too, since shards come and go. The primary may have failed over:
+        # the broker re-reads the slot map.
         self.owner.failures += 1
-
-    async def _listen_once(self) -> None:
-        """Subscribe this shard's channels and deliver messages until the connection is lost (then
-        clean up, ask the owner to re-read the slot map, and raise) or `close()` (then return)."""
-        try:
-            await self._subscribe_all()
-            self._connected.set()
-            self._backoff.reset()
-            await read_messages(self._pubsub, self._handle_safely, self._closing)
-        except Exception:
-            if self._closing.is_set():
-                return  # our own close() broke the connection
-            self._connected.clear()
-            self._lost = True
-            self._confirmations.fail_all(ConnectionError("broker connection lost"))
-            with contextlib.suppress(RedisError, OSError):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-            self.owner.lost(self)
-            raise
+        self.owner.lost(self)
 
 
 class RedisClusterBroker:

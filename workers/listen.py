@@ -133,6 +133,24 @@ class Wakeups:
                             await conn.remove_listener(channel, self._on_notify)
 
 
+def batch_step(
+    run_once: Callable[[], Awaitable[int]],
+    batch_size: int,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    poll_interval: float,
+) -> Callable[[], Awaitable[None]]:
+    """The step of a batch loop (relay, push sender): run one batch; a full one goes straight on
+    to the next, otherwise wait for `wake` (a NOTIFY), `stopping` or `poll_interval` seconds."""
+
+    async def step() -> None:
+        wake.clear()
+        if await run_once() < batch_size:
+            await wait_any(wake, stopping, poll_interval)
+
+    return step
+
+
 async def wait_any(wake: asyncio.Event, stopping: asyncio.Event, seconds: float) -> None:
     """Return when `wake` or `stopping` is set, or after `seconds`."""
     waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping.wait())]

@@ -22,7 +22,7 @@ import asyncpg
 
 from hub.store import Store
 from workers.fcm import PushMessage, PushSender, SendResult
-from workers.listen import supervise_worker, wait_any
+from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -241,12 +241,7 @@ class PushWorker:
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Send until `stopping` is set: a full batch goes straight on; otherwise wait for `wake`
         (NOTIFY from a new job) or the poll interval, which also picks up retries coming due."""
-
-        async def step() -> None:
-            wake.clear()
-            if await self.run_once() < self.batch_size:  # a full batch goes straight on
-                await wait_any(wake, stopping, self.poll_interval)
-
+        step = batch_step(self.run_once, self.batch_size, wake, stopping, self.poll_interval)
         await supervise_worker(
             "push", step, self._metrics, stopping, logger=log, message="push batch failed; retrying"
         )

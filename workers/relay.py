@@ -20,7 +20,7 @@ import asyncpg
 from hub.broker import Broker
 from hub.outbox import OUTBOX_CHANNEL
 from hub.publish import encode_frame
-from workers.listen import supervise_worker, wait_any
+from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
 from workers.notify import queue_push
 
@@ -181,12 +181,7 @@ class Relay:
         """Publish until `stopping` is set: a full batch goes straight on to the next; otherwise
         wait for `wake` (NOTIFY on the outbox channel) or the poll interval. Failures are logged and
         counted and retried with backoff from 1 s to 60 s."""
-
-        async def step() -> None:
-            wake.clear()
-            if await self.run_once() < self.batch_size:  # a full batch goes straight on
-                await wait_any(wake, stopping, self.poll_interval)
-
+        step = batch_step(self.run_once, self.batch_size, wake, stopping, self.poll_interval)
         await supervise_worker(
             "relay", step, self._metrics, stopping, logger=log, message="relay batch failed; retrying"
         )
