@@ -1,4 +1,6 @@
-"""Wake-ups from PostgreSQL NOTIFY on a dedicated connection, with reconnect and backoff.
+"""How the worker loops run and wait: under `supervise_worker` (hub.loops.supervise with the
+workers' error counter), woken by PostgreSQL NOTIFY on a dedicated connection (`Wakeups`, itself
+supervised: reconnect with backoff).
 
 A missed notification only delays work: every loop also polls, so the listener is a latency
 optimisation and never the only way work is found."""
