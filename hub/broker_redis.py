@@ -7,40 +7,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from hub.broker import ChannelRefs, Deliver, Reconnected
-from hub.broker_confirm import Confirmations
+from hub.broker_pubsub import PubSubListener
 
 log = logging.getLogger("gigwire.broker")
 
-_PING_EVERY_S = 10.0
-_DEAD_AFTER_S = 30.0  # no reply to our pings for this long: the connection is half-open
 
-
-class RedisBroker:
+class RedisBroker(PubSubListener):
     """Broker contract over Redis PUBLISH/SUBSCRIBE; channel names carry the deployment prefix."""
 
     def __init__(self, url: str, prefix: str, deliver: Deliver) -> None:
+        self._sub = Redis.from_url(url, socket_connect_timeout=2)
+        # Subscribe confirmations are read too: they tell `subscribe` its channel is live.
+        super().__init__(self._sub.pubsub())
         self._prefix = prefix
+        self._cut = len(prefix)
         self._placeholder = prefix + "_"
         self._deliver = deliver
         self._refs = ChannelRefs()
         self._publisher = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
-        self._sub = Redis.from_url(url, socket_connect_timeout=2)
-        # Subscribe confirmations are read too: they tell `subscribe` its channel is live.
-        self._pubsub = self._sub.pubsub()
-        self._confirmations = Confirmations()
         self._callbacks: list[Reconnected] = []
-        self._task: asyncio.Task[None] | None = None
-        self._connected = asyncio.Event()
-        self._closing = False
-        self._lost = False  # set when a connection was lost; cleared when re-subscribed
         self.reconnects = 0
 
     def on_reconnect(self, callback: Reconnected) -> None:
@@ -49,7 +40,7 @@ class RedisBroker:
 
     async def start(self) -> None:
         """Start the listener; wait up to 5 s for its first connection (it keeps trying after)."""
-        self._task = asyncio.create_task(self._listen(), name="gigwire-broker-listener")
+        self._start_listening("gigwire-broker-listener")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), 5)
 
@@ -78,23 +69,17 @@ class RedisBroker:
         await self._publisher.ping()
 
     async def close(self) -> None:
-        self._closing = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, 5)
-        with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await self._stop_listening()
         await self._sub.aclose()
         await self._publisher.aclose()
 
-    def _handle(self, message: dict[str, Any], cut: int) -> None:
+    def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         channel = message.get("channel")
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
         if kind == "message":
             try:
-                self._deliver(name[cut:], message["data"])
+                self._deliver(name[self._cut :], message["data"])
             except Exception:  # a bad message or a hub bug must not end the listener
                 log.exception("delivery failed", extra={"channel": name})
         elif kind == "subscribe":
@@ -110,47 +95,8 @@ class RedisBroker:
                     except Exception:
                         log.exception("reconnect listener failed")
 
-    async def _listen(self) -> None:
-        delay = 1.0
-        cut = len(self._prefix)
-        while not self._closing:
-            try:
-                channels = [self._prefix + c for c in self._refs]
-                # The placeholder keeps the connection in pub/sub mode with no channels, and its
-                # confirmation marks the moment every channel below is subscribed.
-                await self._pubsub.subscribe(self._placeholder, *channels)
-                self._connected.set()
-                delay = 1.0
-                last_seen = time.monotonic()
-                last_ping = last_seen
-                while not self._closing:
-                    # A finite timeout: redis-py can swallow a cancellation inside an unbounded read.
-                    message = await self._pubsub.get_message(timeout=1.0)
-                    now = time.monotonic()
-                    if message is not None:
-                        last_seen = now
-                        self._handle(message, cut)
-                    elif now - last_seen > _DEAD_AFTER_S:
-                        raise ConnectionError("no reply from Redis for 30 s")
-                    if now - last_ping > _PING_EVERY_S:
-                        last_ping = now
-                        await self._pubsub.ping()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # lost connection, or anything else: never die silently
-                if self._closing:
-                    break
-                if not isinstance(exc, (RedisError, OSError)):
-                    log.exception("broker listener failed; starting over")
-                self._connected.clear()
-                self._lost = True
-                wait = delay * (0.5 + random.random())
-                log.warning(
-                    "broker connection lost; reconnecting",
-                    extra={"error": repr(exc), "retryInS": round(wait, 2)},
-                )
-                self._confirmations.fail_all(ConnectionError("broker connection lost"))
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # reusable after
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 60.0)
+    async def _subscribe_all(self) -> None:
+        channels = [self._prefix + c for c in self._refs]
+        # The placeholder keeps the connection in pub/sub mode with no channels, and its
+        # confirmation marks the moment every channel below is subscribed.
+        await self._pubsub.subscribe(self._placeholder, *channels)

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import time
 from collections import defaultdict
 from typing import Any
 
@@ -29,32 +27,28 @@ from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from hub.broker import ChannelRefs, Deliver, Reconnected
-from hub.broker_confirm import Confirmations
+from hub.broker_pubsub import PubSubListener
 
 log = logging.getLogger("gigwire.broker")
 
-_PING_EVERY_S = 10.0
-_DEAD_AFTER_S = 30.0
 
-
-class _Shard:
+class _Shard(PubSubListener):
     """The subscriptions held on one primary: one connection, one listener task."""
 
+    _loop_name = "broker-shard"
+    _lost_message = "shard connection lost; reconnecting"
+
     def __init__(self, owner: RedisClusterBroker, host: str, port: int, kwargs: dict[str, Any]) -> None:
+        # No silent retries: a reconnect must go through the listener, which re-subscribes slot by
+        # slot and tells the hub that messages may have been lost.
+        self._client = Redis(host=host, port=port, retry=Retry(NoBackoff(), 0), **kwargs)
+        super().__init__(self._client.pubsub())
         self.owner = owner
         self.name = f"{host}:{port}"
         self.channels: set[str] = set()  # full channel names routed to this primary
-        # No silent retries: a reconnect must go through `_listen`, which re-subscribes slot by slot
-        # and tells the hub that messages may have been lost.
-        self._client = Redis(host=host, port=port, retry=Retry(NoBackoff(), 0), **kwargs)
-        self._pubsub = self._client.pubsub()
-        self._confirmations = Confirmations()
         self._leaving: set[str] = set()  # our own sunsubscribes not yet confirmed
         self._unconfirmed: set[str] = set()  # re-subscriptions after a loss not yet confirmed
-        self._connected = asyncio.Event()
-        self._lost = False
-        self._closing = False
-        self._task = asyncio.get_running_loop().create_task(self._listen(), name=f"gigwire-shard-{self.name}")
+        self._start_listening(f"gigwire-shard-{self.name}")
 
     async def add(self, name: str) -> None:
         """Subscribe `name` here; returns once confirmed (or at once while disconnected)."""
@@ -76,12 +70,7 @@ class _Shard:
                 await self._pubsub.sunsubscribe(name)
 
     async def close(self) -> None:
-        self._closing = True
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(self._task, 5)
-        with contextlib.suppress(RedisError, OSError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
+        await self._stop_listening()
         await self._client.aclose()
 
     async def _subscribe_all(self) -> None:
@@ -102,6 +91,12 @@ class _Shard:
         self.owner.recovered(self)
 
     def _handle(self, message: dict[str, Any]) -> None:
+        try:
+            self._dispatch(message)
+        except Exception:  # a bad message or a hub bug must not end the listener
+            log.exception("shard delivery failed", extra={"shard": self.name})
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         channel = message.get("channel")
         name = channel.decode() if isinstance(channel, bytes) else str(channel)
@@ -121,46 +116,14 @@ class _Shard:
                 self.channels.discard(name)
                 self.owner.moved(name)
 
-    async def _listen(self) -> None:
-        delay = 1.0
-        while not self._closing:
-            try:
-                await self._subscribe_all()
-                self._connected.set()
-                delay = 1.0
-                last_seen = last_ping = time.monotonic()
-                while not self._closing:
-                    message = await self._pubsub.get_message(timeout=1.0)
-                    now = time.monotonic()
-                    if message is not None:
-                        last_seen = now
-                        try:
-                            self._handle(message)
-                        except Exception:  # a bad message or a hub bug must not end the listener
-                            log.exception("shard delivery failed", extra={"shard": self.name})
-                    elif now - last_seen > _DEAD_AFTER_S:
-                        raise ConnectionError("no reply from Redis for 30 s")
-                    if now - last_ping > _PING_EVERY_S:
-                        last_ping = now
-                        await self._pubsub.ping()
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self._closing:
-                    break
-                self._connected.clear()
-                self._lost = True
-                wait = delay * (0.5 + random.random())
-                log.warning(
-                    "shard connection lost; reconnecting",
-                    extra={"shard": self.name, "error": repr(exc), "retryInS": round(wait, 2)},
-                )
-                self._confirmations.fail_all(ConnectionError("broker connection lost"))
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
-                self.owner.lost(self)
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, 60.0)
+    def _log_extra(self) -> dict[str, object]:
+        return {"shard": self.name}
+
+    def _on_lost(self) -> None:
+        # Counted on the broker too, since shards come and go. The primary may have failed over:
+        # the broker re-reads the slot map.
+        self.owner.failures += 1
+        self.owner.lost(self)
 
 
 class RedisClusterBroker:
@@ -178,6 +141,8 @@ class RedisClusterBroker:
         self._callbacks: list[Reconnected] = []
         self._reroute: asyncio.Task[None] | None = None
         self.reconnects = 0
+        self.failures = 0
+        """Shard listener failures (each logged and followed by a reconnect), for tests and diagnosis."""
 
     def on_reconnect(self, callback: Reconnected) -> None:
         """Call `callback` each time a shard has subscribed again after losing messages."""

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from hub.loops import supervise
 from hub.store import Store
 
 log = logging.getLogger("gigwire.presence")
@@ -109,10 +110,14 @@ class Presence:
         await self._safely(self.store.members_touch(entries, self.ttl_s))
 
     async def keep_fresh(self, sessions: Callable[[], Iterable[tuple[str, str, Iterable[str]]]]) -> None:
-        """Refresh `sessions()` every third of the TTL, until cancelled."""
-        while True:
+        """Refresh `sessions()` every third of the TTL, until cancelled. A Store failure is logged by
+        `refresh`; anything else (a failing `sessions()`) is logged and retried with backoff."""
+
+        async def step() -> None:
             await asyncio.sleep(max(1.0, self.ttl_s / 3))
             await self.refresh(sessions())
+
+        await supervise("presence", step, logger=log, message="presence refresh failed")
 
     async def _safely(self, operation: Awaitable[None]) -> None:
         try:

@@ -1,15 +1,10 @@
 """Sending pushes: through firebase-admin to FCM, or to the log when no credentials are set.
 
-Pointing the SDK at another FCM endpoint (a local test server, a proxy): firebase-admin v7 has no
-emulator variable for messaging. Its messaging service is created per firebase App and keeps the
-send URL it built from the project id in `_fcm_url`; we give each sender its own named App and
-rewrite that one instance's URL, so nothing global changes and the SDK still builds, signs,
-encodes and parses everything. The OAuth token endpoint needs no hook: it is the service
-account's `token_uri`. The SDK's transport also retries 500/503 by itself (up to 4 times, sleeping
-up to 4 s); we replace that instance's HTTP client by one without retries, so that retries have
-one owner (workers/push.py: durable, with jitter and retry-after, never holding a claim while
-sleeping). `_tune_service` checks both attributes exist, so an SDK upgrade that moves them fails
-at start instead of silently sending elsewhere."""
+Each FcmSender has its own named firebase App. Its messaging service is pointed at the configured
+FCM endpoint (a local test server, a proxy) and loses the SDK transport's own retries, so that
+retries have one owner (workers/push.py); both need firebase-admin internals, which are all in
+workers/compat_firebase.py with the versions they were checked against. The OAuth token endpoint
+needs no hook: it is the service account's `token_uri`."""
 
 from __future__ import annotations
 
@@ -22,6 +17,8 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+from workers import compat_firebase
 
 log = logging.getLogger("gigwire.workers.fcm")
 
@@ -118,31 +115,19 @@ def classify(exc: BaseException) -> SendResult:
     return SendResult("fail", f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _tune_service(service: Any, endpoint: str) -> None:
-    """Point one messaging service at `endpoint` and take the retries away from its transport."""
-    from firebase_admin import _http_client, _retry
-
-    for name in ("_fcm_url", "_async_client", "_credential", "_project_id"):
-        if not hasattr(service, name):
-            raise RuntimeError(f"firebase-admin changed: no messaging service {name}; update workers/fcm.py")
-    if endpoint != DEFAULT_ENDPOINT:
-        service._fcm_url = f"{endpoint}/v1/projects/{service._project_id}/messages:send"
-    service._async_client = _http_client.HttpxAsyncClient(
-        credential=service._credential, retry_config=_retry.HttpxRetry(max_retries=0), timeout=30
-    )
-
-
 class FcmSender:
     """Sends through firebase-admin's `messaging.send_each_async`, in batches of at most 500."""
 
     def __init__(self, credentials_file: str, endpoint: str = DEFAULT_ENDPOINT) -> None:
         import firebase_admin
-        from firebase_admin import credentials, messaging
+        from firebase_admin import credentials
 
         self._cred = credentials.Certificate(credentials_file)
         self._app = firebase_admin.initialize_app(self._cred, name=f"gigwire-push-{uuid.uuid4().hex}")
-        self._service = messaging._get_messaging_service(self._app)
-        _tune_service(self._service, endpoint)
+        self._service = compat_firebase.messaging_service(self._app)
+        compat_firebase.tune_service(
+            self._service, self._app.project_id, None if endpoint == DEFAULT_ENDPOINT else endpoint
+        )
         log.info("FCM sender ready", extra={"project": self._app.project_id, "endpoint": endpoint})
 
     def _message(self, m: PushMessage) -> Any:
@@ -200,7 +185,7 @@ class FcmSender:
     async def close(self) -> None:
         import firebase_admin
 
-        await self._service._async_client.aclose()
+        await compat_firebase.close_service(self._service)
         # delete_app closes the service with asyncio.run(), which needs a thread without a loop.
         await asyncio.to_thread(firebase_admin.delete_app, self._app)
 

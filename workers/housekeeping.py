@@ -32,7 +32,8 @@ from typing import Any
 
 import asyncpg
 
-from workers.listen import sleep_or_stop
+from hub.loops import sleep_or_stop
+from workers.listen import supervise_worker
 from workers.metrics import WorkerMetrics
 
 log = logging.getLogger("gigwire.workers.housekeeping")
@@ -116,13 +117,13 @@ class Housekeeping:
         return len(rows), n
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Sweep now and then every `interval` seconds until `stopping` is set."""
-        while not stopping.is_set():
-            try:
-                await self.sweep(stopping)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.loop_errors.labels("housekeeping").inc()
-                log.warning("housekeeping sweep failed", extra={"error": repr(exc)})
+        """Sweep now and then every `interval` seconds until `stopping` is set; a failed sweep is
+        logged, counted and tried again after a backoff from 1 s to 60 s."""
+
+        async def step() -> None:
+            await self.sweep(stopping)
             await sleep_or_stop(stopping, self.interval)
+
+        await supervise_worker(
+            "housekeeping", step, self._metrics, stopping, logger=log, message="housekeeping sweep failed"
+        )

@@ -22,7 +22,7 @@ import asyncpg
 
 from hub.store import Store
 from workers.fcm import PushMessage, PushSender, SendResult
-from workers.listen import sleep_or_stop, wait_any
+from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -241,20 +241,7 @@ class PushWorker:
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Send until `stopping` is set: a full batch goes straight on; otherwise wait for `wake`
         (NOTIFY from a new job) or the poll interval, which also picks up retries coming due."""
-        delay = 1.0
-        while not stopping.is_set():
-            try:
-                wake.clear()
-                handled = await self.run_once()
-                delay = 1.0
-                if handled >= self.batch_size:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.loop_errors.labels("push").inc()
-                log.warning("push batch failed; retrying", extra={"error": repr(exc), "retryInS": delay})
-                await sleep_or_stop(stopping, delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            await wait_any(wake, stopping, self.poll_interval)
+        step = batch_step(self.run_once, self.batch_size, wake, stopping, self.poll_interval)
+        await supervise_worker(
+            "push", step, self._metrics, stopping, logger=log, message="push batch failed; retrying"
+        )

@@ -20,7 +20,7 @@ import asyncpg
 from hub.broker import Broker
 from hub.outbox import OUTBOX_CHANNEL
 from hub.publish import encode_frame
-from workers.listen import sleep_or_stop, wait_any
+from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
 from workers.notify import queue_push
 
@@ -181,23 +181,10 @@ class Relay:
         """Publish until `stopping` is set: a full batch goes straight on to the next; otherwise
         wait for `wake` (NOTIFY on the outbox channel) or the poll interval. Failures are logged and
         counted and retried with backoff from 1 s to 60 s."""
-        delay = 1.0
-        while not stopping.is_set():
-            try:
-                wake.clear()
-                published = await self.run_once()
-                delay = 1.0
-                if published >= self.batch_size:
-                    continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.loop_errors.labels("relay").inc()
-                log.warning("relay batch failed; retrying", extra={"error": repr(exc), "retryInS": delay})
-                await sleep_or_stop(stopping, delay)
-                delay = min(delay * 2, 60.0)
-                continue
-            await wait_any(wake, stopping, self.poll_interval)
+        step = batch_step(self.run_once, self.batch_size, wake, stopping, self.poll_interval)
+        await supervise_worker(
+            "relay", step, self._metrics, stopping, logger=log, message="relay batch failed; retrying"
+        )
 
 
 __all__ = ["OUTBOX_CHANNEL", "PushText", "Relay", "push_text"]

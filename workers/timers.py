@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from workers.listen import sleep_or_stop
+from hub.loops import sleep_or_stop
+from workers.listen import supervise_worker
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
@@ -153,16 +154,16 @@ class Timers:
         return settled
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Sweep every `interval` seconds until `stopping` is set."""
-        while not stopping.is_set():
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self._metrics.loop_errors.labels("timers").inc()
-                log.warning("timer sweep failed", extra={"error": repr(exc)})
+        """Sweep every `interval` seconds until `stopping` is set; a failed sweep is logged, counted
+        and tried again after a backoff from 1 s to 60 s."""
+
+        async def step() -> None:
+            await self.sweep()
             await sleep_or_stop(stopping, self.interval)
+
+        await supervise_worker(
+            "timers", step, self._metrics, stopping, logger=log, message="timer sweep failed"
+        )
 
 
 def _describe(exc: BaseException) -> Any:
