@@ -197,14 +197,17 @@ class Routes:
         body: type[msgspec.Struct] | None = None,
         auth: bool | None = False,
         document: Iterable[str] | None = None,
+        parse: bool = True,
         **operation: Any,
     ) -> Callable[[Handler], Handler]:
         """Register `method path`. `document` lists the concrete paths to document when `path` is an
-        aiohttp pattern such as /api/orders/{id}/{action:submit|approve} (default: `path`)."""
+        aiohttp pattern such as /api/orders/{id}/{action:submit|approve} (default: `path`). With
+        `parse=False`, `body` only documents the request body: the handler gets no body argument and
+        reads (or verifies) the body itself, e.g. after checks that must answer first."""
 
         def register(handler: Handler) -> Handler:
             served = handler
-            if body is not None:
+            if body is not None and parse:
                 model = body
 
                 async def served(request: web.Request) -> web.StreamResponse:

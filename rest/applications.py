@@ -11,58 +11,101 @@ The doer and the owner get 403 for the other party's actions. A gig's list is th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub import outbox
 from hub.keys import POOL, SETTINGS
 from rest import orders
+from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
-from rest.gig_search import MAX_MONEY, STORABLE, ms
+from rest.gig_search import MAX_MONEY, EpochMs, Uuid
 from rest.gigs import owned_gig, require_role
-from rest.http import Fields, ok, path_uuid, query_int, read_json, require_user
-from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
-from rest.order_states import ORDER_SCHEMA
+from rest.http import path_uuid, query_int, require_user
 
 if TYPE_CHECKING:
     from rest.gig_search import Conn
 
-routes = web.RouteTableDef()
+routes = Routes("applications")
 
 _COLUMNS = (
     "a.id::text AS id, a.gig_id::text AS gig_id, a.doer_id::text AS doer_id, a.proposal, a.bid_amount,"
     " a.currency, a.status, a.created_at, a.updated_at"
 )
 
-
-def application_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The wire shape of an application."""
-    return {
-        "id": row["id"],
-        "gigId": row["gig_id"],
-        "doerId": row["doer_id"],
-        "proposal": row["proposal"],
-        "bidAmount": row["bid_amount"],
-        "currency": row["currency"],
-        "status": row["status"],
-        "createdAt": ms(row["created_at"]),
-        "updatedAt": ms(row["updated_at"]),
-    }
+ApplicationStatus = Literal["pending", "accepted", "rejected", "withdrawn"]
+_APP_STATUSES: tuple[str, ...] = get_args(ApplicationStatus)
 
 
-@routes.post("/api/gigs/{id}/applications")
-async def apply(request: web.Request) -> web.Response:
+class ApplicationInput(Body):
+    """POST /api/gigs/{id}/applications."""
+
+    proposal: Annotated[str, msgspec.Meta(min_length=1, max_length=5000)]
+    bid_amount: Annotated[int, msgspec.Meta(ge=1, le=MAX_MONEY, description="paise")]
+
+
+class Application(Wire):
+    """An application as every route answers it."""
+
+    id: Uuid
+    gig_id: Uuid
+    doer_id: Uuid
+    proposal: str
+    bid_amount: Annotated[int, msgspec.Meta(ge=1, description="paise")]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    status: ApplicationStatus
+    created_at: EpochMs
+    updated_at: EpochMs
+
+
+class Accepted(Wire):
+    """The accepted application and the order it opened."""
+
+    application: Application
+    order: dict[str, Any]
+    """The Order (rest/order_states.py order_json): untyped until the order routes are converted."""
+
+
+_LIST = {"page": int, "limit": int, "total": int}
+_PAGING = (
+    {
+        "name": "status",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(_APP_STATUSES)},
+    },
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+)
+
+
+@routes.post(
+    "/api/gigs/{id}/applications",
+    summary="Apply to an open gig (doer role; once per gig; not one's own gig)",
+    auth=True,
+    body=ApplicationInput,
+    response=Application,
+    status=201,
+    errors=(403, 404, 409),
+)
+async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
     """Apply to an open gig (doer role, not one's own gig, once per gig); tells the owner live."""
     claims = require_user(request)
     require_role(claims, "doer")
     gig_id = path_uuid(request)
-    f = Fields(await read_json(request))
-    f.unknown(("proposal", "bidAmount"))
-    proposal = f.text("proposal", max_len=5000, pattern=STORABLE)
-    bid = f.integer("bidAmount", low=1, high=MAX_MONEY)
-    f.check()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         # FOR SHARE: applying does not race a close or an accept of the same gig.
         gig = await conn.fetchrow(
@@ -79,8 +122,8 @@ async def apply(request: web.Request) -> web.Response:
             f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gig_id, doer_id) DO NOTHING RETURNING {_COLUMNS}",
             gig_id,
             claims.user_id,
-            proposal,
-            bid,
+            body.proposal,
+            body.bid_amount,
             gig["currency"],
         )
         if row is None:
@@ -91,13 +134,26 @@ async def apply(request: web.Request) -> web.Response:
         await outbox.enqueue(
             cast(asyncpg.Connection, conn),  # a pool's proxy is a Connection at runtime
             "NEW_APPLICATION",
-            {"gigId": gig_id, "applicationId": row["id"], "doerId": claims.user_id, "bidAmount": bid},
+            {
+                "gigId": gig_id,
+                "applicationId": row["id"],
+                "doerId": claims.user_id,
+                "bidAmount": body.bid_amount,
+            },
             user_ids=[gig["client_id"]],
         )
-    return ok(application_json(row), status=201)
+    return ok(load(Application, row), status=201)
 
 
-@routes.get("/api/gigs/{id}/applications")
+@routes.get(
+    "/api/gigs/{id}/applications",
+    summary="The applications to a gig, newest first (the gig's owner)",
+    auth=True,
+    response=list[Application],
+    meta=_LIST,
+    parameters=_PAGING,
+    errors=(400, 403, 404),
+)
 async def gig_applications(request: web.Request) -> web.Response:
     """The applications to one gig, newest first (the gig's owner only); ?status= filters."""
     claims = require_user(request)
@@ -111,7 +167,15 @@ async def gig_applications(request: web.Request) -> web.Response:
     return ok(items, page=page, limit=limit, total=total)
 
 
-@routes.get("/api/applications/mine")
+@routes.get(
+    "/api/applications/mine",
+    summary="The caller's own applications, newest first",
+    auth=True,
+    response=list[Application],
+    meta=_LIST,
+    parameters=_PAGING,
+    errors=(400,),
+)
 async def my_applications(request: web.Request) -> web.Response:
     """The caller's own applications, newest first; ?status= filters."""
     claims = require_user(request)
@@ -121,9 +185,6 @@ async def my_applications(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         items, total = await _page(conn, "a.doer_id = $1", claims.user_id, status, page, limit)
     return ok(items, page=page, limit=limit, total=total)
-
-
-_APP_STATUSES = ("pending", "accepted", "rejected", "withdrawn")
 
 
 def _status_filter(request: web.Request) -> str | None:
@@ -139,7 +200,7 @@ def _status_filter(request: web.Request) -> str | None:
 
 async def _page(
     conn: Conn, where: str, owner: str, status: str | None, page: int, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Application], int]:
     clause = f"{where} AND ($2::text IS NULL OR a.status = $2)"
     total: int = await conn.fetchval(f"SELECT count(*) FROM applications a WHERE {clause}", owner, status)
     rows = await conn.fetch(
@@ -150,7 +211,7 @@ async def _page(
         limit,
         (page - 1) * limit,
     )
-    return [application_json(r) for r in rows], total
+    return load_all(Application, rows), total
 
 
 async def _locked(conn: Conn, app_id: str, user_id: str) -> tuple[asyncpg.Record, asyncpg.Record]:
@@ -170,6 +231,8 @@ async def _locked(conn: Conn, app_id: str, user_id: str) -> tuple[asyncpg.Record
     return row, gig
 
 
+_ACTION_ERRORS = (403, 404, 409)
+_ACTION: dict[str, Any] = {"auth": True, "response": Application, "errors": _ACTION_ERRORS}
 _VERBS = {"withdrawn": "withdraw", "rejected": "reject", "accepted": "accept"}
 
 
@@ -201,7 +264,7 @@ async def _set_status(conn: Conn, app_id: str, status: str) -> asyncpg.Record:
     return row
 
 
-@routes.post("/api/applications/{id}/withdraw")
+@routes.post("/api/applications/{id}/withdraw", summary="Withdraw one's own pending application", **_ACTION)
 async def withdraw(request: web.Request) -> web.Response:
     """Withdraw one's own pending application; it no longer counts in the gig's applicationsCount."""
     claims = require_user(request)
@@ -213,10 +276,12 @@ async def withdraw(request: web.Request) -> web.Response:
             "UPDATE gigs SET applications_count = greatest(applications_count - 1, 0) WHERE id = $1",
             gig["id"],
         )
-    return ok(application_json(row))
+    return ok(load(Application, row))
 
 
-@routes.post("/api/applications/{id}/reject")
+@routes.post(
+    "/api/applications/{id}/reject", summary="Reject a pending application (the gig's owner)", **_ACTION
+)
 async def reject(request: web.Request) -> web.Response:
     """Reject a pending application (the gig's owner)."""
     claims = require_user(request)
@@ -224,10 +289,18 @@ async def reject(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await _pending(conn, app_id, claims.user_id, "rejected")
         row = await _set_status(conn, app_id, "rejected")
-    return ok(application_json(row))
+    return ok(load(Application, row))
 
 
-@routes.post("/api/applications/{id}/accept")
+@routes.post(
+    "/api/applications/{id}/accept",
+    summary="Accept a pending application (the gig's owner): opens the order awaiting payment",
+    description="One transaction: this application accepted, the gig's other pending ones rejected, the"
+    " gig in_progress, the order opened (ORDER_UPDATE to both parties).",
+    auth=True,
+    response=Accepted,
+    errors=_ACTION_ERRORS,
+)
 async def accept(request: web.Request) -> web.Response:
     """Accept a pending application (the gig's owner, gig open or closed): the order opens awaiting
     payment, the gig goes in_progress, the gig's other pending applications are rejected."""
@@ -258,139 +331,4 @@ async def accept(request: web.Request) -> web.Response:
             actor_id=claims.user_id,
             fee_bps=fee_bps,
         )
-    return ok({"application": application_json(row), "order": order})
-
-
-_APPLICATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "id",
-        "gigId",
-        "doerId",
-        "proposal",
-        "bidAmount",
-        "currency",
-        "status",
-        "createdAt",
-        "updatedAt",
-    ],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "gigId": {"type": "string", "format": "uuid"},
-        "doerId": {"type": "string", "format": "uuid"},
-        "proposal": {"type": "string"},
-        "bidAmount": {"type": "integer", "minimum": 1, "description": "paise"},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "status": {"type": "string", "enum": list(_APP_STATUSES)},
-        "createdAt": {"type": "integer", "description": "epoch milliseconds"},
-        "updatedAt": {"type": "integer", "description": "epoch milliseconds"},
-    },
-}
-_ONE = json_response(envelope(_APPLICATION_SCHEMA))
-_TAGS = ["applications"]
-_PAGING = [
-    {
-        "name": "status",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string", "enum": list(_APP_STATUSES)},
-    },
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
-    },
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
-]
-
-
-def _action(summary: str) -> dict[str, Any]:
-    return {
-        "post": {
-            "summary": summary,
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the application's id")],
-            "responses": {"200": _ONE, **errors(401, 403, 404, 409)},
-        }
-    }
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/gigs/{id}/applications": {
-        "post": {
-            "summary": "Apply to an open gig (doer role; once per gig; not one's own gig)",
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id")],
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["proposal", "bidAmount"],
-                    "properties": {
-                        "proposal": {"type": "string", "minLength": 1, "maxLength": 5000},
-                        "bidAmount": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": MAX_MONEY,
-                            "description": "paise",
-                        },
-                    },
-                }
-            ),
-            "responses": {
-                "201": json_response(envelope(_APPLICATION_SCHEMA), "created"),
-                **errors(400, 401, 403, 404, 409),
-            },
-        },
-        "get": {
-            "summary": "The applications to a gig, newest first (the gig's owner)",
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": [path_id(description="the gig's id"), *_PAGING],
-            "responses": {
-                "200": json_response(list_envelope(_APPLICATION_SCHEMA)),
-                **errors(400, 401, 403, 404),
-            },
-        },
-    },
-    "/api/applications/mine": {
-        "get": {
-            "summary": "The caller's own applications, newest first",
-            "tags": _TAGS,
-            "security": BEARER,
-            "parameters": _PAGING,
-            "responses": {"200": json_response(list_envelope(_APPLICATION_SCHEMA)), **errors(400, 401)},
-        }
-    },
-    "/api/applications/{id}/withdraw": _action("Withdraw one's own pending application"),
-    "/api/applications/{id}/reject": _action("Reject a pending application (the gig's owner)"),
-    "/api/applications/{id}/accept": {
-        "post": {
-            **_action("")["post"],
-            "summary": "Accept a pending application (the gig's owner): opens the order awaiting payment",
-            "description": "One transaction: this application accepted, the gig's other pending ones"
-            " rejected,"
-            " the gig in_progress, the order opened (ORDER_UPDATE to both parties).",
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["application", "order"],
-                            "properties": {"application": _APPLICATION_SCHEMA, "order": ORDER_SCHEMA},
-                        }
-                    )
-                ),
-                **errors(401, 403, 404, 409),
-            },
-        }
-    },
-}
+    return ok(Accepted(application=load(Application, row), order=order))

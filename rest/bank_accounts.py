@@ -9,41 +9,54 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
+from rest.api import Body, FieldErrors, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.gateway import BankDetails, GatewayError, gateway_for
-from rest.http import Fields, ok, path_uuid, read_json, require_user
+from rest.gig_search import EpochMs, Uuid
+from rest.gigs import Deleted
+from rest.http import path_uuid, require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.openapi import BEARER, deleted_item, envelope, errors, json_body, json_response, path_id
-from rest.order_states import has_control, ms
+from rest.order_states import has_control
 
 if TYPE_CHECKING:
     from rest.ledger import Conn
 
-routes = web.RouteTableDef()
+routes = Routes("wallet")
 
-_IFSC = re.compile(r"[A-Z]{4}0[A-Z0-9]{6}")
-_NUMBER = re.compile(r"[0-9]{9,18}")
+# Every column, and the masked number the API shows instead of the full one (never stored).
+_ROW = "*, 'XXXXXX' || last4 AS account_number_masked"
 
 
-def bank_json(row: Any) -> dict[str, Any]:
+class BankAccountInput(Body):
+    """POST /api/bank-accounts."""
+
+    holder_name: Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+    ifsc: Annotated[str, msgspec.Meta(pattern="^[A-Z]{4}0[A-Z0-9]{6}$")]
+    account_number: Annotated[str, msgspec.Meta(pattern="^[0-9]{9,18}$")]
+
+    def __post_init__(self) -> None:
+        if has_control(self.holder_name):
+            raise FieldErrors({"holderName": "must not contain control characters"})
+
+
+class BankAccount(Wire):
     """A bank account as the API shows it: never the full number."""
-    return {
-        "id": str(row["id"]),
-        "holderName": row["holder_name"],
-        "ifsc": row["ifsc"],
-        "last4": row["last4"],
-        "accountNumberMasked": "XXXXXX" + row["last4"],
-        "status": row["status"],
-        "createdAt": ms(row["created_at"]),
-    }
+
+    id: Uuid
+    holder_name: str
+    ifsc: str
+    last4: Annotated[str, msgspec.Meta(pattern="^[0-9]{4}$")]
+    account_number_masked: str
+    status: Literal["unverified", "verifying", "verified", "failed"]
+    created_at: EpochMs
 
 
 async def settle_validation(
@@ -64,18 +77,20 @@ async def settle_validation(
     return status if done else "stale"
 
 
-@routes.post("/api/bank-accounts")
-async def add_account(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/bank-accounts",
+    summary="Add a bank account (starts unverified; the number is never returned in full)",
+    auth=True,
+    body=BankAccountInput,
+    response=BankAccount,
+    status=201,
+    parameters=(PARAMETER,),
+    errors=(409, 422, 502),
+)
+async def add_account(request: web.Request, body: BankAccountInput) -> web.Response:
     """Add a bank account {holderName, ifsc, accountNumber}; it starts unverified."""
     claims = require_user(request)
-    f = Fields(await read_json(request))
-    f.unknown(["holderName", "ifsc", "accountNumber"])
-    holder = f.text("holderName", max_len=120)
-    ifsc = f.text("ifsc", pattern=_IFSC)
-    number = f.text("accountNumber", pattern=_NUMBER)
-    if isinstance(holder, str) and has_control(holder):
-        f.errors["holderName"] = "must not contain control characters"
-    f.check()
+    holder, ifsc, number = body.holder_name, body.ifsc, body.account_number
     settings = request.app[SETTINGS]
     digest = hmac.new(settings.jwt_secret.encode(), f"{claims.user_id}:{number}".encode(), hashlib.sha256)
 
@@ -98,7 +113,7 @@ async def add_account(request: web.Request) -> web.Response:
         try:
             row = await pool.fetchrow(
                 "INSERT INTO bank_accounts (id, user_id, holder_name, ifsc, last4, number_hash,"
-                " fund_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                f" fund_account_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_ROW}",
                 account_id,
                 claims.user_id,
                 holder,
@@ -109,23 +124,30 @@ async def add_account(request: web.Request) -> web.Response:
             )
         except asyncpg.UniqueViolationError:
             raise ApiError("conflict", "You have already added this bank account.") from None
-        return ok(bank_json(row), status=201)
+        return ok(load(BankAccount, row), status=201)
 
     return await idempotent(request, claims.user_id, run)
 
 
-@routes.get("/api/bank-accounts")
+@routes.get("/api/bank-accounts", summary="My bank accounts", auth=True, response=list[BankAccount])
 async def list_accounts(request: web.Request) -> web.Response:
     """My bank accounts, oldest first."""
     claims = require_user(request)
     rows = await request.app[POOL].fetch(
-        "SELECT * FROM bank_accounts WHERE user_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        f"SELECT {_ROW} FROM bank_accounts WHERE user_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
         claims.user_id,
     )
-    return ok([bank_json(r) for r in rows])
+    return ok(load_all(BankAccount, rows))
 
 
-@routes.delete("/api/bank-accounts/{id}")
+@routes.delete(
+    "/api/bank-accounts/{id}",
+    summary="Remove a bank account of mine",
+    auth=True,
+    response=Deleted,
+    parameters=(PARAMETER,),
+    errors=(400, 404, 409, 422),
+)
 async def delete_account(request: web.Request) -> web.Response:
     """Remove one of my bank accounts (409 while a withdrawal to it is under way)."""
     claims = require_user(request)
@@ -149,12 +171,19 @@ async def delete_account(request: web.Request) -> web.Response:
             if busy:
                 raise ApiError("conflict", "A withdrawal to this account is under way; remove it afterwards.")
             await conn.execute("UPDATE bank_accounts SET deleted_at = now() WHERE id = $1", account_id)
-        return ok({"id": account_id, "deleted": True})
+        return ok(Deleted(id=account_id))
 
     return await idempotent(request, claims.user_id, run)
 
 
-@routes.post("/api/bank-accounts/{id}/verify")
+@routes.post(
+    "/api/bank-accounts/{id}/verify",
+    summary="Verify a bank account of mine by a penny drop through the gateway",
+    auth=True,
+    response=BankAccount,
+    parameters=(PARAMETER,),
+    errors=(400, 404, 409, 422, 502),
+)
 async def verify_account(request: web.Request) -> web.Response:
     """Penny-drop one of my bank accounts through the gateway; answers the account with its new status
     (verified, failed, or verifying while the gateway has not answered)."""
@@ -164,14 +193,14 @@ async def verify_account(request: web.Request) -> web.Response:
 
     async def run() -> web.Response:
         row = await pool.fetchrow(
-            "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
+            f"SELECT {_ROW} FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL",
             account_id,
             claims.user_id,
         )
         if row is None:
             raise ApiError("not_found", "No such bank account of yours.")
         if row["status"] in ("verified", "failed"):
-            return ok(bank_json(row))
+            return ok(load(BankAccount, row))
         try:
             result = await gateway_for(request.app[SETTINGS]).validate_account(
                 fund_account_id=row["fund_account_id"], reference=account_id
@@ -193,80 +222,7 @@ async def verify_account(request: web.Request) -> web.Response:
                 validation_id=result.id,
                 active=result.account_active,
             )
-            fresh = await conn.fetchrow("SELECT * FROM bank_accounts WHERE id = $1", account_id)
-        return ok(bank_json(fresh))
+            fresh = await conn.fetchrow(f"SELECT {_ROW} FROM bank_accounts WHERE id = $1", account_id)
+        return ok(load(BankAccount, fresh))
 
     return await idempotent(request, claims.user_id, run)
-
-
-BANK_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "holderName", "ifsc", "last4", "accountNumberMasked", "status", "createdAt"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "holderName": {"type": "string"},
-        "ifsc": {"type": "string"},
-        "last4": {"type": "string", "pattern": "^[0-9]{4}$"},
-        "accountNumberMasked": {"type": "string"},
-        "status": {"enum": ["unverified", "verifying", "verified", "failed"]},
-        "createdAt": {"type": "integer"},
-    },
-}
-_ID = [path_id(description="the bank account's id")]
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/bank-accounts": {
-        "post": {
-            "summary": "Add a bank account (starts unverified; the number is never returned in full)",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "parameters": [PARAMETER],
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "required": ["holderName", "ifsc", "accountNumber"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "holderName": {"type": "string", "pattern": "\\S", "maxLength": 120},
-                        "ifsc": {"type": "string", "pattern": "^[A-Z]{4}0[A-Z0-9]{6}$"},
-                        "accountNumber": {"type": "string", "pattern": "^[0-9]{9,18}$"},
-                    },
-                }
-            ),
-            "responses": {"201": json_response(envelope(BANK_SCHEMA)), **errors(400, 401, 409, 422, 502)},
-        },
-        "get": {
-            "summary": "My bank accounts",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "responses": {
-                "200": json_response(envelope({"type": "array", "items": BANK_SCHEMA})),
-                **errors(401),
-            },
-        },
-    },
-    "/api/bank-accounts/{id}": {
-        "delete": {
-            "summary": "Remove a bank account of mine",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "parameters": [*_ID, PARAMETER],
-            "responses": {
-                "200": json_response(envelope(deleted_item())),
-                **errors(400, 401, 404, 409, 422),
-            },
-        }
-    },
-    "/api/bank-accounts/{id}/verify": {
-        "post": {
-            "summary": "Verify a bank account of mine by a penny drop through the gateway",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "parameters": [*_ID, PARAMETER],
-            "responses": {
-                "200": json_response(envelope(BANK_SCHEMA)),
-                **errors(400, 401, 404, 409, 422, 502),
-            },
-        }
-    },
-}

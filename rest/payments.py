@@ -9,15 +9,16 @@ and the other finds it funded: the order row lock makes it once. In dev (sandbox
 from __future__ import annotations
 
 import logging
-import re
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
 from rest import ledger
+from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
 from rest.errors import ApiError
 from rest.gateway import (
     Gateway,
@@ -29,20 +30,57 @@ from rest.gateway import (
     signature_ok,
 )
 from rest.gateway_sandbox import SandboxGateway
-from rest.http import Fields, ok, read_json, require_user
+from rest.gig_search import Uuid
+from rest.http import require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.openapi import BEARER, envelope, errors, json_body, json_response
-from rest.order_states import ORDER_SCHEMA, order_json
+from rest.order_states import order_json
 from rest.orders import transition
 
 if TYPE_CHECKING:
     from rest.ledger import Conn
 
 log = logging.getLogger("gigwire.payments")
-routes = web.RouteTableDef()
+routes = Routes("payments")
 
-_UUID = re.compile(r"[0-9a-fA-F-]{36}")
-_GATEWAY_ID = re.compile(r"[A-Za-z0-9_]{1,64}")
+GatewayId = Annotated[str, msgspec.Meta(pattern="^[A-Za-z0-9_]{1,64}$")]
+
+
+class PayInput(Body):
+    """POST /api/payments/create-order."""
+
+    order_id: Annotated[str, msgspec.Meta(pattern="^[0-9a-fA-F-]{36}$", extra_json_schema={"format": "uuid"})]
+
+    def __post_init__(self) -> None:
+        try:
+            self.order_id = str(uuid.UUID(self.order_id))
+        except ValueError:
+            raise FieldErrors({"orderId": "is not a UUID"}) from None
+
+
+class Checkout(Wire):
+    """What the checkout SDK needs to pay an order's escrow: the gateway order and the public key."""
+
+    key_id: str
+    gateway_order_id: str
+    amount: Annotated[int, msgspec.Meta(ge=1, description="paise")]
+    currency: str
+    order_id: Uuid
+    status: Annotated[str, msgspec.Meta(description="the order's status")]
+
+
+class CheckoutResult(Body, rename=None):
+    """What the checkout SDK hands the client once paid (Razorpay's names): the body of
+    POST /api/payments/verify, and the answer of the sandbox checkout."""
+
+    razorpay_order_id: GatewayId
+    razorpay_payment_id: GatewayId
+    razorpay_signature: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class SandboxCheckoutInput(Body):
+    """POST /api/dev/sandbox/checkout."""
+
+    gateway_order_id: GatewayId
 
 
 async def fund_order(
@@ -120,20 +158,19 @@ async def _refund_stray(
     )
 
 
-@routes.post("/api/payments/create-order")
-async def create_order(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/payments/create-order",
+    summary="Client: the gateway order to pay an order's escrow (created once per order)",
+    auth=True,
+    body=PayInput,
+    response=Checkout,
+    parameters=(PARAMETER,),
+    errors=(403, 404, 409, 422, 502),
+)
+async def create_order(request: web.Request, body: PayInput) -> web.Response:
     """Client of a pending_payment order: the gateway order to pay (created once, then returned again)."""
     claims = require_user(request)
-    f = Fields(await read_json(request))
-    f.unknown(["orderId"])
-    order_id = f.text("orderId", pattern=_UUID)
-    f.check()
-    try:
-        order_id = str(uuid.UUID(order_id))
-    except ValueError:
-        raise ApiError(
-            "bad_request", "Fix these fields: orderId.", details={"fields": {"orderId": "is not a UUID"}}
-        ) from None
+    order_id = body.order_id
     settings = request.app[SETTINGS]
 
     async def run() -> web.Response:
@@ -168,31 +205,35 @@ async def create_order(request: web.Request) -> web.Response:
                     gateway_order_id,
                 )
         return ok(
-            {
-                "keyId": settings.razorpay_key_id,
-                "gatewayOrderId": gateway_order_id,
-                "amount": row["amount"],
-                "currency": row["currency"],
-                "orderId": order_id,
-                "status": row["status"],
-            }
+            Checkout(
+                key_id=settings.razorpay_key_id,
+                gateway_order_id=gateway_order_id,
+                amount=row["amount"],
+                currency=row["currency"],
+                order_id=order_id,
+                status=row["status"],
+            )
         )
 
     return await idempotent(request, claims.user_id, run)
 
 
-@routes.post("/api/payments/verify")
-async def verify(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/payments/verify",
+    summary="Client: verify the checkout's signature and fund the order's escrow",
+    auth=True,
+    body=CheckoutResult,
+    # The Order (rest/order_states.py order_json): untyped until the order routes are converted.
+    response=dict[str, Any],
+    parameters=(PARAMETER,),
+    errors=(404, 409, 422, 502),
+)
+async def verify(request: web.Request, body: CheckoutResult) -> web.Response:
     """The checkout's answer: signature checked with the key secret against the gateway order id we
     stored for one of the caller's orders; funds the order (once, whoever comes first)."""
     claims = require_user(request)
-    f = Fields(await read_json(request))
-    names = ("razorpay_order_id", "razorpay_payment_id", "razorpay_signature")
-    f.unknown(names)
-    gateway_order_id = f.text("razorpay_order_id", pattern=_GATEWAY_ID)
-    payment_id = f.text("razorpay_payment_id", pattern=_GATEWAY_ID)
-    signature = f.text("razorpay_signature", max_len=128)
-    f.check()
+    gateway_order_id, payment_id = body.razorpay_order_id, body.razorpay_payment_id
+    signature = body.razorpay_signature
     settings = request.app[SETTINGS]
 
     async def run() -> web.Response:
@@ -226,7 +267,15 @@ async def verify(request: web.Request) -> web.Response:
     return await idempotent(request, claims.user_id, run)
 
 
-@routes.post("/api/dev/sandbox/checkout")
+@routes.post(
+    "/api/dev/sandbox/checkout",
+    summary="Dev only: complete a sandbox checkout (404 in production)",
+    auth=True,
+    body=SandboxCheckoutInput,
+    parse=False,  # a production server answers 404 before looking at the caller or the body
+    response=CheckoutResult,
+    errors=(400, 404),
+)
 async def sandbox_checkout(request: web.Request) -> web.Response:
     """Dev only (sandbox gateway): complete the checkout of a gateway order the caller's order holds and
     return what the checkout SDK would hand the client. 404 in production or with a real gateway."""
@@ -234,10 +283,7 @@ async def sandbox_checkout(request: web.Request) -> web.Response:
     if not settings.is_dev or settings.payment_gateway != "sandbox":
         raise ApiError("not_found", f"No route POST {request.path}; see /api/docs for the routes.")
     claims = require_user(request)
-    f = Fields(await read_json(request))
-    f.unknown(["gatewayOrderId"])
-    gateway_order_id = f.text("gatewayOrderId", pattern=_GATEWAY_ID)
-    f.check()
+    gateway_order_id = (await read_body(request, SandboxCheckoutInput)).gateway_order_id
     found = await request.app[POOL].fetchval(
         "SELECT 1 FROM orders WHERE payment_gateway_order_id = $1 AND client_id = $2",
         gateway_order_id,
@@ -245,91 +291,4 @@ async def sandbox_checkout(request: web.Request) -> web.Response:
     )
     if found is None:
         raise ApiError("not_found", "No order of yours has this gateway order id; call create-order first.")
-    return ok(SandboxGateway(settings).checkout(gateway_order_id))
-
-
-_CHECKOUT = {
-    "type": "object",
-    "required": ["razorpay_order_id", "razorpay_payment_id", "razorpay_signature"],
-    "properties": {
-        "razorpay_order_id": {"type": "string"},
-        "razorpay_payment_id": {"type": "string"},
-        "razorpay_signature": {"type": "string"},
-    },
-}
-_CHECKOUT_IN = {
-    **_CHECKOUT,
-    "additionalProperties": False,
-    "properties": {
-        "razorpay_order_id": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
-        "razorpay_payment_id": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"},
-        "razorpay_signature": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "\\S"},
-    },
-}
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/payments/create-order": {
-        "post": {
-            "summary": "Client: the gateway order to pay an order's escrow (created once per order)",
-            "tags": ["payments"],
-            "security": BEARER,
-            "parameters": [PARAMETER],
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "required": ["orderId"],
-                    "additionalProperties": False,
-                    "properties": {"orderId": {"type": "string", "format": "uuid"}},
-                }
-            ),
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["keyId", "gatewayOrderId", "amount", "currency", "orderId"],
-                            "properties": {
-                                "keyId": {"type": "string"},
-                                "gatewayOrderId": {"type": "string"},
-                                "amount": {"type": "integer", "minimum": 1},
-                                "currency": {"type": "string"},
-                                "orderId": {"type": "string", "format": "uuid"},
-                                "status": {"type": "string"},
-                            },
-                        }
-                    )
-                ),
-                **errors(400, 401, 403, 404, 409, 422, 502),
-            },
-        }
-    },
-    "/api/payments/verify": {
-        "post": {
-            "summary": "Client: verify the checkout's signature and fund the order's escrow",
-            "tags": ["payments"],
-            "security": BEARER,
-            "parameters": [PARAMETER],
-            "requestBody": json_body(_CHECKOUT_IN),
-            "responses": {
-                "200": json_response(envelope(ORDER_SCHEMA)),
-                **errors(400, 401, 404, 409, 422, 502),
-            },
-        }
-    },
-    "/api/dev/sandbox/checkout": {
-        "post": {
-            "summary": "Dev only: complete a sandbox checkout (404 in production)",
-            "tags": ["payments"],
-            "security": BEARER,
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "required": ["gatewayOrderId"],
-                    "additionalProperties": False,
-                    "properties": {"gatewayOrderId": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}},
-                }
-            ),
-            "responses": {"200": json_response(envelope(_CHECKOUT)), **errors(400, 401, 404)},
-        }
-    },
-}
+    return ok(msgspec.convert(SandboxGateway(settings).checkout(gateway_order_id), CheckoutResult))

@@ -11,24 +11,25 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
 from rest import ledger
+from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.gateway import Gateway, GatewayError, gateway_for
-from rest.http import Fields, ok, query_int, read_json, require_user
+from rest.gig_search import EpochMs, Uuid
+from rest.http import query_int, require_user
 from rest.idempotency import PARAMETER, idempotent, key_of
-from rest.openapi import BEARER, envelope, errors, json_body, json_response
-from rest.order_states import ms
 
 if TYPE_CHECKING:
     from rest.ledger import Conn
 
 log = logging.getLogger("gigwire.wallet")
-routes = web.RouteTableDef()
+routes = Routes("wallet")
 
 # status -> the statuses it may move to (forward only; failed and reversed are final).
 _FORWARD = {
@@ -146,35 +147,102 @@ async def record_payout(conn: Conn, withdrawal_id: str, outcome: PayoutOutcome) 
     return result
 
 
-@routes.get("/api/wallet/balance")
+Money = Annotated[int, msgspec.Meta(ge=0, description="paise")]
+Amount = Annotated[int, msgspec.Meta(ge=1, description="paise")]
+
+
+class Balance(Wire):
+    """The caller's wallet: available (withdrawable), in escrow on their orders as doer, lifetime
+    earnings, and on its way to a bank."""
+
+    currency: str
+    wallet_balance: Money
+    pending_balance: Money
+    total_earnings: Money
+    withdrawing: Money
+
+
+class WalletTransaction(Wire):
+    """One ledger transfer into or out of the caller's wallet."""
+
+    id: Annotated[str, msgspec.Meta(description="the transfer's number (nextCursor pages by it)")]
+    kind: str
+    direction: Literal["credit", "debit"]
+    amount: Amount
+    currency: str
+    order_id: Uuid | None
+    reference: str
+    created_at: EpochMs
+
+
+class WithdrawInput(Body):
+    """POST /api/wallet/withdraw."""
+
+    amount: Annotated[int, msgspec.Meta(ge=1, le=10**12, description="paise")]
+    bank_account_id: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=36, extra_json_schema={"format": "uuid"})
+    ]
+
+
+class Withdrawal(Wire):
+    """A withdrawal as the API shows it."""
+
+    id: Uuid
+    bank_account_id: Uuid
+    amount: Amount
+    currency: str
+    status: Literal["pending", "processing", "processed", "failed", "reversed"]
+    payout_id: str | None
+    failure_reason: str | None
+    created_at: EpochMs
+    updated_at: EpochMs
+
+
+@routes.get(
+    "/api/wallet/balance",
+    summary="My wallet: available, in escrow (as doer), lifetime earnings, being withdrawn",
+    auth=True,
+    response=Balance,
+    errors=(404,),
+)
 async def get_balance(request: web.Request) -> web.Response:
     """Available (withdrawable) balance, money in escrow on my orders as doer, lifetime earnings, and
     money on its way to a bank."""
     claims = require_user(request)
-    pool = request.app[POOL]
-    user = await pool.fetchrow(
-        "SELECT wallet_balance, pending_balance, total_earnings, currency FROM users WHERE id = $1",
+    row = await request.app[POOL].fetchrow(
+        "SELECT u.currency, u.wallet_balance, u.pending_balance, u.total_earnings,"
+        " (SELECT COALESCE(sum(w.amount), 0) FROM withdrawals w WHERE w.user_id = u.id"
+        " AND w.status IN ('pending', 'processing'))::bigint AS withdrawing"
+        " FROM users u WHERE u.id = $1",
         claims.user_id,
     )
-    if user is None:
+    if row is None:
         raise ApiError("not_found", "Your account no longer exists.")
-    withdrawing = await pool.fetchval(
-        "SELECT COALESCE(sum(amount), 0) FROM withdrawals WHERE user_id = $1"
-        " AND status IN ('pending', 'processing')",
-        claims.user_id,
-    )
-    return ok(
+    return ok(load(Balance, row))
+
+
+@routes.get(
+    "/api/wallet/transactions",
+    summary="My wallet's ledger transfers, newest first (cursor paging)",
+    auth=True,
+    response=list[WalletTransaction],
+    meta={"nextCursor": str | None},
+    parameters=(
         {
-            "currency": user["currency"],
-            "walletBalance": user["wallet_balance"],
-            "pendingBalance": user["pending_balance"],
-            "totalEarnings": user["total_earnings"],
-            "withdrawing": int(withdrawing),
-        }
-    )
-
-
-@routes.get("/api/wallet/transactions")
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
+        },
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+        },
+    ),
+    errors=(400,),
+)
 async def list_transactions(request: web.Request) -> web.Response:
     """My wallet's transfers, newest first; `?cursor=` from the previous page's nextCursor."""
     claims = require_user(request)
@@ -183,41 +251,37 @@ async def list_transactions(request: web.Request) -> web.Response:
     pool = request.app[POOL]
     currency = await pool.fetchval("SELECT currency FROM users WHERE id = $1", claims.user_id) or "INR"
     account = ledger.wallet_account(claims.user_id, currency)
+    # t.id, not the text `id` the row shows: transfers sort (and page) by their number.
     rows = await pool.fetch(
-        "SELECT * FROM ledger_transfers WHERE (debit_account = $1 OR credit_account = $1) AND id < $2"
-        " ORDER BY id DESC LIMIT $3",
+        "SELECT t.id::text AS id, t.kind, CASE WHEN t.credit_account = $1 THEN 'credit' ELSE 'debit' END"
+        " AS direction, t.amount, t.currency, t.order_id, t.reference, t.created_at FROM ledger_transfers t"
+        " WHERE (t.debit_account = $1 OR t.credit_account = $1) AND t.id < $2 ORDER BY t.id DESC LIMIT $3",
         account,
         cursor,
         limit + 1,
     )
-    items = [
-        {
-            "id": str(r["id"]),
-            "kind": r["kind"],
-            "direction": "credit" if r["credit_account"] == account else "debit",
-            "amount": r["amount"],
-            "currency": r["currency"],
-            "orderId": str(r["order_id"]) if r["order_id"] else None,
-            "reference": r["reference"],
-            "createdAt": ms(r["created_at"]),
-        }
-        for r in rows[:limit]
-    ]
-    next_cursor = str(rows[limit - 1]["id"]) if len(rows) > limit else None
-    return ok(items, nextCursor=next_cursor)
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return ok(load_all(WalletTransaction, rows[:limit]), nextCursor=next_cursor)
 
 
-@routes.post("/api/wallet/withdraw")
-async def withdraw(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/wallet/withdraw",
+    summary="Withdraw from my wallet to a verified bank account",
+    description="409 when the balance is short (details.reason insufficient_funds) or the account is"
+    " not verified. Requires Idempotency-Key.",
+    auth=True,
+    body=WithdrawInput,
+    response=Withdrawal,
+    status=201,
+    parameters=({**PARAMETER, "required": True},),
+    errors=(404, 409, 422),
+)
+async def withdraw(request: web.Request, body: WithdrawInput) -> web.Response:
     """Send `amount` of my wallet to one of my verified bank accounts. Idempotency-Key required."""
     claims = require_user(request)
-    f = Fields(await read_json(request))
-    f.unknown(["amount", "bankAccountId"])
-    amount = f.integer("amount", low=1, high=10**12)
-    bank_account_id = f.text("bankAccountId", max_len=36)
-    f.check()
+    amount = body.amount
     try:
-        bank_account_id = str(uuid.UUID(bank_account_id))
+        bank_account_id = str(uuid.UUID(body.bank_account_id))
     except ValueError:
         raise ApiError("not_found", "No such bank account of yours.") from None
     settings = request.app[SETTINGS]
@@ -236,7 +300,7 @@ async def withdraw(request: web.Request) -> web.Response:
             raise ApiError(
                 "unprocessable", "This Idempotency-Key was used for a different withdrawal; use a new key."
             )
-        return ok(withdrawal_json(row), status=201)
+        return ok(load(Withdrawal, row), status=201)
 
     async def run() -> web.Response:
         async with pool.acquire() as conn, conn.transaction():
@@ -291,138 +355,6 @@ async def withdraw(request: web.Request) -> web.Response:
             async with pool.acquire() as conn, conn.transaction():
                 await record_payout(conn, str(row["id"]), outcome)
         final = await pool.fetchrow("SELECT * FROM withdrawals WHERE id = $1", row["id"])
-        return ok(withdrawal_json(final), status=201)
+        return ok(load(Withdrawal, final), status=201)
 
     return await idempotent(request, claims.user_id, run, required=True)
-
-
-def withdrawal_json(row: Any) -> dict[str, Any]:
-    """A withdrawal as the API shows it."""
-    return {
-        "id": str(row["id"]),
-        "bankAccountId": str(row["bank_account_id"]),
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "status": row["status"],
-        "payoutId": row["payout_id"],
-        "failureReason": row["failure_reason"],
-        "createdAt": ms(row["created_at"]),
-        "updatedAt": ms(row["updated_at"]),
-    }
-
-
-_MONEY = {"type": "integer", "minimum": 0}
-WITHDRAWAL_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "bankAccountId", "amount", "currency", "status", "createdAt", "updatedAt"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "bankAccountId": {"type": "string", "format": "uuid"},
-        "amount": {"type": "integer", "minimum": 1},
-        "currency": {"type": "string"},
-        "status": {"enum": ["pending", "processing", "processed", "failed", "reversed"]},
-        "payoutId": {"type": ["string", "null"]},
-        "failureReason": {"type": ["string", "null"]},
-        "createdAt": {"type": "integer"},
-        "updatedAt": {"type": "integer"},
-    },
-}
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/wallet/balance": {
-        "get": {
-            "summary": "My wallet: available, in escrow (as doer), lifetime earnings, being withdrawn",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "object",
-                            "required": ["currency", "walletBalance", "pendingBalance", "totalEarnings"],
-                            "properties": {
-                                "currency": {"type": "string"},
-                                "walletBalance": _MONEY,
-                                "pendingBalance": _MONEY,
-                                "totalEarnings": _MONEY,
-                                "withdrawing": _MONEY,
-                            },
-                        }
-                    )
-                ),
-                **errors(401, 404),
-            },
-        }
-    },
-    "/api/wallet/transactions": {
-        "get": {
-            "summary": "My wallet's ledger transfers, newest first (cursor paging)",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "parameters": [
-                {
-                    "name": "cursor",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
-                },
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                },
-            ],
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "required": ["id", "kind", "direction", "amount", "currency", "createdAt"],
-                                "properties": {
-                                    "id": {"type": "string"},
-                                    "kind": {"type": "string"},
-                                    "direction": {"enum": ["credit", "debit"]},
-                                    "amount": {"type": "integer", "minimum": 1},
-                                    "currency": {"type": "string"},
-                                    "orderId": {"type": ["string", "null"]},
-                                    "reference": {"type": "string"},
-                                    "createdAt": {"type": "integer"},
-                                },
-                            },
-                        },
-                        {"nextCursor": {"type": ["string", "null"]}},
-                    )
-                ),
-                **errors(400, 401),
-            },
-        }
-    },
-    "/api/wallet/withdraw": {
-        "post": {
-            "summary": "Withdraw from my wallet to a verified bank account",
-            "description": "409 when the balance is short (details.reason insufficient_funds) or the account"
-            " is not verified. Requires Idempotency-Key.",
-            "tags": ["wallet"],
-            "security": BEARER,
-            "parameters": [{**PARAMETER, "required": True}],
-            "requestBody": json_body(
-                {
-                    "type": "object",
-                    "required": ["amount", "bankAccountId"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "amount": {"type": "integer", "minimum": 1, "maximum": 10**12},
-                        "bankAccountId": {"type": "string", "format": "uuid"},
-                    },
-                }
-            ),
-            "responses": {
-                "201": json_response(envelope(WITHDRAWAL_SCHEMA)),
-                **errors(400, 401, 404, 409, 422),
-            },
-        }
-    },
-}

@@ -12,15 +12,15 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
+from rest.api import Routes, Wire, ok
 from rest.bank_accounts import settle_validation
 from rest.errors import ApiError
 from rest.gateway import Gateway, gateway_for, signature_ok, webhook_signature
-from rest.http import ok
-from rest.openapi import errors, json_response
 from rest.payments import fund_order
 from rest.wallet import settle_withdrawal
 
@@ -28,7 +28,20 @@ if TYPE_CHECKING:
     from rest.ledger import Conn
 
 log = logging.getLogger("gigwire.webhooks")
-routes = web.RouteTableDef()
+routes = Routes("payments")
+
+
+class GatewayEvent(msgspec.Struct):
+    """A gateway event as Razorpay sends it (only `event` is read before dispatching on it)."""
+
+    event: str
+
+
+class WebhookOutcome(Wire):
+    """What became of an event: its id and outcome ("duplicate" when it was applied before)."""
+
+    event_id: str
+    outcome: str
 
 
 def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -102,7 +115,21 @@ async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gatewa
     return "ignored"
 
 
-@routes.post("/api/webhooks/payment")
+@routes.post(
+    "/api/webhooks/payment",
+    summary="Payment gateway events (Razorpay format), signed with X-Razorpay-Signature",
+    description="payment.captured / order.paid fund the order; refund.processed; payout.processed,"
+    " payout.failed, payout.reversed; fund_account.validation.*. Each event is applied once (by"
+    " X-Razorpay-Event-Id, else a hash of the body); others are answered 200 and ignored.",
+    body=GatewayEvent,
+    parse=False,  # the signature is checked over the raw bytes before they are parsed
+    response=WebhookOutcome,
+    parameters=(
+        {"name": "X-Razorpay-Signature", "in": "header", "required": True, "schema": {"type": "string"}},
+        {"name": "X-Razorpay-Event-Id", "in": "header", "required": False, "schema": {"type": "string"}},
+    ),
+    errors=(502, 503),
+)
 async def payment_webhook(request: web.Request) -> web.Response:
     """Verify, deduplicate and apply one gateway event; answer quickly with its outcome."""
     settings = request.app[SETTINGS]
@@ -130,56 +157,8 @@ async def payment_webhook(request: web.Request) -> web.Response:
             event,
         )
         if not fresh:
-            return ok({"eventId": event_id, "outcome": "duplicate"})
+            return ok(WebhookOutcome(event_id=event_id, outcome="duplicate"))
         outcome = await apply_event(conn, event_type, event, gateway_for(settings))
         await conn.execute("UPDATE gateway_events SET outcome = $2 WHERE event_id = $1", event_id, outcome)
     log.info("gateway event", extra={"event": event_type, "event_id": event_id, "outcome": outcome})
-    return ok({"eventId": event_id, "outcome": outcome})
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/webhooks/payment": {
-        "post": {
-            "summary": "Payment gateway events (Razorpay format), signed with X-Razorpay-Signature",
-            "description": "payment.captured / order.paid fund the order; refund.processed; payout.processed,"
-            " payout.failed, payout.reversed; fund_account.validation.*. Each event is applied once (by"
-            " X-Razorpay-Event-Id, else a hash of the body); others are answered 200 and ignored.",
-            "tags": ["payments"],
-            "parameters": [
-                {
-                    "name": "X-Razorpay-Signature",
-                    "in": "header",
-                    "required": True,
-                    "schema": {"type": "string"},
-                },
-                {
-                    "name": "X-Razorpay-Event-Id",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                },
-            ],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": "object", "required": ["event"]}}},
-            },
-            "responses": {
-                "200": json_response(
-                    {
-                        "type": "object",
-                        "required": ["success", "data"],
-                        "properties": {
-                            "success": {"const": True},
-                            "data": {
-                                "type": "object",
-                                "required": ["eventId", "outcome"],
-                                "properties": {"eventId": {"type": "string"}, "outcome": {"type": "string"}},
-                            },
-                        },
-                    }
-                ),
-                **errors(400, 502, 503),
-            },
-        }
-    },
-}
+    return ok(WebhookOutcome(event_id=event_id, outcome=outcome))
