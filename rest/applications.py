@@ -3,7 +3,7 @@ rejects or accepts them, the doer lists their own and withdraws a pending one.
 
 Accepting is one transaction under the gig's row lock: the application becomes accepted, every other
 pending application of the gig is rejected, the gig goes in_progress and the order is opened
-(awaiting payment) through rest.orders.open_order, so two concurrent accepts make exactly one order.
+(awaiting payment) through domain.orders.open_order, so two concurrent accepts make exactly one order.
 applications_count counts the applications that were not withdrawn: +1 on apply, -1 on withdraw.
 
 Authorization: an application is visible to its doer and to the gig's owner; anyone else gets 404.
@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import asyncpg
 from aiohttp import web
 
+from domain import orders
 from hub import outbox
+from hub.clock import epoch_ms
 from hub.keys import POOL, SETTINGS
-from rest import orders
 from rest.errors import ApiError
-from rest.gig_search import MAX_MONEY, STORABLE, ms
+from rest.gig_search import MAX_MONEY, STORABLE
 from rest.gigs import owned_gig, require_role
 from rest.http import Fields, ok, path_uuid, query_int, read_json, require_user
 from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
-from rest.order_states import ORDER_SCHEMA
+from rest.order_schemas import ORDER_SCHEMA
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = web.RouteTableDef()
 
@@ -47,8 +48,8 @@ def application_json(row: asyncpg.Record) -> dict[str, Any]:
         "bidAmount": row["bid_amount"],
         "currency": row["currency"],
         "status": row["status"],
-        "createdAt": ms(row["created_at"]),
-        "updatedAt": ms(row["updated_at"]),
+        "createdAt": epoch_ms(row["created_at"]),
+        "updatedAt": epoch_ms(row["updated_at"]),
     }
 
 

@@ -16,16 +16,18 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from aiohttp import web
 
+from domain.gateway import BankDetails, GatewayError
+from domain.gateways import gateway_for
+from hub.clock import epoch_ms
 from hub.keys import POOL, SETTINGS
 from rest.errors import ApiError
-from rest.gateway import BankDetails, GatewayError, gateway_for
 from rest.http import Fields, ok, path_uuid, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
 from rest.openapi import BEARER, deleted_item, envelope, errors, json_body, json_response, path_id
-from rest.order_states import has_control, ms
+from rest.order_schemas import has_control
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 routes = web.RouteTableDef()
 
@@ -42,7 +44,7 @@ def bank_json(row: Any) -> dict[str, Any]:
         "last4": row["last4"],
         "accountNumberMasked": "XXXXXX" + row["last4"],
         "status": row["status"],
-        "createdAt": ms(row["created_at"]),
+        "createdAt": epoch_ms(row["created_at"]),
     }
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from domain import ledger
 from hub.keys import POOL
-from rest import idempotency, ledger
+from rest import idempotency
 from rest.errors import ApiError
 from rest.gig_search import GIG_COLUMNS, GIG_SCHEMA, gig_json
 from rest.gigs import owned_gig

@@ -12,12 +12,11 @@ import asyncpg
 from aiohttp import web
 from multidict import MultiMapping
 
+from hub.clock import epoch_ms
 from rest.errors import ApiError
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    from hub.db import Conn
 
 CATEGORIES = (
     "design",
@@ -59,11 +58,6 @@ GIG_COLUMNS = (
 )
 
 
-def ms(value: dt.datetime | None) -> int | None:
-    """A timestamp as epoch milliseconds (None stays None)."""
-    return None if value is None else int(value.timestamp() * 1000)
-
-
 def gig_json(row: asyncpg.Record | None) -> dict[str, Any]:
     """The wire shape of a gig (seeds/004 4.1, camelCase) from a row selected with GIG_COLUMNS
     (a row the caller knows exists: None is a bug, raised as an error)."""
@@ -80,15 +74,15 @@ def gig_json(row: asyncpg.Record | None) -> dict[str, Any]:
         "budgetMin": row["budget_min"],
         "budgetMax": row["budget_max"],
         "currency": row["currency"],
-        "deadline": ms(row["deadline"]),
+        "deadline": epoch_ms(row["deadline"]),
         "attachments": row["attachments"],
         "status": row["status"],
         "applicationsCount": row["applications_count"],
         "viewsCount": row["views_count"],
         "isBoosted": bool(row["boosted_now"]),
-        "boostedUntil": ms(row["boosted_until"]),
-        "createdAt": ms(row["created_at"]),
-        "updatedAt": ms(row["updated_at"]),
+        "boostedUntil": epoch_ms(row["boosted_until"]),
+        "createdAt": epoch_ms(row["created_at"]),
+        "updatedAt": epoch_ms(row["updated_at"]),
     }
 
 

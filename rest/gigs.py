@@ -43,7 +43,7 @@ from rest.openapi import (
 )
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = web.RouteTableDef()
 

@@ -16,27 +16,28 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from aiohttp import web
 
-from hub.keys import POOL, SETTINGS
-from rest import ledger
-from rest.errors import ApiError
-from rest.gateway import (
+from domain import ledger
+from domain.gateway import (
     Gateway,
     GatewayError,
     RefundUnconfirmed,
     checkout_signature,
-    gateway_for,
     refund_once,
     signature_ok,
 )
-from rest.gateway_sandbox import SandboxGateway
+from domain.gateway_sandbox import SandboxGateway
+from domain.gateways import gateway_for
+from domain.order_states import order_json
+from domain.orders import transition
+from hub.keys import POOL, SETTINGS
+from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
 from rest.idempotency import PARAMETER, idempotent
 from rest.openapi import BEARER, envelope, errors, json_body, json_response
-from rest.order_states import ORDER_SCHEMA, order_json
-from rest.orders import transition
+from rest.order_schemas import ORDER_SCHEMA
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.payments")
 routes = web.RouteTableDef()

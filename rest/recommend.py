@@ -20,7 +20,7 @@ from rest.http import ok, query_int, require_user
 from rest.openapi import BEARER, envelope, errors, json_response
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = web.RouteTableDef()
 

@@ -15,17 +15,18 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from domain.gateway import Gateway, signature_ok, webhook_signature
+from domain.gateways import gateway_for
+from domain.payouts import settle_withdrawal
 from hub.keys import POOL, SETTINGS
 from rest.bank_accounts import settle_validation
 from rest.errors import ApiError
-from rest.gateway import Gateway, gateway_for, signature_ok, webhook_signature
 from rest.http import ok
 from rest.openapi import errors, json_response
 from rest.payments import fund_order
-from rest.wallet import settle_withdrawal
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.webhooks")
 routes = web.RouteTableDef()

@@ -26,7 +26,7 @@ from workers.listen import sleep_or_stop, wait_any
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from workers.notify import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.workers.push")
 
