@@ -97,9 +97,11 @@ async def transition(
     payment_id (and gateway_order_id to check). is_admin=True lets an admin resolve; gateway=<Gateway>
     is needed by moves that refund (cancel after funding, resolve with refund).
 
-    Errors: 404 when the order does not exist or the actor is neither a participant nor an admin;
-    403 when the actor's role can never make this action; 409 (details: status, escrowState) when the
-    action is not legal from the current state; 502 when the gateway refuses a refund (nothing changed)."""
+    DomainError codes (HTTP status): not_found (404) when the order does not exist or the actor is
+    neither a participant nor an admin; forbidden (403) when the actor's role can never make this
+    action; conflict (409, details: status, escrowState) when the action is not legal from the
+    current state; bad_gateway (502) when the gateway refuses a refund or its outcome is unknown, and
+    unavailable (503) when no refund can be sent (nothing changed in either case)."""
     is_admin = bool(args.pop("is_admin", False))
     if action == "resolve":
         outcome = args.get("outcome")

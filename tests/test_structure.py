@@ -74,30 +74,32 @@ def _imported(node: ast.Import | ast.ImportFrom, name: str, is_package: bool, kn
     return [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
 
 
+def _imports(node: ast.AST, typing_only: bool = False) -> Iterator[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement under `node`, anywhere (functions included), with whether it sits under
+    `if TYPE_CHECKING:`."""
+    if isinstance(node, ast.If) and _is_type_checking(node.test):
+        for stmt in node.body:
+            yield from _imports(stmt, True)
+        for stmt in node.orelse:
+            yield from _imports(stmt, typing_only)
+    elif isinstance(node, ast.Import | ast.ImportFrom):
+        yield node, typing_only
+    else:
+        for child in ast.iter_child_nodes(node):
+            yield from _imports(child, typing_only)
+
+
 def edges(root: Path) -> list[Edge]:
     """Every import between modules of PACKAGES under `root`."""
     known = modules(root)
     found: list[Edge] = []
     for name, path in known.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
         relative = str(path.relative_to(root))
-
-        def walk(node: ast.AST, typing_only: bool, name: str = name, relative: str = relative) -> None:
-            if isinstance(node, ast.If) and _is_type_checking(node.test):
-                for child in node.body:
-                    walk(child, True)
-                for child in node.orelse:
-                    walk(child, typing_only)
-                return
-            if isinstance(node, ast.Import | ast.ImportFrom):
-                for target in _imported(node, name, relative.endswith("__init__.py"), set(known)):
-                    if target.split(".")[0] in PACKAGES:
-                        found.append(Edge(name, target, relative, node.lineno, typing_only))
-                return
-            for child in ast.iter_child_nodes(node):
-                walk(child, typing_only)
-
-        walk(tree, False)
+        is_package = path.name == "__init__.py"
+        for node, typing_only in _imports(ast.parse(path.read_text(), filename=str(path))):
+            for target in _imported(node, name, is_package, set(known)):
+                if target.split(".")[0] in PACKAGES:
+                    found.append(Edge(name, target, relative, node.lineno, typing_only))
     return found
 
 
