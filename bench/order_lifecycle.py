@@ -4,7 +4,7 @@ released), through the real HTTP endpoints with the sandbox gateway.
 Creates a scratch database on PostgreSQL at 127.0.0.1:5432 (or BENCH_ADMIN_DSN), migrates it, makes
 `--users` users with access tokens, serves the whole app on a loopback port, and runs `--concurrency`
 workers that each drive whole lifecycles between random client/doer pairs until `--orders` are done.
-Orders are opened with rest.orders.open_order (what accepting an application calls); every other step
+Orders are opened with domain.orders.open_order (what accepting an application calls); every other step
 is an HTTP request. Prints lifecycles/s, per-step p50/p99, and the ledger audit, then drops the database.
 
     .venv/bin/python -m bench.order_lifecycle [--orders 400] [--concurrency 16] [--users 40]
@@ -28,13 +28,13 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
+from domain.ledger import audit
+from domain.orders import open_order
 from hub.__main__ import compose_app
 from hub.db import create_pool, migrate_dsn
 from hub.door import Runner
 from hub.settings import Settings
 from hub.tokens import TokenCodec
-from rest.ledger import audit
-from rest.orders import open_order
 from tests.services import _with_database, free_port
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")

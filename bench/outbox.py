@@ -22,7 +22,7 @@ import uuid
 import asyncpg
 import orjson
 
-from hub.broker import create_broker
+from hub.brokers import create_broker
 from hub.db import create_pool, migrate_dsn
 from hub.outbox import OUTBOX_CHANNEL, enqueue
 from tests.services import _with_database

@@ -12,7 +12,8 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from hub import db
-from hub.broker import Broker, Deliver, create_broker
+from hub.broker import Broker, Deliver
+from hub.brokers import create_broker
 from hub.keys import BROKER, POOL, REDIS, SETTINGS, STORE, TOKENS
 from hub.logs import request_id
 from hub.settings import Settings

@@ -1,4 +1,5 @@
-"""The Broker contract: carries published bytes to every process subscribed to a channel."""
+"""The Broker contract: carries published bytes to every process subscribed to a channel.
+hub/brokers.py picks the implementation for a URL (`create_broker`)."""
 
 from __future__ import annotations
 
@@ -28,20 +29,6 @@ class Broker(Protocol):
 
 
 BrokerFactory = Callable[[str, str, Deliver], Awaitable[Broker]]
-
-
-def create_broker(url: str, prefix: str, deliver: Deliver) -> Broker:
-    """The broker for `url`: `memory://` for one process, `redis://`/`rediss://` to fan out (through
-    sharded pub/sub when the URL names a Redis Cluster node, found out at start)."""
-    if url.startswith("memory://"):
-        from hub.broker_memory import MemoryBroker
-
-        return MemoryBroker(deliver)
-    if url.startswith(("redis://", "rediss://")):
-        from hub.broker_redis_auto import RedisAutoBroker
-
-        return RedisAutoBroker(url, prefix, deliver)
-    raise ValueError(f"unsupported broker URL {url!r}: use memory://, redis:// or rediss://")
 
 
 class ChannelRefs:

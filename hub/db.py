@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import asyncpg
 import orjson
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger("gigwire.db")
 
@@ -15,6 +19,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql" / "migrations"
 _MIGRATION_LOCK = 0x6769677769726500
 
 Pool = asyncpg.Pool
+# A connection of the caller's: plain, or borrowed from a pool (its proxy has the same API). A string
+# alias so that importing it needs no typing-only name at runtime.
+Conn: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

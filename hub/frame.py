@@ -6,7 +6,6 @@ from it at most once per frame through `for_transport`, whatever the number of r
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -15,11 +14,6 @@ import orjson
 T = TypeVar("T")
 
 _TYPE_PREFIX = b'{"type":"'
-
-
-def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds, the wire's timestamp unit."""
-    return time.time_ns() // 1_000_000
 
 
 class Frame:

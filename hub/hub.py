@@ -21,7 +21,8 @@ import asyncpg
 
 from hub import chat
 from hub.broker import Broker
-from hub.frame import Frame, now_ms
+from hub.clock import now_ms
+from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.presence import Presence
 from hub.session import SLOW, TRY_AGAIN_LATER, Session, close_all

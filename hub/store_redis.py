@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from redis.asyncio import Redis
+
+from hub.clock import now_ms
 
 # INCR and set the expiry on the first hit, atomically, so a crash never leaves a window without TTL.
 _HIT = """
@@ -55,7 +55,7 @@ class RedisStore:
     async def members_touch(self, entries: dict[str, list[str]], ttl_s: float) -> None:
         if not entries:
             return
-        now = int(time.time() * 1000)
+        now = now_ms()
         ttl_ms = max(int(ttl_s * 1000), 1)
         async with self._redis.pipeline(transaction=False) as pipe:
             for key, members in entries.items():
@@ -72,6 +72,6 @@ class RedisStore:
             await self._redis.zrem(self._k(key), *members)
 
     async def members(self, key: str) -> list[str]:
-        now = int(time.time() * 1000)
+        now = now_ms()
         found = await self._redis.zrangebyscore(self._k(key), now, "+inf")
         return [m.decode() if isinstance(m, bytes) else str(m) for m in found]

@@ -27,7 +27,8 @@ import socketio
 from aiohttp import web
 
 from hub import handlers
-from hub.frame import Frame, now_ms
+from hub.clock import now_ms
+from hub.frame import Frame
 from hub.hub import Hub
 from hub.keys import HUB, SETTINGS, TOKENS
 from hub.metrics import METRICS, HubMetrics

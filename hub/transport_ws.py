@@ -25,7 +25,8 @@ from aiohttp import web
 
 from hub import handlers, websocket
 from hub.app import DELIVER
-from hub.frame import Frame, now_ms
+from hub.clock import now_ms
+from hub.frame import Frame
 from hub.hub import Hub
 from hub.keys import BROKER, HUB, POOL, SETTINGS, STORE, TOKENS, WS_FRONT
 from hub.metrics import METRICS, HubMetrics, metrics_handler

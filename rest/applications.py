@@ -3,7 +3,7 @@ rejects or accepts them, the doer lists their own and withdraws a pending one.
 
 Accepting is one transaction under the gig's row lock: the application becomes accepted, every other
 pending application of the gig is rejected, the gig goes in_progress and the order is opened
-(awaiting payment) through rest.orders.open_order, so two concurrent accepts make exactly one order.
+(awaiting payment) through domain.orders.open_order, so two concurrent accepts make exactly one order.
 applications_count counts the applications that were not withdrawn: +1 on apply, -1 on withdraw.
 
 Authorization: an application is visible to its doer and to the gig's owner; anyone else gets 404.
@@ -17,9 +17,9 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from domain import orders
 from hub import outbox
 from hub.keys import POOL, SETTINGS
-from rest import orders
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.gig_search import MAX_MONEY, EpochMs, Uuid
@@ -27,7 +27,7 @@ from rest.gigs import owned_gig, require_role
 from rest.http import path_uuid, query_int, require_user
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = Routes("applications")
 

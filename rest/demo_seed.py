@@ -2,7 +2,7 @@
 
 Dev mode only. Creates (or finds) a client (+919000000001) and a doer (+919000000002) with complete
 profiles, a gig of the client's, the doer's accepted application, and the order, opened with
-rest.orders.open_order and funded through the sandbox gateway's checkout and the `fund` transition,
+domain.orders.open_order and funded through the sandbox gateway's checkout and the `fund` transition,
 so the escrow holds the amount in the ledger like any paid order. Idempotent: every row is looked up
 before it is made, under one advisory lock, in one transaction; a second run changes nothing."""
 
@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from domain import ledger
+from domain.gateway_sandbox import SandboxGateway
+from domain.gateways import gateway_for
+from domain.orders import open_order, transition
 from hub.settings import Settings
-from rest import ledger
-from rest.gateway import gateway_for
-from rest.gateway_sandbox import SandboxGateway
-from rest.orders import open_order, transition
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 CLIENT_PHONE = "+919000000001"
 DOER_PHONE = "+919000000002"

@@ -11,11 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.clock import epoch_ms
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
 from rest.openapi import ERROR_REF, deleted_item
-from workers.notify import epoch_ms
 
 routes = web.RouteTableDef()
 

@@ -1,5 +1,6 @@
 """The one REST error type and the one place that turns errors into the JSON error shape:
-`{"success": false, "error": {"code", "message", "details"?}}`."""
+`{"success": false, "error": {"code", "message", "details"?}}`. Domain code raises
+domain.errors.DomainError, which REST answers in the same shape with the status of its code."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from domain.errors import DomainError
 from hub.app import Handler
 
 log = logging.getLogger("gigwire.rest")
@@ -31,8 +33,9 @@ STATUS = {
 }
 
 
-class ApiError(Exception):
-    """An error answered to the caller. `code` is a key of STATUS; `message` says what to do."""
+class ApiError(DomainError):
+    """An error answered to the caller. `code` is a key of STATUS; `message` says what to do;
+    `headers` and `status` (default: STATUS[code]) are HTTP's own additions to a DomainError."""
 
     def __init__(
         self,
@@ -42,16 +45,20 @@ class ApiError(Exception):
         headers: Mapping[str, str] | None = None,
         status: int | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = dict(details) if details else None
+        super().__init__(code, message, details)
         self.headers = dict(headers) if headers else {}
         self.status = status or STATUS[code]
 
     def response(self) -> web.Response:
         """The JSON error response for this error."""
         return error_response(self.status, self.code, self.message, self.details, self.headers)
+
+
+def response_for(exc: DomainError) -> web.Response:
+    """The JSON error response of a domain or REST error (a DomainError gets its code's status)."""
+    if isinstance(exc, ApiError):
+        return exc.response()
+    return error_response(STATUS[exc.code], exc.code, exc.message, exc.details)
 
 
 def error_response(
@@ -93,8 +100,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     try:
         return await handler(request)
-    except ApiError as exc:
-        return exc.response()
+    except DomainError as exc:
+        return response_for(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -10,8 +10,9 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from domain import ledger
 from hub.keys import POOL
-from rest import idempotency, ledger
+from rest import idempotency
 from rest.api import Body, Routes, Wire, ok
 from rest.errors import ApiError
 from rest.gig_search import GIG_COLUMNS, Gig, load_gig

@@ -33,7 +33,7 @@ from rest.gig_search import (
 from rest.http import bearer_claims, path_uuid, require_user
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = Routes("gigs")
 

@@ -17,8 +17,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from domain.errors import DomainError
 from hub.keys import POOL
-from rest.errors import ApiError
+from rest.errors import ApiError, response_for
 
 HEADER = "Idempotency-Key"
 # A request that started this long ago and never stored an answer died with its process: the key
@@ -66,7 +67,7 @@ async def idempotent(
 ) -> web.Response:
     """Run `handler` at most once per (user, route, Idempotency-Key) and replay its stored answer.
     Without the header the handler simply runs (unless `required`, then 400). Answers of 5xx and
-    unexpected exceptions are not stored, so the client may retry with the same key. ApiErrors
+    unexpected exceptions are not stored, so the client may retry with the same key. Domain and API errors
     raised by the handler are answered and stored like any other 4xx answer."""
     key = _key(request, required)
     if key is None:
@@ -91,8 +92,8 @@ async def idempotent(
     try:
         try:
             response = await handler()
-        except ApiError as exc:
-            response = exc.response()
+        except DomainError as exc:
+            response = response_for(exc)
     except BaseException:
         await _release(pool, user_id, route, key)
         raise

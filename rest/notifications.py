@@ -1,6 +1,6 @@
 """/api/notifications: the caller's inbox (cursor paging, unread count, read marks, deletion) and
 their preferences per notification type and channel (in-app, push). Notifications are created by
-`workers.notify.notify` in the transaction of whatever they tell about."""
+`domain.notify.notify` in the transaction of whatever they tell about."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from typing import Any
 
 from aiohttp import web
 
+from domain.notify import NOTIFICATION_TYPES
+from hub.clock import epoch_ms
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import ok, path_uuid, query_int, read_json, require_user
 from rest.openapi import ERROR_REF, deleted_item
-from workers.notify import NOTIFICATION_TYPES, epoch_ms
 
 routes = web.RouteTableDef()
 
@@ -32,7 +33,7 @@ def notification_json(row: Any) -> dict[str, Any]:
         "body": row["body"],
         "data": row["data"],
         "read": row["read_at"] is not None,
-        "readAt": epoch_ms(row["read_at"]) if row["read_at"] is not None else None,
+        "readAt": epoch_ms(row["read_at"]),
         "createdAt": epoch_ms(row["created_at"]),
     }
 

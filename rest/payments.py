@@ -16,28 +16,28 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from hub.keys import POOL, SETTINGS
-from rest import ledger
-from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
-from rest.errors import ApiError
-from rest.gateway import (
+from domain import ledger
+from domain.gateway import (
     Gateway,
     GatewayError,
     RefundUnconfirmed,
     checkout_signature,
-    gateway_for,
     refund_once,
     signature_ok,
 )
-from rest.gateway_sandbox import SandboxGateway
+from domain.gateway_sandbox import SandboxGateway
+from domain.gateways import gateway_for
+from domain.order_states import order_json
+from domain.orders import transition
+from hub.keys import POOL, SETTINGS
+from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
+from rest.errors import ApiError
 from rest.gig_search import Uuid
 from rest.http import require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.order_states import order_json
-from rest.orders import transition
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.payments")
 routes = Routes("payments")

@@ -21,7 +21,7 @@ from rest.gig_search import GIG_COLUMNS, Gig
 from rest.http import query_int, require_user
 
 if TYPE_CHECKING:
-    from rest.gig_search import Conn
+    from hub.db import Conn
 
 routes = Routes("gigs")
 

@@ -13,17 +13,19 @@ import hashlib
 import logging
 import secrets
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
-from asyncpg.pool import PoolConnectionProxy
 
 from hub.keys import POOL, SETTINGS, TOKENS
 from hub.settings import Settings
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json
 from rest.users import operation
+
+if TYPE_CHECKING:
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.auth")
 routes = web.RouteTableDef()
@@ -38,7 +40,7 @@ def token_hash(token: str) -> bytes:
 
 
 async def issue_refresh(
-    conn: asyncpg.Connection[Any] | PoolConnectionProxy[Any],
+    conn: Conn,
     settings: Settings,
     user_id: uuid.UUID,
     family_id: uuid.UUID | None = None,

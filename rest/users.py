@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from hub.clock import epoch_ms
 from hub.keys import POOL
 from rest.errors import ApiError
 from rest.http import Fields, ok, read_json, require_user
@@ -174,10 +174,6 @@ def operation(
     return op
 
 
-def _ms(value: datetime) -> int:
-    return int(value.timestamp() * 1000)
-
-
 def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """A `users` row (all columns) as the API's camelCase user object; times in epoch ms, money in
     paise, optional fields null when unset, plus `profileComplete`."""
@@ -206,8 +202,8 @@ def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
         "walletBalance": row["wallet_balance"],
         "pendingBalance": row["pending_balance"],
         "currency": row["currency"],
-        "createdAt": _ms(row["created_at"]),
-        "lastActiveAt": _ms(row["last_active_at"]),
+        "createdAt": epoch_ms(row["created_at"]),
+        "lastActiveAt": epoch_ms(row["last_active_at"]),
         "profileComplete": all(row[c] is not None for c in PROFILE_FIELDS),
     }
 

@@ -16,16 +16,17 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from domain.gateway import Gateway, signature_ok, webhook_signature
+from domain.gateways import gateway_for
+from domain.payouts import settle_withdrawal
 from hub.keys import POOL, SETTINGS
 from rest.api import Routes, Wire, ok
 from rest.bank_accounts import settle_validation
 from rest.errors import ApiError
-from rest.gateway import Gateway, gateway_for, signature_ok, webhook_signature
 from rest.payments import fund_order
-from rest.wallet import settle_withdrawal
 
 if TYPE_CHECKING:
-    from rest.ledger import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.webhooks")
 routes = Routes("payments")

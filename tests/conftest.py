@@ -95,7 +95,7 @@ async def pool(services: Services) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(autouse=True)
 def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every test that used the database: the ledger holds (rest.ledger.audit: balances sum to
+    """After every test that used the database: the ledger holds (domain.ledger.audit: balances sum to
     zero per currency, stored balances equal their transfers, no wallet or escrow below zero, users'
     money columns equal the ledger, each opened order's escrow matches its escrowState). Skipped when
     the ledger tables are absent. Runs in its own thread and loop, whatever the test's loop was."""
@@ -109,7 +109,7 @@ def ledger_invariants(request: pytest.FixtureRequest) -> Iterator[None]:
         try:
             if await conn.fetchval("SELECT to_regclass('ledger_accounts')") is None:
                 return []
-            from rest.ledger import audit
+            from domain.ledger import audit
 
             return await audit(conn)
         finally:

@@ -109,9 +109,9 @@ async def _gig_and_application(
 
 
 async def open_test_order(pool: asyncpg.Pool, client: TestUser, doer: TestUser, amount: int = 100_000) -> str:
-    """A gig and an accepted application by SQL, then an order opened by rest.orders.open_order (status
+    """A gig and an accepted application by SQL, then an order opened by domain.orders.open_order (status
     pending_payment, with its escrow account and ORDER_UPDATE event); its id."""
-    from rest.orders import open_order
+    from domain.orders import open_order
 
     async with pool.acquire() as conn, conn.transaction():
         gig_id, app_id = await _gig_and_application(conn, client, doer, amount)

@@ -12,18 +12,18 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
+from domain.gateways import gateway_for
+from domain.notify import PUSH_CHANNEL
 from hub.broker import Broker
 from hub.keys import BROKER, POOL, SETTINGS, STORE
 from hub.metrics import METRICS
 from hub.outbox import OUTBOX_CHANNEL
 from hub.settings import Settings
 from hub.store import Store
-from rest.gateway import gateway_for
 from workers.fcm import PushSender, create_sender
 from workers.housekeeping import Housekeeping
 from workers.listen import Wakeups
 from workers.metrics import WorkerMetrics
-from workers.notify import PUSH_CHANNEL
 from workers.push import PushWorker, presence_seen_live
 from workers.relay import Relay
 from workers.timers import Timers

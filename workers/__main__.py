@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
 from hub import db
-from hub.broker import create_broker
+from hub.brokers import create_broker
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
 from hub.store import close_store, create_store

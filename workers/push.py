@@ -26,7 +26,7 @@ from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from workers.notify import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.workers.push")
 

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from domain.notify import queue_push
 from hub.broker import Broker
 from hub.outbox import OUTBOX_CHANNEL
 from hub.publish import encode_frame
 from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
-from workers.notify import queue_push
 
 if TYPE_CHECKING:
-    from workers.notify import Conn
+    from hub.db import Conn
 
 log = logging.getLogger("gigwire.workers.relay")
 

@@ -26,7 +26,7 @@ from workers.listen import supervise_worker
 from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
-    from rest.gateway import Gateway
+    from domain.gateway import Gateway
 
 log = logging.getLogger("gigwire.workers.timers")
 
@@ -62,7 +62,7 @@ class Timers:
     async def sweep(self) -> dict[str, int]:
         """Move every due order now; return how many moved per action. An order whose transition
         fails is logged, counted and left for the next sweep."""
-        from rest.orders import transition
+        from domain.orders import transition
 
         moved = {action: 0 for action in _DUE}
         for action, where in _DUE.items():
@@ -103,7 +103,7 @@ class Timers:
         """Ask again for the payout of every withdrawal pending for `payout_retry_s`, one per
         transaction, and apply a definite answer; return how many got one. The row stays locked
         during the gateway call so no other sweep asks for it at the same time."""
-        from rest.wallet import record_payout, request_payout
+        from domain.payouts import record_payout, request_payout
 
         settled = 0
         failed: list[str] = []

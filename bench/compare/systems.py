@@ -17,7 +17,8 @@ from typing import Any, Protocol
 import aiohttp
 import socketio
 
-from hub.broker import Broker, create_broker
+from hub.broker import Broker
+from hub.brokers import create_broker
 from hub.publish import publish_event
 
 ROOT = Path(__file__).resolve().parents[2]

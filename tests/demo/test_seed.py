@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from domain import ledger
 from hub.settings import Settings
-from rest import ledger
 from rest.demo_seed import AMOUNT, DemoSeedError, seed_demo
 from tests.factories import random_phone
 

@@ -15,10 +15,11 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
-from hub.broker import Broker, create_broker
+from hub.broker import Broker
 from hub.broker_redis import RedisBroker
 from hub.broker_redis_auto import RedisAutoBroker
 from hub.broker_redis_cluster import RedisClusterBroker
+from hub.brokers import create_broker
 from hub.keys import BROKER, STORE
 from hub.presence import is_online, is_watching
 from hub.publish import publish_event

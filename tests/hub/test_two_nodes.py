@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from hub.broker import Broker, create_broker
+from hub.broker import Broker
+from hub.brokers import create_broker
 from hub.publish import publish_event
 from hub.settings import Settings
 from tests.hub.conftest import Conn, NodeFactory, Pair

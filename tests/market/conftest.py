@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain import ledger
 from hub.settings import Settings
-from rest import ledger
 from tests.factories import TestUser, make_user
 
 DAY_MS = 86_400_000

@@ -8,7 +8,7 @@ from typing import Any
 
 import asyncpg
 
-from rest import ledger
+from domain import ledger
 from rest.gig_boost import BOOST_PRICE_PER_DAY
 from tests.factories import TestUser
 from tests.market.conftest import DAY_MS, create_gig, fund_wallet, future_ms, gig_row

@@ -16,8 +16,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from domain.gateway import checkout_signature, webhook_signature
 from hub.settings import Settings
-from rest.gateway import checkout_signature, webhook_signature
 from tests.factories import TestUser, make_user, open_test_order
 
 KEY_ID = "rzp_test_gigwire"

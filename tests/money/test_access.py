@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from rest import ledger
+from domain import ledger
 from tests.money.conftest import FakeRazorpay, Parties, act, checkout, idem, new_order, paid_order, webhook
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from domain import ledger
+from domain.errors import DomainError
 from hub.settings import Settings
-from rest import ledger
-from rest.errors import ApiError
+from rest.errors import STATUS
 from tests.factories import make_user
 
 
@@ -18,12 +19,13 @@ async def test_charge_wallet_refuses_a_short_wallet_and_posts_once(
     user = await make_user(pool, settings)
     wallet = ledger.wallet_account(user.id, "INR")
     async with pool.acquire() as conn:
-        with pytest.raises(ApiError) as short:
+        with pytest.raises(DomainError) as short:
             async with conn.transaction():
                 await ledger.charge_wallet(
                     conn, user_id=user.id, amount=500, currency="INR", reason="gig_boost", reference="b1"
                 )
-        assert (short.value.status, short.value.details) == (
+        assert (short.value.code, STATUS[short.value.code], short.value.details) == (
+            "conflict",
             409,
             {"reason": "insufficient_funds", "available": 0, "required": 500},
         )
@@ -40,7 +42,7 @@ async def test_charge_wallet_refuses_a_short_wallet_and_posts_once(
                 await ledger.charge_wallet(
                     conn, user_id=user.id, amount=100, currency="INR", reason="gig_boost", reference="b1"
                 )
-        with pytest.raises(ApiError):
+        with pytest.raises(DomainError):
             await ledger.charge_wallet(
                 conn, user_id=user.id, amount=0, currency="INR", reason="x", reference="z"
             )

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-import rest.wallet
-from rest import ledger
+import domain.payouts
+from domain import ledger
 from tests.money.conftest import FakeRazorpay, Parties, act, idem, paid_order
 
 
@@ -149,7 +149,7 @@ async def test_withdrawal_retried_after_failing_past_its_commit_happens_once(
 ) -> None:
     d = parties.doer
     bank_id = await _wallet_with_bank(api, pool, parties)
-    settle = rest.wallet.settle_withdrawal
+    settle = domain.payouts.settle_withdrawal
     broken = {"left": 1}
 
     async def settle_failing_once(*args: Any, **kwargs: Any) -> str:
@@ -158,7 +158,7 @@ async def test_withdrawal_retried_after_failing_past_its_commit_happens_once(
             raise RuntimeError("the settle step failed")
         return await settle(*args, **kwargs)
 
-    monkeypatch.setattr(rest.wallet, "settle_withdrawal", settle_failing_once)
+    monkeypatch.setattr(domain.payouts, "settle_withdrawal", settle_failing_once)
     headers = idem(d, "withdraw-once")
     body = {"amount": 30_000, "bankAccountId": bank_id}
     r = await api.post("/api/wallet/withdraw", json=body, headers=headers)

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
+from domain.gateways import gateway_for
 from hub.settings import Settings, SettingsError
-from rest.gateway import gateway_for
 from tests.money.conftest import FakeRazorpay, Parties, idem
 from tests.money.test_money_fixes import _wallet_with_bank
 from workers.metrics import WorkerMetrics

@@ -11,8 +11,8 @@ import asyncpg
 import orjson
 from aiohttp.test_utils import TestClient
 
-from rest import ledger
-from rest.gateway import checkout_signature, webhook_signature
+from domain import ledger
+from domain.gateway import checkout_signature, webhook_signature
 from tests.money.conftest import (
     KEY_SECRET,
     WEBHOOK_SECRET,

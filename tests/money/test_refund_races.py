@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-import rest.orders
+import domain.orders
 import rest.webhooks
-from rest import ledger
+from domain import ledger
 from tests.money.conftest import FakeRazorpay, Parties, act, checkout, new_order, paid_order, webhook
 
 
@@ -74,7 +74,7 @@ async def test_refund_webhook_racing_the_cancel_that_made_it_marks_it_processed(
     payment_id = await pool.fetchval("SELECT payment_gateway_payment_id FROM orders WHERE id = $1", order_id)
     refund_made, go_cancel = asyncio.Event(), asyncio.Event()
     webhook_applied, go_webhook = asyncio.Event(), asyncio.Event()
-    real_refund_once, real_apply = rest.orders.refund_once, rest.webhooks.apply_event
+    real_refund_once, real_apply = domain.orders.refund_once, rest.webhooks.apply_event
 
     async def refund_then_pause(*args: Any, **kwargs: Any) -> Any:
         result = await real_refund_once(*args, **kwargs)
@@ -88,7 +88,7 @@ async def test_refund_webhook_racing_the_cancel_that_made_it_marks_it_processed(
         await go_webhook.wait()  # the event is not committed yet
         return outcome
 
-    monkeypatch.setattr(rest.orders, "refund_once", refund_then_pause)
+    monkeypatch.setattr(domain.orders, "refund_once", refund_then_pause)
     monkeypatch.setattr(rest.webhooks, "apply_event", apply_then_pause)
     cancel = asyncio.create_task(act(api, parties.client, order_id, "cancel"))
     await refund_made.wait()

@@ -11,11 +11,11 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain import ledger
+from domain.errors import DomainError
+from domain.gateway_sandbox import SandboxGateway
+from domain.orders import transition
 from hub.settings import Settings
-from rest import ledger
-from rest.errors import ApiError
-from rest.gateway_sandbox import SandboxGateway
-from rest.orders import transition
 from tests.money.conftest import Parties, new_order
 
 # (status, action) -> (roles that may, status after, escrow after). Everything else is illegal.
@@ -99,7 +99,7 @@ async def test_every_action_and_actor_from(
                 legal = LEGAL.get((status_of, action))
                 try:
                     after = await _do(conn, order_id, action, actor, parties, gateway, 99)
-                except ApiError as exc:
+                except DomainError as exc:
                     after = None
                     error = exc
                 if actor == "stranger":
@@ -134,7 +134,7 @@ async def test_every_action_and_actor_from(
 
 
 async def test_the_table_here_matches_the_codes_table() -> None:
-    from rest.order_states import TABLE
+    from domain.order_states import TABLE
 
     code = {k: (set(m.roles), m.status) for k, m in TABLE.items()}
     assert code == {k: (roles, status) for k, (roles, status, _) in LEGAL.items()}

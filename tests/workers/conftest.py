@@ -14,7 +14,8 @@ import asyncpg
 import orjson
 import pytest
 
-from hub.broker import Broker, create_broker
+from hub.broker import Broker
+from hub.brokers import create_broker
 from hub.settings import Settings
 from tests.factories import TestUser, make_user
 from tests.services import Services

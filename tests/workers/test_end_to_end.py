@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from rest.orders import transition
+from domain.orders import transition
 from tests.factories import open_test_order
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import FakeFcm

@@ -7,10 +7,10 @@ from typing import Any
 
 import asyncpg
 
+from domain.notify import queue_push
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import FakeFcm, Reply
 from workers.metrics import WorkerMetrics
-from workers.notify import queue_push
 from workers.push import PushWorker
 
 

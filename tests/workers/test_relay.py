@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from domain.notify import notify
 from hub.broker import Broker
 from hub.outbox import enqueue
 from hub.settings import Settings
@@ -18,7 +19,6 @@ from tests.workers.conftest import Recorder
 from workers import WorkerSet
 from workers.fcm import LogSender
 from workers.metrics import WorkerMetrics
-from workers.notify import notify
 from workers.relay import Relay
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from workers.notify import NOTIFICATION_TYPES, notify
+from domain.notify import NOTIFICATION_TYPES, notify
 
 
 async def _notify(pool: asyncpg.Pool, user_id: str, n: int, type_: str = "system") -> list[str]:

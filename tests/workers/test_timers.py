@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from rest.orders import transition
+from domain.orders import transition
 from tests.factories import TestUser as User
 from tests.factories import open_test_order
 from workers.metrics import WorkerMetrics
@@ -91,19 +91,19 @@ async def test_sweeps_side_by_side_move_each_order_once(pool: asyncpg.Pool, user
 async def test_a_failing_order_does_not_stop_the_sweep(
     pool: asyncpg.Pool, user_factory: Any, monkeypatch: Any
 ) -> None:
-    import rest.orders
+    import domain.orders
 
     client, doer = await user_factory(), await user_factory()
     broken = await submitted_order(pool, client, doer, days_ago=9)
     good = await submitted_order(pool, client, doer, days_ago=9)
-    real = rest.orders.transition
+    real = domain.orders.transition
 
     async def failing(conn: Any, order_id: str, action: str, actor_id: str | None, **args: Any) -> Any:
         if order_id == broken:
             raise RuntimeError("this order cannot move")
         return await real(conn, order_id, action, actor_id, **args)
 
-    monkeypatch.setattr(rest.orders, "transition", failing)
+    monkeypatch.setattr(domain.orders, "transition", failing)
     metrics = WorkerMetrics()
     moved = await Timers(pool, metrics, auto_approve_s=7 * DAY, unpaid_expire_s=DAY).sweep()
     assert await pool.fetchval("SELECT status FROM orders WHERE id = $1", good) == "completed"

@@ -11,17 +11,16 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 import orjson
 
+from hub.clock import epoch_ms
 from hub.outbox import enqueue
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    from hub.db import Conn
 
 PUSH_CHANNEL = "gigwire_push"  # NOTIFY channel that wakes the push sender
 
@@ -39,11 +38,6 @@ TYPE_PATTERN = re.compile(r"^[a-z_]{2,40}$")
 TITLE_MAX = 200
 BODY_MAX = 2000
 PUSH_BODY_MAX = 1000  # FCM refuses payloads over 4 KiB; a push shows a couple of lines anyway
-
-
-def epoch_ms(value: Any) -> int:
-    """A timestamptz as integer epoch milliseconds (the wire format of every timestamp)."""
-    return int(value.timestamp() * 1000)
 
 
 def push_data(data: Mapping[str, Any]) -> dict[str, str]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 
+from domain.gateway import BankDetails, GatewayError, GatewayOrder, GatewayResult
 from hub.settings import Settings
-from rest.gateway import BankDetails, GatewayError, GatewayOrder, GatewayResult
 
 _TIMEOUT = aiohttp.ClientTimeout(total=15)
 

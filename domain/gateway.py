@@ -1,8 +1,9 @@
 """The payment gateway contract (Razorpay's wire format and semantics) and its signatures.
 
 Implementations: gateway_razorpay.RazorpayGateway (HTTP to settings.razorpay_base_url) and
-gateway_sandbox.SandboxGateway (in the process, dev only). `gateway_for(settings)` picks one. Gateway
-objects hold no connection: each call is a short-lived request, so they are built where needed."""
+gateway_sandbox.SandboxGateway (in the process, dev only); `domain.gateways.gateway_for(settings)`
+picks one. Gateway objects hold no connection: each call is a short-lived request, so they are
+built where needed."""
 
 from __future__ import annotations
 
@@ -11,8 +12,6 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
-
-from hub.settings import Settings
 
 
 class GatewayError(Exception):
@@ -146,16 +145,3 @@ def webhook_signature(webhook_secret: str, body: bytes) -> str:
 def signature_ok(expected: str, given: str) -> bool:
     """Constant-time comparison of two hex signatures."""
     return hmac.compare_digest(expected.encode(), given.strip().lower().encode())
-
-
-def gateway_for(settings: Settings) -> Gateway:
-    """The configured gateway: Razorpay over HTTP, or the in-process sandbox (dev only)."""
-    if settings.payment_gateway == "razorpay":
-        from rest.gateway_razorpay import RazorpayGateway
-
-        return RazorpayGateway(settings)
-    if not settings.is_dev:
-        raise GatewayError("the sandbox gateway is dev-only; set PAYMENT_GATEWAY=razorpay")
-    from rest.gateway_sandbox import SandboxGateway
-
-    return SandboxGateway(settings)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping
 
+from domain.gateway import BankDetails, GatewayOrder, GatewayResult, checkout_signature
 from hub.settings import Settings
-from rest.gateway import BankDetails, GatewayOrder, GatewayResult, checkout_signature
 
 # payment id -> the refunds made of it in this process (dev only, so never large).
 _REFUNDS: dict[str, list[GatewayResult]] = {}

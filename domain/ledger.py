@@ -16,19 +16,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import asyncpg
 
-from rest.errors import ApiError
+from domain.errors import DomainError
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    # A connection of the caller's: plain, or borrowed from a pool.
-    Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+    from hub.db import Conn
 
 PlatformKind = Literal["revenue", "clearing", "payouts"]
 
 
-class InsufficientFunds(ApiError):
-    """The debited wallet holds less than the amount (HTTP 409, details name both figures)."""
+class InsufficientFunds(DomainError):
+    """The debited wallet holds less than the amount (conflict, HTTP 409; details name both figures)."""
 
     def __init__(self, account: str, available: int, required: int) -> None:
         super().__init__(
@@ -189,10 +186,10 @@ async def charge_wallet(
     """Charge a user's wallet for a platform service (e.g. a gig boost): wallet -> platform revenue,
     inside the caller's transaction. `reason` is the transfer kind (lowercase, e.g. "gig_boost");
     `reference` makes it unique (the same (reason, reference) is refused by the database).
-    Raises InsufficientFunds (ApiError 409, details.available/required) when the balance is short,
-    and ApiError 422 for a non-positive amount."""
+    Raises InsufficientFunds (DomainError conflict, details.available/required) when the balance is
+    short, and DomainError unprocessable for a non-positive amount."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise ApiError("unprocessable", "A charge is a positive whole number of minor units.")
+        raise DomainError("unprocessable", "A charge is a positive whole number of minor units.")
     await transfer(
         conn,
         debit=wallet_account(user_id, currency),

@@ -1,0 +1,286 @@
+"""Orders with escrow: opening one, and the one state-machine entry `transition`.
+
+Every transition runs in the caller's transaction with the order row locked (SELECT ... FOR UPDATE),
+so concurrent transitions of one order serialize and each sees the state the previous one left.
+Each writes an order_events audit row and an ORDER_UPDATE outbox event to both parties and the
+order channel. The table of legal moves is domain/order_states.py; /api/orders is rest/orders.py.
+Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+import asyncpg
+
+from domain import ledger
+from domain.errors import DomainError
+from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
+from domain.order_states import ACTION_ROLES, ESCROW_AFTER, TABLE, Role, order_json
+from hub import outbox
+from hub.clock import epoch_ms
+
+if TYPE_CHECKING:
+    from hub.db import Conn
+
+log = logging.getLogger("gigwire.orders")
+
+__all__ = ["PUBLIC_ACTIONS", "open_order", "order_json", "transition"]
+
+# The actions callers name; "resolve" takes outcome="release"|"refund".
+PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
+
+
+async def open_order(
+    conn: Conn,
+    *,
+    gig_id: str,
+    application_id: str,
+    client_id: str,
+    doer_id: str,
+    amount: int,
+    currency: str,
+    actor_id: str,
+    fee_bps: int,
+) -> dict[str, Any]:
+    """Open an order inside the caller's transaction: status pending_payment, escrow awaiting_payment,
+    platform_fee = amount * fee_bps // 10000, doer_payout = amount - fee; creates its (empty) escrow
+    account, an audit row and the ORDER_UPDATE event to both users and the order channel. Returns the
+    Order JSON. Raises DomainError unprocessable for a non-positive amount or fee_bps outside
+    0..10000, and lets asyncpg.UniqueViolationError through when the application already has one."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise DomainError("unprocessable", "An order amount is a positive whole number of minor units.")
+    if not 0 <= fee_bps <= 10_000:
+        raise DomainError("unprocessable", "The platform fee must be 0 to 10000 basis points.")
+    fee = amount * fee_bps // 10_000
+    row = await conn.fetchrow(
+        "INSERT INTO orders (gig_id, application_id, client_id, doer_id, amount, platform_fee, doer_payout,"
+        " currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        gig_id,
+        application_id,
+        client_id,
+        doer_id,
+        amount,
+        fee,
+        amount - fee,
+        currency,
+    )
+    assert row is not None
+    order_id = str(row["id"])
+    await ledger.ensure_account(conn, ledger.escrow_account(order_id), currency)
+    await _record(conn, row, "open", actor_id, None, {})
+    return order_json(row)
+
+
+def _role_set(order: asyncpg.Record, actor_id: str | None, is_admin: bool) -> set[Role]:
+    if actor_id is None:
+        return {"system"}
+    roles: set[Role] = set()
+    if actor_id == str(order["client_id"]):
+        roles.add("client")
+    if actor_id == str(order["doer_id"]):
+        roles.add("doer")
+    if is_admin:
+        roles.add("admin")
+    return roles
+
+
+async def transition(
+    conn: Conn, order_id: str, action: str, actor_id: str | None, **args: Any
+) -> dict[str, Any]:
+    """Apply `action` to the order inside the caller's transaction and return the new Order JSON.
+
+    actor_id None is the system (timers: "approve" auto-approves a submitted order, "expire" cancels
+    an unpaid one). Arguments by action: submit deliverables=[{url, description?}]; request_revision
+    reason; dispute reason; resolve outcome="release"|"refund", note?; cancel reason?; fund
+    payment_id (and gateway_order_id to check). is_admin=True lets an admin resolve; gateway=<Gateway>
+    is needed by moves that refund (cancel after funding, resolve with refund).
+
+    DomainError codes (HTTP status): not_found (404) when the order does not exist or the actor is
+    neither a participant nor an admin; forbidden (403) when the actor's role can never make this
+    action; conflict (409, details: status, escrowState) when the action is not legal from the
+    current state; bad_gateway (502) when the gateway refuses a refund or its outcome is unknown, and
+    unavailable (503) when no refund can be sent (nothing changed in either case)."""
+    is_admin = bool(args.pop("is_admin", False))
+    if action == "resolve":
+        outcome = args.get("outcome")
+        if outcome not in ("release", "refund"):
+            raise DomainError("bad_request", "Resolve with outcome 'release' or 'refund'.")
+        action = f"resolve_{outcome}"
+    if action not in ACTION_ROLES:
+        raise DomainError("bad_request", f"Unknown order action {action!r}.")
+    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    roles = _role_set(order, actor_id, is_admin) if order is not None else set()
+    if order is None or not roles:
+        raise DomainError("not_found", f"No order {order_id} of yours.")
+    if not roles & ACTION_ROLES[action]:
+        who = " or ".join(sorted(ACTION_ROLES[action]))
+        raise DomainError("forbidden", f"Only the {who} can {action.replace('_', ' ')} an order.")
+    move = TABLE.get((order["status"], action))
+    if move is None or not roles & move.roles:
+        raise DomainError(
+            "conflict",
+            f"An order in status {order['status']} cannot {action.replace('_', ' ')}.",
+            details={"status": order["status"], "escrowState": order["escrow_state"]},
+        )
+    sets: dict[str, Any] = {"status": move.status}
+    escrow_after = ESCROW_AFTER[move.effect]
+    if escrow_after is not None:
+        sets["escrow_state"] = escrow_after
+    details = await _effects(conn, order, action, move.effect, actor_id, sets, args)
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(sets, start=2))
+    row = await conn.fetchrow(
+        f"UPDATE orders SET {assignments}, updated_at = now() WHERE id = $1 RETURNING *",
+        order_id,
+        *sets.values(),
+    )
+    assert row is not None
+    await _record(conn, row, action, actor_id, order["status"], details)
+    return order_json(row)
+
+
+async def _effects(
+    conn: Conn,
+    order: asyncpg.Record,
+    action: str,
+    effect: str | None,
+    actor_id: str | None,
+    sets: dict[str, Any],
+    args: dict[str, Any],
+) -> dict[str, Any]:
+    """Post the move's ledger transfers and fill in the columns it changes; return audit details."""
+    order_id, currency, now = str(order["id"]), order["currency"], dt.datetime.now(dt.UTC)
+    escrow = ledger.escrow_account(order_id)
+    details: dict[str, Any] = {}
+    if effect == "fund":
+        payment_id = str(args["payment_id"])
+        await ledger.transfer(
+            conn, debit=ledger.platform_account("clearing", currency), credit=escrow, amount=order["amount"],
+            currency=currency, kind="fund", reference=order_id, order_id=order_id,
+        )  # fmt: skip
+        sets.update(payment_gateway_payment_id=payment_id, started_at=now)
+        details["paymentId"] = payment_id
+    elif effect == "release":
+        doer = str(order["doer_id"])
+        await ledger.transfer(
+            conn, debit=escrow, credit=ledger.wallet_account(doer, currency), amount=order["doer_payout"],
+            currency=currency, kind="release", reference=order_id, order_id=order_id,
+        )  # fmt: skip
+        if order["platform_fee"] > 0:
+            await ledger.transfer(
+                conn, debit=escrow, credit=ledger.platform_account("revenue", currency),
+                amount=order["platform_fee"], currency=currency, kind="fee", reference=order_id,
+                order_id=order_id,
+            )  # fmt: skip
+        await conn.execute("UPDATE users SET completed_gigs = completed_gigs + 1 WHERE id = $1", doer)
+        sets["completed_at"] = now
+    elif effect == "refund":
+        details["refundId"] = await _refund(conn, order, args.get("gateway"))
+        await ledger.transfer(
+            conn, debit=escrow, credit=ledger.platform_account("clearing", currency), amount=order["amount"],
+            currency=currency, kind="refund", reference=order_id, order_id=order_id,
+        )  # fmt: skip
+    if action == "submit":
+        round_no = 1 + max((d.get("round", 0) for d in order["deliverables"]), default=0)
+        new = [{**d, "round": round_no, "submittedAt": epoch_ms(now)} for d in args["deliverables"]]
+        sets.update(deliverables=[*order["deliverables"], *new], submitted_at=now)
+    elif action == "request_revision":
+        entry = {"reason": args["reason"], "requestedAt": epoch_ms(now), "requestedBy": actor_id}
+        sets["revision_requests"] = [*order["revision_requests"], entry]
+    elif action == "dispute":
+        sets["dispute"] = {
+            "reason": args["reason"], "openedBy": actor_id, "openedAt": epoch_ms(now),
+            "previousStatus": order["status"],
+        }  # fmt: skip
+    elif action.startswith("resolve_"):
+        resolution = {"outcome": action.removeprefix("resolve_"), "note": args.get("note"),
+                      "resolvedBy": actor_id, "resolvedAt": epoch_ms(now)}  # fmt: skip
+        sets["dispute"] = {**(order["dispute"] or {}), **resolution}
+    for key in ("reason", "note", "outcome"):
+        if args.get(key) is not None:
+            details[key] = args[key]
+    return details
+
+
+async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) -> str:
+    """Have the gateway refund the order's payment (once: a refund it already holds from an earlier
+    attempt whose answer was lost is used, not repeated) and record it. The order row is locked, so
+    two cancellations cannot both get here. A definite refusal rolls the whole transition back; an
+    unknown outcome (timeout, 5xx) is checked against the gateway's refunds, and only when the
+    refund cannot be seen does the transition roll back, telling the caller to retry."""
+    payment_id = order["payment_gateway_payment_id"]
+    if gateway is None or payment_id is None:
+        raise DomainError("unavailable", "The refund cannot be sent now (no gateway or payment); try again.")
+    try:
+        result = await refund_once(
+            gateway, payment_id=payment_id, amount=order["amount"], receipt=f"refund_{order['id']}"
+        )
+    except RefundUnconfirmed as exc:
+        log.error("refund outcome unknown", extra={"order": str(order["id"]), "payment": payment_id})
+        raise DomainError(
+            "bad_gateway",
+            f"The refund's outcome could not be confirmed ({exc}); the order is unchanged for now."
+            " Retry the cancellation: it finds a refund the gateway made and never refunds twice.",
+        ) from None
+    except GatewayError as exc:
+        raise DomainError(
+            "bad_gateway", f"The payment gateway refused the refund ({exc}); nothing changed."
+        ) from None
+    await conn.execute(
+        "INSERT INTO gateway_refunds (order_id, payment_id, gateway_refund_id, amount, currency, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        order["id"],
+        payment_id,
+        result.id,
+        order["amount"],
+        order["currency"],
+        "processed" if result.status == "processed" else "initiated",
+    )
+    # The gateway's refund.processed webhook may have come before this commit: apply it now.
+    await conn.execute(
+        "UPDATE gateway_refunds SET status = 'processed' WHERE gateway_refund_id = $1 AND EXISTS ("
+        " SELECT 1 FROM gateway_events WHERE event_type = 'refund.processed'"
+        " AND payload #>> '{payload,refund,entity,id}' = $1)",
+        result.id,
+    )
+    return result.id
+
+
+async def _record(
+    conn: Conn,
+    row: asyncpg.Record,
+    action: str,
+    actor_id: str | None,
+    previous: str | None,
+    details: dict[str, Any],
+) -> None:
+    """The audit row and the ORDER_UPDATE event of one transition."""
+    await conn.execute(
+        "INSERT INTO order_events (order_id, action, actor_id, previous_status, status, escrow_state,"
+        " details)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        row["id"],
+        action,
+        actor_id,
+        previous,
+        row["status"],
+        row["escrow_state"],
+        details,
+    )
+    order_id = str(row["id"])
+    await outbox.enqueue(
+        cast(asyncpg.Connection, conn),  # a pool's proxy is a Connection at runtime
+        "ORDER_UPDATE",
+        {
+            "orderId": order_id,
+            "status": row["status"],
+            "escrowState": row["escrow_state"],
+            "previousStatus": previous,
+            "actorId": actor_id,
+            "updatedAt": epoch_ms(row["updated_at"]),
+        },
+        # Both parties' user feeds reach every session subscribed to the order's chat (only the
+        # parties may subscribe), so the order channel would only deliver each session a copy.
+        user_ids=[str(row["client_id"]), str(row["doer_id"])],
+    )
