@@ -152,7 +152,7 @@ def _no_user() -> ApiError:
     return ApiError("unauthorized", "The user of this access token no longer exists; log in again.")
 
 
-_ME_401 = " 401 also when the token's user no longer exists."
+_ME_401 = "401 also when the token's user no longer exists."
 
 
 @routes.get("/api/users/me", summary="The caller's profile", description=_ME_401, auth=True, response=User)
@@ -172,7 +172,7 @@ async def get_me(request: web.Request) -> web.Response:
     " them. A changed email resets emailVerified, a changed idDocumentUrl resets idVerified. roles is a"
     " non-empty subset of doer and client (admin: 403, only an operator grants it); an admin keeps"
     " admin. Roles inside access tokens change at the next refresh. A field that is unknown, read-only"
-    " or invalid is a 400 naming it; an email of another account is a 409." + _ME_401,
+    " or invalid is a 400 naming it; an email of another account is a 409. " + _ME_401,
     auth=True,
     body=UserPatch,
     response=User,
