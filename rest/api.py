@@ -57,6 +57,12 @@ class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=T
 
     keep_spaces: ClassVar[frozenset[str]] = frozenset()
     """Wire names of string fields taken exactly as sent."""
+    unpadded: ClassVar[frozenset[str]] = frozenset()
+    """Wire names of string fields taken as sent but refused when white space surrounds them (a
+    format such as a phone number allows none; a regex's `$` would let a final newline through)."""
+    whole_floats: ClassVar[frozenset[str]] = frozenset()
+    """Wire names of integer fields that also take a float without a fraction: JSON has one number
+    type, so 2029.0 is the integer 2029."""
     unknown_reasons: ClassVar[Mapping[str, str]] = {}
     """Wire name -> why a field that is not accepted is refused (default: not a known field)."""
 
@@ -95,12 +101,21 @@ def convert(model: type[M], data: Any) -> M:
     if not isinstance(data, dict):
         raise ApiError("bad_request", "The body must be a JSON object.")
     problems: dict[str, str] = {}
-    keep: frozenset[str] = getattr(model, "keep_spaces", frozenset())
+    unpadded: frozenset[str] = getattr(model, "unpadded", frozenset())
+    keep: frozenset[str] = getattr(model, "keep_spaces", frozenset()) | unpadded
+    whole: frozenset[str] = getattr(model, "whole_floats", frozenset())
     cleaned: dict[str, Any] = {}
     for key, value in data.items():
         if _has_nul(value):
             problems[key] = "must not contain NUL characters"
-        cleaned[key] = value.strip() if isinstance(value, str) and key not in keep else value
+        elif key in unpadded and isinstance(value, str) and value != value.strip():
+            problems[key] = "must not start or end with spaces"
+        if isinstance(value, str) and key not in keep:
+            cleaned[key] = value.strip()
+        elif key in whole and isinstance(value, float) and value.is_integer():
+            cleaned[key] = int(value)
+        else:
+            cleaned[key] = value
     if not problems:
         try:
             return msgspec.convert(cleaned, model, strict=True)
@@ -108,6 +123,8 @@ def convert(model: type[M], data: Any) -> M:
             raise bad_fields(exc.fields) from None
         except msgspec.ValidationError as exc:
             problems = _diagnose(model, cleaned) or {"body": _reason(exc)}
+    else:  # name the other bad fields too
+        problems = {**_diagnose(model, cleaned), **problems}
     raise bad_fields(problems)
 
 

@@ -9,32 +9,58 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-from typing import Any
+from typing import Annotated, Literal
 
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS, STORE, TOKENS
+from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.http import Fields, ok, read_json
 from rest.otp import OtpSendError, code_matches, hash_code, new_code, sender_for
 from rest.ratelimit import client_ip
-from rest.refresh import issue_refresh, session_response
-from rest.users import USER_SCHEMA, operation, untrimmed, user_json
+from rest.refresh import Tokens, issue_refresh, session_response
+from rest.users import USER_COLUMNS, Phone, User
 
 log = logging.getLogger("gigwire.auth")
-routes = web.RouteTableDef()
+routes = Routes("auth")
 
-PHONE = re.compile(r"\+[1-9][0-9]{7,14}")
-CODE = re.compile(r"[0-9]{6}")
 OTP_TTL_S = 300
 RESEND_GAP_S = 30
 SENDS_PER_PHONE_HOUR = 5
 MAX_WRONG_TRIES = 5
 
 
-def _phone(fields: Fields) -> Any:
-    return fields.text("phone", max_len=16, pattern=PHONE)
+class SendOtp(Body):
+    """POST /api/auth/send-otp: the phone in E.164 form (+ and 8 to 15 digits)."""
+
+    unpadded = frozenset({"phone"})
+
+    phone: Phone
+
+
+class VerifyOtp(Body):
+    """POST /api/auth/verify-otp: the phone and the 6-digit code sent to it."""
+
+    unpadded = frozenset({"phone", "otp"})
+
+    phone: Phone
+    otp: Annotated[str, msgspec.Meta(pattern="^[0-9]{6}$")]
+
+
+class OtpSent(Wire):
+    """A code is on its way to `phone`."""
+
+    phone: Phone
+    expires_in: Annotated[int, msgspec.Meta(description="seconds the code is valid")]
+    resend_after: Annotated[int, msgspec.Meta(description="seconds before another send")]
+
+
+class Session(Tokens):
+    """A login: the tokens of a new session and its user."""
+
+    user: User
+    is_new_user: Annotated[bool, msgspec.Meta(description="this login created the user")]
 
 
 async def _throttle(request: web.Request, phone: str) -> None:
@@ -59,17 +85,23 @@ async def _throttle(request: web.Request, phone: str) -> None:
             )
 
 
-@routes.post("/api/auth/send-otp")
-async def send_otp(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/auth/send-otp",
+    summary="Send a login code to a phone",
+    description="The code (6 digits, valid 5 minutes, 5 tries) goes to the phone, never into the answer."
+    " A new send replaces the previous code. message and expiresIn are also at the top level of the"
+    " body, as seeds/004 shows them. 429 for too many sends: 1 per 30 s and 5 an hour per phone,"
+    " OTP_SENDS_PER_IP an hour per IP. 502 when the SMS bridge refused the code.",
+    body=SendOtp,
+    response=OtpSent,
+    meta={"message": Literal["OTP sent"], "expiresIn": int},
+    errors=(502,),
+)
+async def send_otp(request: web.Request, body: SendOtp) -> web.Response:
     """Make a code for the phone, store its hash, and hand it to the OtpSender. The answer never
     contains the code."""
     settings = request.app[SETTINGS]
-    body = await read_json(request)
-    fields = Fields(body)
-    fields.unknown(["phone"])
-    phone = _phone(fields)
-    untrimmed(fields, body, "phone")
-    fields.check()
+    phone = body.phone
     await _throttle(request, phone)
     code = new_code()
     digest = hash_code(settings, phone, code)
@@ -89,7 +121,7 @@ async def send_otp(request: web.Request) -> web.Response:
         await pool.execute("DELETE FROM otp_codes WHERE phone = $1 AND code_hash = $2", phone, digest)
         log.error("OTP not sent", extra={"phone": phone, "error": str(exc)})
         raise ApiError("bad_gateway", "The code could not be sent just now; try again in a minute.") from None
-    data = {"phone": phone, "expiresIn": OTP_TTL_S, "resendAfter": RESEND_GAP_S}
+    data = OtpSent(phone=phone, expires_in=OTP_TTL_S, resend_after=RESEND_GAP_S)
     return ok(data, message="OTP sent", expiresIn=OTP_TTL_S)
 
 
@@ -102,18 +134,22 @@ _FAILURES = {
 }
 
 
-@routes.post("/api/auth/verify-otp")
-async def verify_otp(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/auth/verify-otp",
+    summary="Log in (and sign up) with the code",
+    description="401 when the code is wrong, expired, used, dead after 5 wrong tries, or none was sent"
+    " (details.reason: wrong_code with attemptsLeft, expired, used, too_many_attempts, no_code)."
+    " Request a new code unless attemptsLeft > 0. The refresh token is also set as the refreshToken"
+    " cookie.",
+    body=VerifyOtp,
+    response=Session,
+    errors=(401,),
+)
+async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
     """Check the phone's code; on success create the user if new, start a session, and answer the
     access token, refresh token (also as cookie), user and isNewUser."""
     settings = request.app[SETTINGS]
-    body = await read_json(request)
-    fields = Fields(body)
-    fields.unknown(["phone", "otp"])
-    phone = _phone(fields)
-    otp = fields.text("otp", max_len=6, pattern=CODE)
-    untrimmed(fields, body, "phone", "otp")
-    fields.check()
+    phone, otp = body.phone, body.otp
     reason = ""
     left = 0
     user = None
@@ -144,7 +180,8 @@ async def verify_otp(request: web.Request) -> web.Response:
             await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
             user = await conn.fetchrow(
                 "INSERT INTO users (phone, phone_verified) VALUES ($1, true) ON CONFLICT (phone) DO UPDATE"
-                " SET phone_verified = true, last_active_at = now() RETURNING *, (xmax = 0) AS inserted",
+                " SET phone_verified = true, last_active_at = now()"
+                f" RETURNING {USER_COLUMNS}, (xmax = 0) AS inserted",
                 phone,
             )
             assert user is not None
@@ -162,81 +199,11 @@ async def verify_otp(request: web.Request) -> web.Response:
         raise ApiError("unauthorized", _FAILURES[reason], details={"reason": reason})
     assert user is not None
     access = request.app[TOKENS].issue(str(user["id"]), list(user["roles"]))
-    data = {
-        "token": access,
-        "refreshToken": refresh,
-        "expiresIn": settings.access_token_ttl,
-        "user": user_json(user),
-        "isNewUser": bool(user["inserted"]),
-    }
+    data = Session(
+        token=access,
+        refresh_token=refresh,
+        expires_in=settings.access_token_ttl,
+        user=load(User, user),
+        is_new_user=bool(user["inserted"]),
+    )
     return session_response(data, settings, refresh)
-
-
-_PHONE_SCHEMA = {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$", "examples": ["+919876543210"]}
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/auth/send-otp": {
-        "post": operation(
-            "Send a login code to a phone",
-            "auth",
-            {
-                "type": "object",
-                "required": ["phone", "expiresIn", "resendAfter"],
-                "properties": {
-                    "phone": _PHONE_SCHEMA,
-                    "expiresIn": {"type": "integer", "description": "seconds the code is valid"},
-                    "resendAfter": {"type": "integer", "description": "seconds before another send"},
-                },
-            },
-            {
-                "400": "phone is missing or not in E.164 form (+ and 8 to 15 digits), "
-                "or the body has other fields.",
-                "429": "Too many sends: 1 per 30 s and 5 an hour per phone, OTP_SENDS_PER_IP an hour per "
-                "IP, or the API rate limit; retry after Retry-After seconds.",
-                "502": "The SMS bridge refused the code; try again in a minute.",
-            },
-            body={
-                "type": "object",
-                "required": ["phone"],
-                "additionalProperties": False,
-                "properties": {"phone": _PHONE_SCHEMA},
-            },
-            description="The code (6 digits, valid 5 minutes, 5 tries) goes to the phone, never into "
-            "the answer. A new send replaces the previous code. message and expiresIn are also at the "
-            "top level of the body, as seeds/004 shows them.",
-            meta={"message": {"const": "OTP sent"}, "expiresIn": {"type": "integer"}},
-        )
-    },
-    "/api/auth/verify-otp": {
-        "post": operation(
-            "Log in (and sign up) with the code",
-            "auth",
-            {
-                "type": "object",
-                "required": ["token", "refreshToken", "expiresIn", "user", "isNewUser"],
-                "properties": {
-                    "token": {
-                        "type": "string",
-                        "description": "access token (JWT), as Authorization: Bearer",
-                    },
-                    "refreshToken": {"type": "string", "description": "also set as the refreshToken cookie"},
-                    "expiresIn": {"type": "integer", "description": "access token lifetime, seconds"},
-                    "user": USER_SCHEMA,
-                    "isNewUser": {"type": "boolean", "description": "this login created the user"},
-                },
-            },
-            {
-                "400": "phone or otp missing or malformed (otp is 6 digits), or the body has other fields.",
-                "401": "The code is wrong, expired, used, dead after 5 wrong tries, or none was sent "
-                "(details.reason: wrong_code with attemptsLeft, expired, used, too_many_attempts, "
-                "no_code). Request a new code unless attemptsLeft > 0.",
-            },
-            body={
-                "type": "object",
-                "required": ["phone", "otp"],
-                "additionalProperties": False,
-                "properties": {"phone": _PHONE_SCHEMA, "otp": {"type": "string", "pattern": "^[0-9]{6}$"}},
-            },
-        )
-    },
-}

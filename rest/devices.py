@@ -6,67 +6,105 @@ reaches the previous owner. The push sender deletes tokens FCM reports dead."""
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Annotated, Literal
 
+import msgspec
 from aiohttp import web
 
-from hub.clock import epoch_ms
 from hub.keys import POOL
+from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.http import Fields, ok, read_json, require_user
-from rest.openapi import ERROR_REF, deleted_item
+from rest.gig_search import EpochMs
+from rest.http import require_user
 
-routes = web.RouteTableDef()
+routes = Routes("devices")
 
-PLATFORMS = ("android", "ios", "web")
-# FCM tokens are printable ASCII without spaces (about 150-250 characters today).
-TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
+Platform = Literal["android", "ios", "web"]
 
 
-def device_json(row: Any) -> dict[str, Any]:
-    """A devices row as the API shows it."""
-    return {
-        "token": row["token"],
-        "platform": row["platform"],
-        "createdAt": epoch_ms(row["created_at"]),
-        "updatedAt": epoch_ms(row["updated_at"]),
-    }
+class DeviceInput(Body):
+    """POST /api/devices."""
+
+    # FCM tokens are printable ASCII without spaces (about 150-250 characters today).
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=4096, pattern=r"^[\x21-\x7e]+$")]
+    platform: Platform
 
 
-@routes.post("/api/devices")
-async def register(request: web.Request) -> web.Response:
+class Device(Wire):
+    """A push token of the caller's."""
+
+    token: str
+    platform: Platform
+    created_at: EpochMs
+    updated_at: EpochMs
+
+
+class DeviceDeleted(Wire):
+    """The answer of DELETE /api/devices/{token}."""
+
+    token: str
+    deleted: Literal[True]
+
+
+_AS_OK = {
+    "description": "the token was known: updated, and now the caller's",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["success", "data"],
+                "properties": {"success": {"const": True}, "data": {"$ref": "#/components/schemas/Device"}},
+            }
+        }
+    },
+}
+
+
+@routes.post(
+    "/api/devices",
+    summary="Register a push token for the caller",
+    description="Upsert by token: 201 when new, 200 when known; a token registered by another user"
+    " moves to the caller.",
+    auth=True,
+    body=DeviceInput,
+    response=Device,
+    status=201,
+    responses={"200": _AS_OK},
+)
+async def register(request: web.Request, body: DeviceInput) -> web.Response:
     """Register (or refresh) a push token for the caller: 201 when new, 200 when it was already
     known (moved to the caller if it was someone else's)."""
     user = require_user(request)
-    fields = Fields(await read_json(request))
-    token = fields.text("token", max_len=4096, pattern=TOKEN)
-    platform = fields.text("platform", choices=PLATFORMS)
-    fields.unknown(("token", "platform"))
-    fields.check()
     row = await request.app[POOL].fetchrow(
         "INSERT INTO devices (token, user_id, platform) VALUES ($1, $2, $3)"
         " ON CONFLICT (token) DO UPDATE SET user_id = EXCLUDED.user_id, platform = EXCLUDED.platform,"
         " updated_at = now() RETURNING *, (xmax = 0) AS inserted",
-        token,
+        body.token,
         user.user_id,
-        platform,
+        body.platform,
     )
     assert row is not None  # an upsert always returns its row
-    return ok(device_json(row), status=201 if row["inserted"] else 200)
+    return ok(load(Device, row), status=201 if row["inserted"] else 200)
 
 
-@routes.get("/api/devices")
+@routes.get("/api/devices", summary="The caller's devices", auth=True, response=list[Device])
 async def list_devices(request: web.Request) -> web.Response:
     """The caller's devices, most recently registered first."""
     user = require_user(request)
     rows = await request.app[POOL].fetch(
         "SELECT * FROM devices WHERE user_id = $1 ORDER BY updated_at DESC", user.user_id
     )
-    return ok([device_json(r) for r in rows])
+    return ok([load(Device, r) for r in rows])
 
 
-@routes.delete("/api/devices/{token}")
+@routes.delete(
+    "/api/devices/{token}",
+    summary="Unregister one of the caller's push tokens",
+    auth=True,
+    response=DeviceDeleted,
+    parameters=({"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},),
+    errors=(404,),
+)
 async def unregister(request: web.Request) -> web.Response:
     """Stop pushes to one of the caller's tokens (on log-out); 404 when it is not the caller's."""
     user = require_user(request)
@@ -76,93 +114,4 @@ async def unregister(request: web.Request) -> web.Response:
     )
     if status.endswith(" 0"):
         raise ApiError("not_found", "No such device token of yours.")
-    return ok({"token": token, "deleted": True})
-
-
-_DEVICE: dict[str, Any] = {
-    "type": "object",
-    "required": ["token", "platform", "createdAt", "updatedAt"],
-    "properties": {
-        "token": {"type": "string"},
-        "platform": {"type": "string", "enum": list(PLATFORMS)},
-        "createdAt": {"type": "integer", "description": "epoch ms"},
-        "updatedAt": {"type": "integer", "description": "epoch ms"},
-    },
-}
-
-
-def _envelope(data: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["success", "data"],
-        "properties": {"success": {"const": True}, "data": data},
-    }
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_UNAUTHORIZED = _json(ERROR_REF, "No valid access token.")
-_RATE = _json(ERROR_REF, "Over the rate limit; retry after Retry-After.")
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/devices": {
-        "post": {
-            "summary": "Register a push token for the caller",
-            "description": "Upsert by token: a token registered by another user moves to the caller.",
-            "tags": ["devices"],
-            "security": [{"bearerAuth": []}],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {
-                            "type": "object",
-                            "required": ["token", "platform"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "token": {"type": "string", "minLength": 1, "maxLength": 4096},
-                                "platform": {"type": "string", "enum": list(PLATFORMS)},
-                            },
-                        }
-                    }
-                },
-            },
-            "responses": {
-                "200": _json(_envelope(_DEVICE), "The token was known; updated (and now the caller's)."),
-                "201": _json(_envelope(_DEVICE), "Registered."),
-                "400": _json(ERROR_REF, "A missing or bad token or platform, or an unknown field."),
-                "401": _UNAUTHORIZED,
-                "429": _RATE,
-            },
-        },
-        "get": {
-            "summary": "The caller's devices",
-            "tags": ["devices"],
-            "security": [{"bearerAuth": []}],
-            "responses": {
-                "200": _json(_envelope({"type": "array", "items": _DEVICE}), "Done."),
-                "401": _UNAUTHORIZED,
-                "429": _RATE,
-            },
-        },
-    },
-    "/api/devices/{token}": {
-        "delete": {
-            "summary": "Unregister one of the caller's push tokens",
-            "tags": ["devices"],
-            "security": [{"bearerAuth": []}],
-            "parameters": [{"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "responses": {
-                "200": _json(
-                    _envelope(deleted_item("token")),
-                    "Deleted.",
-                ),
-                "401": _UNAUTHORIZED,
-                "404": _json(ERROR_REF, "No such token of the caller's."),
-                "429": _RATE,
-            },
-        }
-    },
-}
+    return ok(DeviceDeleted(token=token, deleted=True))

@@ -4,19 +4,63 @@ order did not exist."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
 
 from hub import chat
 from hub.keys import POOL
+from rest.api import Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
-from rest.http import ok, path_uuid, query_int, require_user
-from rest.openapi import BEARER, envelope, errors, json_response, path_id
+from rest.gig_search import EpochMs, Uuid
+from rest.http import path_uuid, query_int, require_user
 
-routes = web.RouteTableDef()
+routes = Routes("chat")
 
 MAX_LIMIT = 100
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ChatAttachment(Wire, omit_defaults=True):
+    """A file a message links to, as the realtime CHAT_MESSAGE stored it (name, mime and size only
+    when sent)."""
+
+    url: str
+    name: str | None = None
+    mime: str | None = None
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class Message(Wire):
+    """A stored chat message, as CHAT_MESSAGE frames carry it."""
+
+    id: Uuid
+    order_id: Uuid
+    seq: Annotated[int, msgspec.Meta(ge=1)]
+    sender_id: Uuid
+    text: Annotated[str, msgspec.Meta(max_length=4000)]
+    attachments: Annotated[list[ChatAttachment], msgspec.Meta(max_length=10)]
+    client_msg_id: str | None
+    created_at: EpochMs
+
+
+class ChatUnread(Wire):
+    """The caller's read state in one order's chat."""
+
+    order_id: Uuid
+    unread: Annotated[int, msgspec.Meta(ge=0, description="messages from the other party after the mark")]
+    last_seq: Seq
+    last_read_seq: Seq
+
+
+_ORDER_ID: dict[str, Any] = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "description": "the order id",
+}
 
 
 async def _participant(request: web.Request) -> tuple[str, str]:
@@ -29,7 +73,34 @@ async def _participant(request: web.Request) -> tuple[str, str]:
     return order_id, claims.user_id
 
 
-@routes.get("/api/orders/{id}/messages")
+@routes.get(
+    "/api/orders/{id}/messages",
+    summary="The order's chat history, oldest first (participants only)",
+    auth=True,
+    response=list[Message],
+    meta={
+        "limit": Annotated[int, msgspec.Meta(ge=1)],
+        "nextBeforeSeq": Annotated[int, msgspec.Meta(ge=2)] | None,
+    },
+    parameters=(
+        _ORDER_ID,
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+            "description": "default 50",
+        },
+        {
+            "name": "beforeSeq",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
+            "description": "only messages with a smaller seq (page back from nextBeforeSeq)",
+        },
+    ),
+    errors=(400, 404),
+)
 async def list_messages(request: web.Request) -> web.Response:
     """A page of the order's chat, oldest first: the newest `limit` messages, or those before
     `beforeSeq`. `nextBeforeSeq` pages further back (null at the start of the chat)."""
@@ -39,119 +110,33 @@ async def list_messages(request: web.Request) -> web.Response:
     items = await chat.history(request.app[POOL], order_id, before, limit)
     oldest = items[0]["seq"] if items else None
     next_before = oldest if oldest is not None and oldest > 1 and len(items) == limit else None
-    return ok(items, limit=limit, nextBeforeSeq=next_before)
+    return ok(load_all(Message, items), limit=limit, nextBeforeSeq=next_before)
 
 
-@routes.get("/api/orders/{id}/unread")
+@routes.get(
+    "/api/orders/{id}/unread",
+    summary="The caller's unread count in the order's chat",
+    auth=True,
+    response=ChatUnread,
+    parameters=(_ORDER_ID,),
+    errors=(404,),
+)
 async def order_unread(request: web.Request) -> web.Response:
     """The caller's unread count in one order's chat."""
     order_id, user_id = await _participant(request)
     counts = await chat.unread_counts(request.app[POOL], user_id, order_id)
-    return ok(counts[0])
+    return ok(load(ChatUnread, counts[0]))
 
 
-@routes.get("/api/chats/unread")
+@routes.get(
+    "/api/chats/unread",
+    summary="The caller's unread counts in every order chat",
+    auth=True,
+    response=list[ChatUnread],
+    meta={"total": Annotated[int, msgspec.Meta(ge=0)]},
+)
 async def all_unread(request: web.Request) -> web.Response:
     """The caller's unread counts in every order chat they take part in, newest order first."""
     claims = require_user(request)
     counts = await chat.unread_counts(request.app[POOL], claims.user_id)
-    return ok(counts, total=sum(c["unread"] for c in counts))
-
-
-_UUID = {"type": "string", "format": "uuid"}
-_MS = {"type": "integer", "description": "epoch milliseconds"}
-ATTACHMENT: dict[str, Any] = {
-    "type": "object",
-    "required": ["url"],
-    "properties": {
-        "url": {"type": "string"},
-        "name": {"type": "string"},
-        "mime": {"type": "string"},
-        "size": {"type": "integer", "minimum": 0},
-    },
-}
-MESSAGE: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "orderId", "seq", "senderId", "text", "attachments", "clientMsgId", "createdAt"],
-    "properties": {
-        "id": _UUID,
-        "orderId": _UUID,
-        "seq": {"type": "integer", "minimum": 1},
-        "senderId": _UUID,
-        "text": {"type": "string", "maxLength": 4000},
-        "attachments": {"type": "array", "items": ATTACHMENT, "maxItems": 10},
-        "clientMsgId": {"type": ["string", "null"]},
-        "createdAt": _MS,
-    },
-}
-UNREAD: dict[str, Any] = {
-    "type": "object",
-    "required": ["orderId", "unread", "lastSeq", "lastReadSeq"],
-    "properties": {
-        "orderId": _UUID,
-        "unread": {
-            "type": "integer",
-            "minimum": 0,
-            "description": "messages from the other party after the mark",
-        },
-        "lastSeq": {"type": "integer", "minimum": 0},
-        "lastReadSeq": {"type": "integer", "minimum": 0},
-    },
-}
-_COUNT = {"type": "integer", "minimum": 0}
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/orders/{id}/messages": {
-        "get": {
-            "summary": "The order's chat history, oldest first (participants only)",
-            "tags": ["chat"],
-            "security": BEARER,
-            "parameters": [
-                path_id("id", "the order id"),
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-                },
-                {
-                    "name": "beforeSeq",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**53},
-                    "description": "only messages with a smaller seq (page back from nextBeforeSeq)",
-                },
-            ],
-            "responses": {
-                "200": json_response(
-                    envelope(
-                        {"type": "array", "items": MESSAGE},
-                        {
-                            "limit": {"type": "integer", "minimum": 1},
-                            "nextBeforeSeq": {"type": ["integer", "null"], "minimum": 2},
-                        },
-                    )
-                ),
-                **errors(400, 401, 404),
-            },
-        }
-    },
-    "/api/orders/{id}/unread": {
-        "get": {
-            "summary": "The caller's unread count in the order's chat",
-            "tags": ["chat"],
-            "security": BEARER,
-            "parameters": [path_id("id", "the order id")],
-            "responses": {"200": json_response(envelope(UNREAD)), **errors(401, 404)},
-        }
-    },
-    "/api/chats/unread": {
-        "get": {
-            "summary": "The caller's unread counts in every order chat",
-            "tags": ["chat"],
-            "security": BEARER,
-            "responses": {
-                "200": json_response(envelope({"type": "array", "items": UNREAD}, {"total": _COUNT})),
-                **errors(401),
-            },
-        }
-    },
-}
+    return ok(load_all(ChatUnread, counts), total=sum(c["unread"] for c in counts))

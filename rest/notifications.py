@@ -8,34 +8,126 @@ import base64
 import binascii
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
 
+import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 
 from domain.notify import NOTIFICATION_TYPES
-from hub.clock import epoch_ms
 from hub.keys import POOL
+from rest.api import Body, FieldErrors, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.http import ok, path_uuid, query_int, read_json, require_user
-from rest.openapi import ERROR_REF, deleted_item
+from rest.gig_search import EpochMs, Uuid
+from rest.gigs import Deleted
+from rest.http import path_uuid, query_int, require_user
 
-routes = web.RouteTableDef()
+routes = Routes("notifications")
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Every column of a notifications row, and whether it was read.
+_COLUMNS = "*, read_at IS NOT NULL AS read"
+Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-def notification_json(row: Any) -> dict[str, Any]:
-    """A notifications row as the API shows it (times in epoch ms)."""
-    return {
-        "id": str(row["id"]),
-        "type": row["type"],
-        "title": row["title"],
-        "body": row["body"],
-        "data": row["data"],
-        "read": row["read_at"] is not None,
-        "readAt": epoch_ms(row["read_at"]),
-        "createdAt": epoch_ms(row["created_at"]),
-    }
+class Notification(Wire):
+    """One notification of the caller's inbox."""
+
+    id: Uuid
+    type: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    read: bool
+    read_at: EpochMs | None
+    created_at: EpochMs
+
+
+class UnreadCount(Wire):
+    """How many notifications are unread."""
+
+    count: Count
+
+
+class MarkedRead(Wire):
+    """How many notifications were marked read."""
+
+    updated: Count
+
+
+class Cleared(Wire):
+    """How many notifications were deleted."""
+
+    deleted: Count
+
+
+class Channels(Wire):
+    """Where notifications of one type go."""
+
+    in_app: bool
+    push: bool
+
+
+class ChannelsChange(Body):
+    """The channels of one type to change: inApp and/or push."""
+
+    in_app: bool | UnsetType = UNSET
+    push: bool | UnsetType = UNSET
+
+
+# One field per notification type, named as the type is (no camelCase).
+Preferences = msgspec.defstruct(
+    "Preferences",
+    [(t, Channels) for t in NOTIFICATION_TYPES],
+    bases=(Wire,),
+    rename=lambda name: name,
+    kw_only=True,
+    namespace={"__doc__": "Per notification type, whether it goes to the in-app inbox and to push."},
+)
+
+
+class _AnyName(Mapping[str, str]):
+    """The same reason for every name (Body.unknown_reasons for a body keyed by type)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __getitem__(self, name: str) -> str:
+        return self.reason
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _check_change(change: msgspec.Struct) -> None:
+    """PreferencesChange's rule: each type sent changes a channel, and at least one type is sent."""
+    problems = {}
+    for name in NOTIFICATION_TYPES:
+        value = getattr(change, name)
+        if isinstance(value, ChannelsChange) and value.in_app is UNSET and value.push is UNSET:
+            problems[name] = "must be an object with inApp and/or push"
+    if problems:
+        raise FieldErrors(problems)
+    if all(getattr(change, name) is UNSET for name in NOTIFICATION_TYPES):
+        raise FieldErrors({"body": "names no notification type"})
+
+
+PreferencesChange = msgspec.defstruct(
+    "PreferencesChange",
+    [(t, ChannelsChange | UnsetType, UNSET) for t in NOTIFICATION_TYPES],
+    bases=(Body,),
+    rename=lambda name: name,
+    kw_only=True,
+    namespace={
+        "__doc__": "PUT /api/notifications/preferences: {type: {inApp?, push?}} for one or more types.",
+        "__post_init__": _check_change,
+        "unknown_reasons": _AnyName(f"is not a notification type (one of {', '.join(NOTIFICATION_TYPES)})"),
+    },
+)
 
 
 def _cursor(row: Any) -> str:
@@ -53,7 +145,26 @@ def _parse_cursor(raw: str) -> tuple[dt.datetime, str]:
         raise ApiError("bad_request", "Query parameter cursor is not one this API gave out.") from None
 
 
-@routes.get("/api/notifications")
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+@routes.get(
+    "/api/notifications",
+    summary="The caller's notifications, newest first",
+    auth=True,
+    response=list[Notification],
+    meta={
+        "nextCursor": Annotated[str | None, msgspec.Meta(description="pass as cursor for the next page")],
+        "unreadCount": Count,
+    },
+    parameters=(
+        _query("limit", {"type": "integer", "minimum": 1, "maximum": 100}, "default 20"),
+        _query("cursor", {"type": "string"}, "nextCursor of the previous page"),
+        _query("unread", {"type": "string", "enum": ["true", "false"]}, "true: only unread ones"),
+    ),
+    errors=(400,),
+)
 async def list_notifications(request: web.Request) -> web.Response:
     """The caller's notifications, newest first; `cursor` continues after the last page."""
     user = require_user(request)
@@ -72,61 +183,79 @@ async def list_notifications(request: web.Request) -> web.Response:
         where += " AND (created_at, id) < ($3, $4::uuid)"
     async with request.app[POOL].acquire() as conn:
         rows = await conn.fetch(
-            f"SELECT * FROM notifications WHERE {where} ORDER BY created_at DESC, id DESC LIMIT $2", *args
+            f"SELECT {_COLUMNS} FROM notifications WHERE {where} ORDER BY created_at DESC, id DESC LIMIT $2",
+            *args,
         )
         unread_count = await conn.fetchval(
             "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user.user_id
         )
     page = rows[:limit]
     next_cursor = _cursor(page[-1]) if len(rows) > limit else None
-    return ok([notification_json(r) for r in page], nextCursor=next_cursor, unreadCount=unread_count)
+    return ok([load(Notification, r) for r in page], nextCursor=next_cursor, unreadCount=unread_count)
 
 
-@routes.get("/api/notifications/unread-count")
+@routes.get(
+    "/api/notifications/unread-count",
+    summary="How many notifications are unread",
+    auth=True,
+    response=UnreadCount,
+)
 async def unread_count(request: web.Request) -> web.Response:
     """How many of the caller's notifications are unread."""
     user = require_user(request)
     count = await request.app[POOL].fetchval(
         "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user.user_id
     )
-    return ok({"count": count})
+    return ok(UnreadCount(count=count))
 
 
-@routes.post("/api/notifications/mark-all-read")
+@routes.post(
+    "/api/notifications/mark-all-read", summary="Mark every notification read", auth=True, response=MarkedRead
+)
 async def mark_all_read(request: web.Request) -> web.Response:
     """Mark every unread notification of the caller read; returns how many changed."""
     user = require_user(request)
     status = await request.app[POOL].execute(
         "UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL", user.user_id
     )
-    return ok({"updated": int(status.split()[-1])})
+    return ok(MarkedRead(updated=int(status.split()[-1])))
 
 
-@routes.delete("/api/notifications/clear-all")
+@routes.delete(
+    "/api/notifications/clear-all", summary="Delete every notification", auth=True, response=Cleared
+)
 async def clear_all(request: web.Request) -> web.Response:
     """Delete every notification of the caller; returns how many went."""
     user = require_user(request)
     status = await request.app[POOL].execute("DELETE FROM notifications WHERE user_id = $1", user.user_id)
-    return ok({"deleted": int(status.split()[-1])})
+    return ok(Cleared(deleted=int(status.split()[-1])))
 
 
-@routes.post("/api/notifications/{id}/read")
+@routes.post(
+    "/api/notifications/{id}/read",
+    summary="Mark one notification read",
+    auth=True,
+    response=Notification,
+    errors=(404,),
+)
 async def mark_read(request: web.Request) -> web.Response:
     """Mark one of the caller's notifications read (again is fine); 404 when not theirs."""
     user = require_user(request)
     ident = path_uuid(request)
     row = await request.app[POOL].fetchrow(
         "UPDATE notifications SET read_at = coalesce(read_at, now()) WHERE id = $1 AND user_id = $2"
-        " RETURNING *",
+        f" RETURNING {_COLUMNS}",
         ident,
         user.user_id,
     )
     if row is None:
         raise ApiError("not_found", f"No notification {ident} of yours.")
-    return ok(notification_json(row))
+    return ok(load(Notification, row))
 
 
-@routes.delete("/api/notifications/{id}")
+@routes.delete(
+    "/api/notifications/{id}", summary="Delete one notification", auth=True, response=Deleted, errors=(404,)
+)
 async def delete_one(request: web.Request) -> web.Response:
     """Delete one of the caller's notifications; 404 when not theirs (or already gone)."""
     user = require_user(request)
@@ -136,52 +265,46 @@ async def delete_one(request: web.Request) -> web.Response:
     )
     if status.endswith(" 0"):
         raise ApiError("not_found", f"No notification {ident} of yours.")
-    return ok({"id": ident, "deleted": True})
+    return ok(Deleted(id=ident))
 
 
-async def _preferences(request: web.Request, user_id: str) -> dict[str, dict[str, bool]]:
+async def _preferences(request: web.Request, user_id: str) -> msgspec.Struct:
     rows = await request.app[POOL].fetch(
         "SELECT type, in_app, push FROM notification_preferences WHERE user_id = $1", user_id
     )
-    stored = {r["type"]: r for r in rows}
-    return {
-        t: {
-            "inApp": bool(stored[t]["in_app"]) if t in stored else True,
-            "push": bool(stored[t]["push"]) if t in stored else True,
-        }
-        for t in NOTIFICATION_TYPES
-    }
+    stored = {r["type"]: Channels(in_app=r["in_app"], push=r["push"]) for r in rows}
+    everything_on = Channels(in_app=True, push=True)
+    return Preferences(**{t: stored.get(t, everything_on) for t in NOTIFICATION_TYPES})
 
 
-@routes.get("/api/notifications/preferences")
+@routes.get(
+    "/api/notifications/preferences",
+    summary="Notification preferences per type and channel",
+    auth=True,
+    response=Preferences,
+)
 async def get_preferences(request: web.Request) -> web.Response:
     """Per notification type, whether it goes to the in-app inbox and to push (both on by default)."""
     user = require_user(request)
     return ok(await _preferences(request, user.user_id))
 
 
-@routes.put("/api/notifications/preferences")
-async def put_preferences(request: web.Request) -> web.Response:
+@routes.put(
+    "/api/notifications/preferences",
+    summary="Change notification preferences",
+    description="Types and channels not sent stay as they are.",
+    auth=True,
+    body=PreferencesChange,
+    response=Preferences,
+)
+async def put_preferences(request: web.Request, body: msgspec.Struct) -> web.Response:
     """Change some preferences: {type: {inApp?, push?}}; types and channels not sent stay as they are."""
     user = require_user(request)
-    body = await read_json(request)
-    problems: dict[str, str] = {}
-    changes: list[tuple[str, bool | None, bool | None]] = []
-    for type_, value in body.items():
-        if type_ not in NOTIFICATION_TYPES:
-            problems[type_] = f"is not a notification type (one of {', '.join(NOTIFICATION_TYPES)})"
-        elif not isinstance(value, dict) or not value or set(value) - {"inApp", "push"}:
-            problems[type_] = "must be an object with inApp and/or push"
-        elif any(not isinstance(v, bool) for v in value.values()):
-            problems[type_] = "inApp and push must be true or false"
-        else:
-            changes.append((type_, value.get("inApp"), value.get("push")))
-    if problems or not changes:
-        raise ApiError(
-            "bad_request",
-            "Send {type: {inApp?: bool, push?: bool}} for one or more notification types.",
-            details={"fields": problems or {"body": "names no notification type"}},
-        )
+    changes = [
+        (type_, _given(change.in_app), _given(change.push))
+        for type_ in NOTIFICATION_TYPES
+        if isinstance(change := getattr(body, type_), ChannelsChange)
+    ]
     async with request.app[POOL].acquire() as conn, conn.transaction():
         for type_, in_app, push in changes:
             await conn.execute(
@@ -198,154 +321,6 @@ async def put_preferences(request: web.Request) -> web.Response:
     return ok(await _preferences(request, user.user_id))
 
 
-_NOTIFICATION: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "type", "title", "body", "data", "read", "readAt", "createdAt"],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "body": {"type": "string"},
-        "data": {"type": "object"},
-        "read": {"type": "boolean"},
-        "readAt": {"type": ["integer", "null"], "description": "epoch ms"},
-        "createdAt": {"type": "integer", "description": "epoch ms"},
-    },
-}
-_CHANNELS: dict[str, Any] = {
-    "type": "object",
-    "required": ["inApp", "push"],
-    "properties": {"inApp": {"type": "boolean"}, "push": {"type": "boolean"}},
-}
-_PREFERENCES: dict[str, Any] = {
-    "type": "object",
-    "required": list(NOTIFICATION_TYPES),
-    "properties": dict.fromkeys(NOTIFICATION_TYPES, _CHANNELS),
-}
-_CHANGE: dict[str, Any] = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": False,
-    "properties": {"inApp": {"type": "boolean"}, "push": {"type": "boolean"}},
-}
-_PREFERENCES_BODY: dict[str, Any] = {
-    "type": "object",
-    "minProperties": 1,
-    "additionalProperties": False,
-    "properties": dict.fromkeys(NOTIFICATION_TYPES, _CHANGE),
-}
-_ID = {
-    "name": "id",
-    "in": "path",
-    "required": True,
-    "schema": {"type": "string"},
-    "description": "notification id",
-}
-
-
-def _op(
-    summary: str,
-    data: dict[str, Any],
-    errors: dict[str, str],
-    *,
-    meta: dict[str, Any] | None = None,
-    parameters: list[dict[str, Any]] | None = None,
-    body: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An authenticated operation of the notifications tag: 200 envelope plus each error envelope."""
-    envelope = {
-        "type": "object",
-        "required": ["success", "data", *(meta or {})],
-        "properties": {"success": {"const": True}, "data": data, **(meta or {})},
-    }
-    responses: dict[str, Any] = {
-        "200": {"description": "Done.", "content": {"application/json": {"schema": envelope}}}
-    }
-    all_errors = {
-        "401": "No valid access token.",
-        "429": "Over the rate limit; retry after Retry-After.",
-        **errors,
-    }
-    for status, when in sorted(all_errors.items()):
-        responses[status] = {"description": when, "content": {"application/json": {"schema": ERROR_REF}}}
-    op: dict[str, Any] = {
-        "summary": summary,
-        "tags": ["notifications"],
-        "security": [{"bearerAuth": []}],
-        "responses": responses,
-    }
-    if parameters:
-        op["parameters"] = parameters
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/notifications": {
-        "get": _op(
-            "The caller's notifications, newest first",
-            {"type": "array", "items": _NOTIFICATION},
-            {"400": "A bad limit, unread or cursor parameter."},
-            meta={
-                "nextCursor": {"type": ["string", "null"], "description": "pass as cursor for the next page"},
-                "unreadCount": {"type": "integer", "minimum": 0},
-            },
-            parameters=[
-                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                {"name": "unread", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
-            ],
-        )
-    },
-    "/api/notifications/unread-count": {
-        "get": _op(
-            "How many notifications are unread",
-            {
-                "type": "object",
-                "required": ["count"],
-                "properties": {"count": {"type": "integer", "minimum": 0}},
-            },
-            {},
-        )
-    },
-    "/api/notifications/mark-all-read": {
-        "post": _op(
-            "Mark every notification read",
-            {"type": "object", "required": ["updated"], "properties": {"updated": {"type": "integer"}}},
-            {},
-        )
-    },
-    "/api/notifications/clear-all": {
-        "delete": _op(
-            "Delete every notification",
-            {"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "integer"}}},
-            {},
-        )
-    },
-    "/api/notifications/{id}/read": {
-        "post": _op(
-            "Mark one notification read",
-            _NOTIFICATION,
-            {"404": "No such notification of the caller's."},
-            parameters=[_ID],
-        )
-    },
-    "/api/notifications/{id}": {
-        "delete": _op(
-            "Delete one notification",
-            deleted_item(key_schema={"type": "string", "format": "uuid"}),
-            {"404": "No such notification of the caller's."},
-            parameters=[_ID],
-        )
-    },
-    "/api/notifications/preferences": {
-        "get": _op("Notification preferences per type and channel", _PREFERENCES, {}),
-        "put": _op(
-            "Change notification preferences",
-            _PREFERENCES,
-            {"400": "An unknown type or channel, a non-boolean value, or nothing to change."},
-            body=_PREFERENCES_BODY,
-        ),
-    },
-}
+def _given(value: bool | UnsetType) -> bool | None:
+    """A channel's new setting, None when not sent (the stored one stays)."""
+    return None if value is UNSET else bool(value)

@@ -16,7 +16,7 @@ from aiohttp import web
 from rest.api import Operation, Routes
 from rest.errors import STATUS
 
-routes = web.RouteTableDef()
+routes = Routes("docs")
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
@@ -223,40 +223,23 @@ def _docs_page() -> bytes:
     return Path(__file__).with_name("docs.html").read_bytes()
 
 
-@routes.get("/api/openapi.json")
+@routes.get(
+    "/api/openapi.json",
+    summary="This API's OpenAPI 3.1 document",
+    responses={"200": json_response({"type": "object", "required": ["openapi", "paths"]}, "the document")},
+)
 async def openapi_json(request: web.Request) -> web.Response:
     """The OpenAPI document."""
     return web.Response(body=_document_bytes(), content_type="application/json")
 
 
-@routes.get("/api/docs")
+@routes.get(
+    "/api/docs",
+    summary="A readable page of this API's routes (works offline)",
+    responses={
+        "200": {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
+    },
+)
 async def docs(request: web.Request) -> web.Response:
     """The docs page: plain HTML and JavaScript rendering /api/openapi.json, no network beyond it."""
     return web.Response(body=_docs_page(), content_type="text/html")
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/openapi.json": {
-        "get": {
-            "summary": "This API's OpenAPI 3.1 document",
-            "tags": ["docs"],
-            "responses": {
-                "200": json_response({"type": "object", "required": ["openapi", "paths"]}),
-                **errors(),
-            },
-        }
-    },
-    "/api/docs": {
-        "get": {
-            "summary": "A readable page of this API's routes (works offline)",
-            "tags": ["docs"],
-            "responses": {
-                "200": {
-                    "description": "an HTML page",
-                    "content": {"text/html": {"schema": {"type": "string"}}},
-                },
-                **errors(),
-            },
-        }
-    },
-}

@@ -13,25 +13,66 @@ import hashlib
 import logging
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
 
 from hub.keys import POOL, SETTINGS, TOKENS
 from hub.settings import Settings
+from rest.api import Body, Routes, Wire, ok
 from rest.errors import ApiError
-from rest.http import Fields, ok, read_json
-from rest.users import operation
 
 if TYPE_CHECKING:
     from hub.db import Conn
 
 log = logging.getLogger("gigwire.auth")
-routes = web.RouteTableDef()
+routes = Routes("auth")
 
 COOKIE = "refreshToken"
 COOKIE_PATH = "/api/auth"
+
+
+class TokenInput(Body):
+    """POST /api/auth/refresh and /logout: the refresh token, unless the cookie carries it."""
+
+    keep_spaces = frozenset({"refreshToken"})  # opaque: a wrong one is simply unknown
+
+    refresh_token: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=1,
+                max_length=512,
+                description="Instead of the refreshToken cookie (apps without cookies).",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class Tokens(Wire):
+    """A session's new tokens."""
+
+    token: Annotated[str, msgspec.Meta(description="access token (JWT), as Authorization: Bearer")]
+    refresh_token: Annotated[str, msgspec.Meta(description="also set as the refreshToken cookie")]
+    expires_in: Annotated[int, msgspec.Meta(description="access token lifetime, seconds")]
+
+
+class LoggedOut(Wire):
+    """The answer of a logout."""
+
+    logged_out: Literal[True]
+
+
+_COOKIE_PARAM = {
+    "in": "cookie",
+    "name": COOKIE,
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "The refresh token set by verify-otp and refresh (HttpOnly, Path=/api/auth).",
+}
 
 
 def token_hash(token: str) -> bytes:
@@ -78,26 +119,16 @@ def clear_cookie(response: web.StreamResponse, settings: Settings) -> None:
     )
 
 
-def session_response(
-    data: dict[str, Any], settings: Settings, refresh: str, status: int = 200
-) -> web.Response:
+def session_response(data: Tokens, settings: Settings, refresh: str, status: int = 200) -> web.Response:
     """The success body `data` with the refresh token also set as the cookie."""
     response = ok(data, status=status)
     set_cookie(response, settings, refresh)
     return response
 
 
-async def _presented(request: web.Request) -> str | None:
+def _presented(request: web.Request, body: TokenInput) -> str | None:
     """The refresh token of the body (`refreshToken`) or, failing that, of the cookie."""
-    body = await read_json(request)
-    fields = Fields(body)
-    fields.unknown(["refreshToken"])
-    # Taken as sent, not trimmed: a token is opaque, and a wrong one is simply unknown.
-    token = body.get("refreshToken")
-    if token is not None and (not isinstance(token, str) or not 1 <= len(token) <= 512):
-        fields.errors["refreshToken"] = "must be a string of 1 to 512 characters"
-    fields.check()
-    return token or request.cookies.get(COOKIE) or None
+    return body.refresh_token or request.cookies.get(COOKIE) or None
 
 
 def _refused(settings: Settings, message: str, reason: str) -> web.Response:
@@ -109,11 +140,23 @@ def _refused(settings: Settings, message: str, reason: str) -> web.Response:
     return response
 
 
-@routes.post("/api/auth/refresh")
-async def refresh(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/auth/refresh",
+    summary="Rotate a refresh token: new access token and refresh token",
+    description="The token comes from the body's refreshToken, else the refreshToken cookie. The"
+    " presented token is used up; a second use revokes its whole family. 401 when there is no token,"
+    " or it is unknown, expired, revoked, or already used (details.reason: missing, unknown, expired,"
+    " revoked, reused, rotated_just_now); log in again.",
+    body=TokenInput,
+    body_required=False,
+    response=Tokens,
+    parameters=(_COOKIE_PARAM,),
+    errors=(401,),
+)
+async def refresh(request: web.Request, body: TokenInput) -> web.Response:
     """Rotate the presented refresh token: answer a new access token and refresh token."""
     settings = request.app[SETTINGS]
-    token = await _presented(request)
+    token = _presented(request, body)
     if token is None:
         raise ApiError(
             "unauthorized",
@@ -179,95 +222,30 @@ async def refresh(request: web.Request) -> web.Response:
         return _refused(settings, message, reason)
     assert row is not None and user is not None
     access = request.app[TOKENS].issue(str(row["user_id"]), list(user["roles"]))
-    data = {"token": access, "refreshToken": new_refresh, "expiresIn": settings.access_token_ttl}
+    data = Tokens(token=access, refresh_token=new_refresh, expires_in=settings.access_token_ttl)
     return session_response(data, settings, new_refresh)
 
 
-@routes.post("/api/auth/logout")
-async def logout(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/auth/logout",
+    summary="Log out: revoke the refresh token's family and clear the cookie",
+    description="Idempotent: answers 200 with or without a valid token. Access tokens already issued"
+    " stay valid until they expire.",
+    body=TokenInput,
+    body_required=False,
+    response=LoggedOut,
+    parameters=(_COOKIE_PARAM,),
+)
+async def logout(request: web.Request, body: TokenInput) -> web.Response:
     """Revoke the presented refresh token's family and clear the cookie; succeeds whatever is sent."""
     settings = request.app[SETTINGS]
-    token = await _presented(request)
+    token = _presented(request, body)
     if token is not None:
         await request.app[POOL].execute(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL"
             " AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
             token_hash(token),
         )
-    response = ok({"loggedOut": True})
+    response = ok(LoggedOut(logged_out=True))
     clear_cookie(response, settings)
     return response
-
-
-_TOKEN_BODY: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "refreshToken": {
-            "type": ["string", "null"],
-            "minLength": 1,
-            "maxLength": 512,
-            "description": "Instead of the refreshToken cookie (apps without cookies).",
-        }
-    },
-}
-_COOKIE_PARAM = {
-    "in": "cookie",
-    "name": COOKIE,
-    "required": False,
-    "schema": {"type": "string"},
-    "description": "The refresh token set by verify-otp and refresh (HttpOnly, Path=/api/auth).",
-}
-
-
-def _with_cookie(op: dict[str, Any]) -> dict[str, Any]:
-    op["parameters"] = [_COOKIE_PARAM]
-    op["requestBody"]["required"] = False
-    return op
-
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/auth/refresh": {
-        "post": _with_cookie(
-            operation(
-                "Rotate a refresh token: new access token and refresh token",
-                "auth",
-                {
-                    "type": "object",
-                    "required": ["token", "refreshToken", "expiresIn"],
-                    "properties": {
-                        "token": {"type": "string", "description": "access token (JWT)"},
-                        "refreshToken": {"type": "string", "description": "also set as the cookie"},
-                        "expiresIn": {"type": "integer", "description": "access token lifetime, seconds"},
-                    },
-                },
-                {
-                    "400": "The body is not JSON or has fields other than refreshToken.",
-                    "401": "No refresh token, or it is unknown, expired, revoked, or already used "
-                    "(details.reason: missing, unknown, expired, revoked, reused). Reuse revokes "
-                    "every token of that login. Log in again.",
-                },
-                body=_TOKEN_BODY,
-                description="The token comes from the body's refreshToken, else the refreshToken "
-                "cookie. The presented token is used up; a second use revokes its whole family.",
-            )
-        )
-    },
-    "/api/auth/logout": {
-        "post": _with_cookie(
-            operation(
-                "Log out: revoke the refresh token's family and clear the cookie",
-                "auth",
-                {
-                    "type": "object",
-                    "required": ["loggedOut"],
-                    "properties": {"loggedOut": {"const": True}},
-                },
-                {"400": "The body is not JSON or has fields other than refreshToken."},
-                body=_TOKEN_BODY,
-                description="Idempotent: answers 200 with or without a valid token. Access tokens "
-                "already issued stay valid until they expire.",
-            )
-        )
-    },
-}

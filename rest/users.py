@@ -1,24 +1,27 @@
-"""/api/users/me: the caller's own profile; `user_json` renders a users row for every module."""
+"""/api/users/me: the caller's own profile. `User` is the user shape every module answers: `load` it
+from a row selected with USER_COLUMNS."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import asyncpg
+import msgspec
 from aiohttp import web
+from msgspec import UNSET, UnsetType
 
-from hub.clock import epoch_ms
 from hub.keys import POOL
+from rest.api import Body, FieldErrors, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.http import Fields, ok, read_json, require_user
-from rest.openapi import ERROR_REF, envelope
+from rest.gig_search import EpochMs, Uuid
+from rest.http import require_user
 
-routes = web.RouteTableDef()
+routes = Routes("users")
 
-# Never in an email or URL: whitespace and control characters. The OpenAPI patterns are these same
+# Never in an email or URL: whitespace and control characters. The documented patterns are these same
 # expressions (valid in both Python and ECMA-262), so the documented schema and the check agree.
 _NO = r"\s\x00-\x1f\x7f-\x9f\ufeff"
 EMAIL = re.compile(rf"[^@{_NO}]+@[^@{_NO}]+\.[^@{_NO}]+")
@@ -29,22 +32,50 @@ NOT_BLANK = r"^[^\x00]*[^\s\x00\x1c-\x1f\x85][^\x00]*$"
 NO_NUL = r"^[^\x00]*$"
 # The fields a profile needs before its owner can post gigs or apply (0001_core.sql).
 PROFILE_FIELDS = ("email", "name", "university", "course", "graduation_year")
+# Every column of a users row, and profile_complete.
+USER_COLUMNS = "*, (" + " AND ".join(f"{c} IS NOT NULL" for c in PROFILE_FIELDS) + ") AS profile_complete"
 
-# camelCase field -> column, for the fields the user edits.
-EDITABLE = {
-    "name": "name",
-    "email": "email",
-    "avatarUrl": "avatar_url",
-    "bio": "bio",
-    "university": "university",
-    "course": "course",
-    "year": "year",
-    "graduationYear": "graduation_year",
-    "roles": "roles",
-    "idDocumentUrl": "id_document_url",
-}
-CLEARABLE = {"avatarUrl", "bio", "idDocumentUrl"}
-# Fields of the user JSON the user cannot set, and why.
+Role = Literal["doer", "client", "admin"]
+Phone = Annotated[str, msgspec.Meta(pattern=r"^\+[1-9][0-9]{7,14}$", examples=["+919876543210"])]
+Count = Annotated[int, msgspec.Meta(ge=0)]
+Money = Annotated[int, msgspec.Meta(ge=0, description="paise")]
+
+
+class User(Wire):
+    """A user; times in epoch milliseconds, money in paise of `currency`."""
+
+    id: Uuid
+    phone: Phone
+    email: str | None
+    name: str | None
+    avatar_url: str | None
+    bio: str | None
+    university: str | None
+    course: str | None
+    year: Annotated[int, msgspec.Meta(ge=1, le=5)] | None
+    graduation_year: int | None
+    phone_verified: bool
+    email_verified: bool
+    id_verified: bool
+    id_document_url: str | None
+    roles: Annotated[list[Role], msgspec.Meta(min_length=1)]
+    rating: Annotated[float, msgspec.Meta(ge=0, le=5)]
+    total_earnings: Money
+    completed_gigs: Count
+    trust_score: Annotated[int, msgspec.Meta(ge=0, le=100)]
+    badges: list[str]
+    bank_account_id: Uuid | None
+    wallet_balance: Money
+    pending_balance: Money
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    created_at: EpochMs
+    last_active_at: EpochMs
+    profile_complete: Annotated[
+        bool, msgspec.Meta(description="email, name, university, course and graduationYear are all set")
+    ]
+
+
+# Fields of User the user cannot set, and why.
 READ_ONLY = {
     "id": "is assigned by the server",
     "phone": "is your login; log in with the other phone number instead",
@@ -65,147 +96,48 @@ READ_ONLY = {
     "profileComplete": "is computed from the other fields",
 }
 
-
-_NULLABLE_TEXT = {"type": ["string", "null"]}
-USER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "A user; times in epoch milliseconds, money in paise of `currency`.",
-    "required": [
-        "id",
-        "phone",
-        "email",
-        "name",
-        "avatarUrl",
-        "bio",
-        "university",
-        "course",
-        "year",
-        "graduationYear",
-        "phoneVerified",
-        "emailVerified",
-        "idVerified",
-        "idDocumentUrl",
-        "roles",
-        "rating",
-        "totalEarnings",
-        "completedGigs",
-        "trustScore",
-        "badges",
-        "bankAccountId",
-        "walletBalance",
-        "pendingBalance",
-        "currency",
-        "createdAt",
-        "lastActiveAt",
-        "profileComplete",
-    ],
-    "properties": {
-        "id": {"type": "string", "format": "uuid"},
-        "phone": {"type": "string", "pattern": r"^\+[1-9][0-9]{7,14}$"},
-        "email": _NULLABLE_TEXT,
-        "name": _NULLABLE_TEXT,
-        "avatarUrl": _NULLABLE_TEXT,
-        "bio": _NULLABLE_TEXT,
-        "university": _NULLABLE_TEXT,
-        "course": _NULLABLE_TEXT,
-        "year": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
-        "graduationYear": {"type": ["integer", "null"]},
-        "phoneVerified": {"type": "boolean"},
-        "emailVerified": {"type": "boolean"},
-        "idVerified": {"type": "boolean"},
-        "idDocumentUrl": _NULLABLE_TEXT,
-        "roles": {"type": "array", "minItems": 1, "items": {"enum": ["doer", "client", "admin"]}},
-        "rating": {"type": "number", "minimum": 0, "maximum": 5},
-        "totalEarnings": {"type": "integer", "minimum": 0},
-        "completedGigs": {"type": "integer", "minimum": 0},
-        "trustScore": {"type": "integer", "minimum": 0, "maximum": 100},
-        "badges": {"type": "array", "items": {"type": "string"}},
-        "bankAccountId": {"type": ["string", "null"], "format": "uuid"},
-        "walletBalance": {"type": "integer", "minimum": 0},
-        "pendingBalance": {"type": "integer", "minimum": 0},
-        "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
-        "createdAt": {"type": "integer"},
-        "lastActiveAt": {"type": "integer"},
-        "profileComplete": {
-            "type": "boolean",
-            "description": "email, name, university, course and graduationYear are all set",
-        },
-    },
-}
-"""JSON Schema of `user_json`'s output."""
-
-_RATE_HEADERS = {
-    "X-RateLimit-Limit": {"schema": {"type": "integer"}, "description": "requests allowed a minute"},
-    "X-RateLimit-Remaining": {"schema": {"type": "integer"}, "description": "requests left this minute"},
-    "X-RateLimit-Reset": {"schema": {"type": "integer"}, "description": "seconds until the window resets"},
-}
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NOT_BLANK)]
+Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=f"^{URL.pattern}$")]
 
 
-def operation(
-    summary: str,
-    tag: str,
-    data: dict[str, Any],
-    errors: Mapping[str, str],
-    *,
-    auth: bool = False,
-    body: dict[str, Any] | None = None,
-    description: str | None = None,
-    meta: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An OpenAPI operation answering `{"success": true, "data": <data>, **meta}` with 200, the
-    error envelope for each status of `errors` (status -> when), and 429 from the rate limiter."""
-    responses: dict[str, Any] = {
-        "200": {
-            "description": "Done.",
-            "headers": _RATE_HEADERS,
-            "content": {"application/json": {"schema": envelope(data, dict(meta or {}))}},
-        }
+class UserPatch(Body):
+    """PATCH /api/users/me: only the fields to change, at least one. avatarUrl, bio and idDocumentUrl
+    may be null to clear them (bio also by ""); the others cannot be cleared."""
+
+    unpadded = frozenset({"email", "avatarUrl", "idDocumentUrl"})
+    whole_floats = frozenset({"year", "graduationYear"})
+    unknown_reasons: ClassVar[Mapping[str, str]] = {
+        name: f"cannot be changed: it {why}" for name, why in READ_ONLY.items()
     }
-    all_errors = {"429": "Over the request rate limit; retry after Retry-After seconds.", **errors}
-    for status, when in sorted(all_errors.items()):
-        responses[status] = {"description": when, "content": {"application/json": {"schema": ERROR_REF}}}
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
-    if description:
-        op["description"] = description
-    if auth:
-        op["security"] = [{"bearerAuth": []}]
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
 
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NOT_BLANK)] | UnsetType = UNSET
+    email: Annotated[str, msgspec.Meta(max_length=254, pattern=f"^{EMAIL.pattern}$")] | UnsetType = UNSET
+    avatar_url: Url | UnsetType | None = UNSET
+    bio: Annotated[str, msgspec.Meta(max_length=500, pattern=NO_NUL)] | UnsetType | None = UNSET
+    university: Text | UnsetType = UNSET
+    course: Text | UnsetType = UNSET
+    year: Annotated[int, msgspec.Meta(ge=1, le=5)] | UnsetType = UNSET
+    graduation_year: Annotated[int, msgspec.Meta(ge=1950, le=2100)] | UnsetType = UNSET
+    roles: (
+        Annotated[
+            list[Role],
+            msgspec.Meta(min_length=1, description="doer and/or client; admin is granted by an operator"),
+        ]
+        | UnsetType
+    ) = UNSET
+    id_document_url: Url | UnsetType | None = UNSET
 
-def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A `users` row (all columns) as the API's camelCase user object; times in epoch ms, money in
-    paise, optional fields null when unset, plus `profileComplete`."""
-    return {
-        "id": str(row["id"]),
-        "phone": row["phone"],
-        "email": row["email"],
-        "name": row["name"],
-        "avatarUrl": row["avatar_url"],
-        "bio": row["bio"],
-        "university": row["university"],
-        "course": row["course"],
-        "year": row["year"],
-        "graduationYear": row["graduation_year"],
-        "phoneVerified": row["phone_verified"],
-        "emailVerified": row["email_verified"],
-        "idVerified": row["id_verified"],
-        "idDocumentUrl": row["id_document_url"],
-        "roles": list(row["roles"]),
-        "rating": float(row["rating"]),
-        "totalEarnings": row["total_earnings"],
-        "completedGigs": row["completed_gigs"],
-        "trustScore": row["trust_score"],
-        "badges": list(row["badges"]),
-        "bankAccountId": None if row["bank_account_id"] is None else str(row["bank_account_id"]),
-        "walletBalance": row["wallet_balance"],
-        "pendingBalance": row["pending_balance"],
-        "currency": row["currency"],
-        "createdAt": epoch_ms(row["created_at"]),
-        "lastActiveAt": epoch_ms(row["last_active_at"]),
-        "profileComplete": all(row[c] is not None for c in PROFILE_FIELDS),
-    }
+    def __post_init__(self) -> None:
+        if isinstance(self.roles, list):
+            self.roles = list(dict.fromkeys(self.roles))
+        if self.bio == "":
+            self.bio = None
+        if not self.columns():
+            raise FieldErrors({"body": "send at least one field to change"})
+
+    def columns(self) -> dict[str, Any]:
+        """Column -> new value (None: clear it) of each field sent."""
+        return {name: value for name in self.__struct_fields__ if (value := getattr(self, name)) is not UNSET}
 
 
 def _user_id(request: web.Request) -> uuid.UUID:
@@ -220,83 +152,36 @@ def _no_user() -> ApiError:
     return ApiError("unauthorized", "The user of this access token no longer exists; log in again.")
 
 
-@routes.get("/api/users/me")
+_ME_401 = "401 also when the token's user no longer exists."
+
+
+@routes.get("/api/users/me", summary="The caller's profile", description=_ME_401, auth=True, response=User)
 async def get_me(request: web.Request) -> web.Response:
     """The caller's profile."""
     user_id = _user_id(request)
-    row = await request.app[POOL].fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+    row = await request.app[POOL].fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
     if row is None:
         raise _no_user()
-    return ok(user_json(row))
+    return ok(load(User, row))
 
 
-def _url(fields: Fields, name: str, value: str | None) -> None:
-    if value is not None and name not in fields.errors and not URL.fullmatch(value):
-        fields.errors[name] = "must be an http:// or https:// URL"
-
-
-def untrimmed(fields: Fields, body: Mapping[str, Any], *names: str) -> None:
-    """Refuse strings with spaces around them for fields whose format allows none (Fields.text
-    would strip them silently, and the documented pattern refuses them)."""
-    for name in names:
-        raw = body.get(name)
-        if isinstance(raw, str) and raw != raw.strip():
-            fields.errors[name] = "must not start or end with spaces"
-
-
-def no_nul(fields: Fields, body: Mapping[str, Any], *names: str) -> None:
-    """Refuse strings holding NUL characters, which PostgreSQL text cannot store."""
-    for name in names:
-        raw = body.get(name)
-        if isinstance(raw, str) and "\x00" in raw and name not in fields.errors:
-            fields.errors[name] = "must not contain NUL characters"
-
-
-def _read_patch(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated changes (camelCase name -> value, None meaning clear), or bad_request."""
-    # JSON has one number type: 2028.0 is the integer 2028.
-    body = {
-        k: int(v) if k in ("year", "graduationYear") and isinstance(v, float) and v.is_integer() else v
-        for k, v in body.items()
-    }
-    fields = Fields(body)
-    for name in body:
-        if name in READ_ONLY:
-            fields.errors[name] = f"cannot be changed: it {READ_ONLY[name]}"
-        elif body[name] is None and name in EDITABLE and name not in CLEARABLE:
-            fields.errors[name] = "cannot be cleared; send a value"
-    fields.unknown([*EDITABLE, *READ_ONLY])
-    values: dict[str, Any] = {
-        "name": fields.text("name", required=False, max_len=100),
-        "email": fields.text("email", required=False, max_len=254, pattern=EMAIL),
-        "avatarUrl": fields.text("avatarUrl", required=False, max_len=2048),
-        "bio": fields.text("bio", required=False, min_len=0, max_len=500),
-        "university": fields.text("university", required=False, max_len=200),
-        "course": fields.text("course", required=False, max_len=200),
-        "year": fields.integer("year", required=False, low=1, high=5),
-        "graduationYear": fields.integer("graduationYear", required=False, low=1950, high=2100),
-        "roles": fields.text_list(
-            "roles", required=False, min_items=1, max_items=3, choices=("doer", "client", "admin")
-        ),
-        "idDocumentUrl": fields.text("idDocumentUrl", required=False, max_len=2048),
-    }
-    _url(fields, "avatarUrl", values["avatarUrl"])
-    _url(fields, "idDocumentUrl", values["idDocumentUrl"])
-    untrimmed(fields, body, "email", "avatarUrl", "idDocumentUrl")
-    no_nul(fields, body, "name", "bio", "university", "course")
-    if not body:
-        fields.errors["body"] = "send at least one field to change"
-    fields.check()
-    if values["bio"] == "":
-        values["bio"] = None
-    return {name: values[name] for name in body}
-
-
-@routes.patch("/api/users/me")
-async def patch_me(request: web.Request) -> web.Response:
+@routes.patch(
+    "/api/users/me",
+    summary="Change some of the caller's profile fields",
+    description="Send only the fields to change. avatarUrl, bio and idDocumentUrl may be null to clear"
+    " them. A changed email resets emailVerified, a changed idDocumentUrl resets idVerified. roles is a"
+    " non-empty subset of doer and client (admin: 403, only an operator grants it); an admin keeps"
+    " admin. Roles inside access tokens change at the next refresh. A field that is unknown, read-only"
+    " or invalid is a 400 naming it; an email of another account is a 409. " + _ME_401,
+    auth=True,
+    body=UserPatch,
+    response=User,
+    errors=(403, 409),
+)
+async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
     """Change some of the caller's own profile fields; answer the whole updated profile."""
     user_id = _user_id(request)
-    changes = _read_patch(await read_json(request))
+    changes = body.columns()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         current = await conn.fetchrow(
             "SELECT roles, email, id_document_url FROM users WHERE id = $1 FOR UPDATE", user_id
@@ -316,16 +201,18 @@ async def patch_me(request: web.Request) -> web.Response:
             if not roles:
                 raise ApiError("bad_request", "Keep at least one of the roles doer and client.")
             changes["roles"] = roles
-        sets = [f"{EDITABLE[name]} = ${i}" for i, name in enumerate(changes, start=2)]
+        sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
         # A new address or document has not been verified, whatever the old one was.
         if "email" in changes and (changes["email"] or "").lower() != (current["email"] or "").lower():
             sets.append("email_verified = false")
-        if "idDocumentUrl" in changes and changes["idDocumentUrl"] != current["id_document_url"]:
+        if "id_document_url" in changes and changes["id_document_url"] != current["id_document_url"]:
             sets.append("id_verified = false")
         sets.append("last_active_at = now()")
         try:
             row = await conn.fetchrow(
-                f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING *", user_id, *changes.values()
+                f"UPDATE users SET {', '.join(sets)} WHERE id = $1 RETURNING {USER_COLUMNS}",
+                user_id,
+                *changes.values(),
             )
         except asyncpg.UniqueViolationError:
             raise ApiError(
@@ -334,60 +221,4 @@ async def patch_me(request: web.Request) -> web.Response:
                 details={"fields": {"email": "is taken"}},
             ) from None
     assert row is not None
-    return ok(user_json(row))
-
-
-_URL_SCHEMA = {"type": ["string", "null"], "maxLength": 2048, "pattern": f"^{URL.pattern}$"}
-_TEXT_SCHEMA = {"type": "string", "minLength": 1, "pattern": NOT_BLANK}
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/users/me": {
-        "get": operation(
-            "The caller's profile",
-            "users",
-            USER_SCHEMA,
-            {"401": "No valid access token, or its user no longer exists."},
-            auth=True,
-        ),
-        "patch": operation(
-            "Change some of the caller's profile fields",
-            "users",
-            USER_SCHEMA,
-            {
-                "400": "A field is unknown, read-only, or invalid (details.fields names each), "
-                "or none was sent.",
-                "401": "No valid access token, or its user no longer exists.",
-                "403": "The admin role was asked for; only an operator grants it.",
-                "409": "The email address belongs to another account.",
-            },
-            auth=True,
-            description=(
-                "Send only the fields to change. avatarUrl, bio and idDocumentUrl may be null to clear "
-                "them. A changed email resets emailVerified, a changed idDocumentUrl resets idVerified. "
-                "roles is a non-empty subset of doer and client; an admin keeps admin. Roles inside "
-                "access tokens change at the next refresh."
-            ),
-            body={
-                "type": "object",
-                "additionalProperties": False,
-                "minProperties": 1,
-                "properties": {
-                    "name": {**_TEXT_SCHEMA, "maxLength": 100},
-                    "email": {"type": "string", "maxLength": 254, "pattern": f"^{EMAIL.pattern}$"},
-                    "avatarUrl": _URL_SCHEMA,
-                    "bio": {"type": ["string", "null"], "maxLength": 500, "pattern": NO_NUL},
-                    "university": {**_TEXT_SCHEMA, "maxLength": 200},
-                    "course": {**_TEXT_SCHEMA, "maxLength": 200},
-                    "year": {"type": "integer", "minimum": 1, "maximum": 5},
-                    "graduationYear": {"type": "integer", "minimum": 1950, "maximum": 2100},
-                    "roles": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {"type": "string", "enum": ["doer", "client"]},
-                    },
-                    "idDocumentUrl": _URL_SCHEMA,
-                },
-            },
-        ),
-    }
-}
+    return ok(load(User, row))
