@@ -200,7 +200,7 @@ class SessionFlow:
             session.answer(reply, error=exc)
             return
         except Exception:
-            log.exception("event failed", extra={"type": frame.type})
+            log.exception("event failed", extra={"type": frame.type, "transport": session.transport})
             session.answer(reply, error=HubError("internal", "The server failed; nothing was stored."))
             return
         # PING is answered by its PONG (sent by the handler), which carries the ref on /ws.
