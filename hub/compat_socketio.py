@@ -22,16 +22,27 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-import engineio.packet
 import socketio
+from engineio.packet import MESSAGE, Packet
+
+__all__ = [
+    "CHECKED_RANGE",
+    "HookedServer",
+    "Packet",
+    "abort",
+    "backlog",
+    "enqueue",
+    "is_closed",
+    "message_packet",
+]
 
 CHECKED_RANGE = ("python-socketio>=5.18,<5.19", "python-engineio>=4.15,<4.16")
 """The versions the private uses below were checked against (pinned in pyproject.toml)."""
 
 
-def message_packet(text: str) -> engineio.packet.Packet:
+def message_packet(text: str) -> Packet:
     """An Engine.IO MESSAGE packet carrying the Socket.IO packet `text`."""
-    return engineio.packet.Packet(engineio.packet.MESSAGE, data=text)
+    return Packet(MESSAGE, data=text)
 
 
 class HookedServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -66,7 +77,7 @@ class HookedServer(socketio.AsyncServer):  # type: ignore[misc]
         return self.eio.sockets.get(eio_sid)
 
 
-def enqueue(socket: Any, packet: engineio.packet.Packet) -> None:
+def enqueue(socket: Any, packet: Packet) -> None:
     """Put `packet` straight into the Engine.IO socket's outgoing queue."""
     socket.queue.put_nowait(packet)
 

@@ -11,7 +11,11 @@ ack follows whatever its event sent first (a SUBSCRIBE_CHAT's replay arrives bef
 Server events are emitted as `(type, data)`. A refused handshake token gets a CONNECT_ERROR whose
 `data` is `{"code": "unauthorized", "message"}`. Closes that ask the client to come back (1001
 going away, 1013 too slow) end the Engine.IO transport, so socket.io-client reconnects by itself;
-4401/4408 disconnect the namespace, which socket.io-client does not retry."""
+4401/4408 disconnect the namespace, which socket.io-client does not retry.
+
+What a connection is answered, and when it is refused, is decided by hub.session_flow, as for /ws;
+this module maps those answers onto Socket.IO. Its uses of python-socketio's and python-engineio's
+internals are in hub.compat_socketio."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from aiohttp import web
 
 from hub import compat_socketio as sio_compat
 from hub.codes import AUTH_TIMEOUT, NORMAL, UNAUTHORIZED
-from hub.compat_socketio import HookedServer, message_packet
+from hub.compat_socketio import HookedServer, Packet, message_packet
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.keys import HUB, SETTINGS, TOKENS
@@ -49,7 +53,7 @@ _EIO_DRAIN_POLL_S = 0.005
 _NAMESPACE_CLOSES = frozenset({UNAUTHORIZED, AUTH_TIMEOUT})
 
 
-def event_packet(frame: Frame) -> Any:
+def event_packet(frame: Frame) -> Packet:
     """The Engine.IO message carrying `frame` as a Socket.IO EVENT `[type, data]` on namespace "/".
     Engine.IO caches a packet's encoding, so one packet object serves every recipient."""
     parsed = frame.parsed
