@@ -23,15 +23,15 @@ from hub.demo import setup_demo
 from hub.door import ListenError, check_port, serve_app
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
+from hub.realtime import setup_realtime
 from hub.settings import Settings, SettingsError
 from hub.transport_sio import setup_socketio
-from hub.transport_ws import setup_realtime
 
 log = logging.getLogger("gigwire")
 
 # Later pieces of the web process (the realtime hub, the Socket.IO transport) register here.
 EXTENSIONS: list[Callable[[web.Application], None]] = []
-EXTENSIONS.append(setup_realtime)  # /ws, /metrics and the hub's start/stop (hub/transport_ws.py)
+EXTENSIONS.append(setup_realtime)  # /ws, /metrics and the hub's start/stop (hub/realtime.py)
 EXTENSIONS.append(setup_demo)  # GET /demo, the browser demo client
 EXTENSIONS.append(setup_socketio)  # /socket.io/, the hub's Socket.IO transport (after setup_realtime)
 

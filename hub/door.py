@@ -14,11 +14,12 @@ import contextlib
 import errno
 import socket
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from aiohttp import web
 
 from hub import websocket
+from hub.compat_aiohttp import GateRunner, hand_to_aiohttp
 from hub.keys import WS_FRONT
 
 _PREFIX = b"GET /ws"
@@ -89,40 +90,15 @@ class Door(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return None
         self._transport = None
-        handler = self._server()
-        transport.set_protocol(handler)
-        handler.connection_made(transport)
-        if self._buffer:
-            buffer, self._buffer = bytes(self._buffer), bytearray()
-            handler.data_received(buffer)
-        return handler
+        buffer, self._buffer = bytes(self._buffer), bytearray()
+        return hand_to_aiohttp(self._server, transport, buffer)
 
 
-class _DoorFactory:
-    """What the sites listen with: a Door per connection."""
-
-    __slots__ = ("_app", "_server")
-
-    def __init__(self, server: web.Server, app: web.Application) -> None:
-        self._server = server
-        self._app = app
-
-    def __call__(self) -> Door:
-        return Door(self._server, self._app)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._server, name)
-
-
-class Runner(web.AppRunner):
+class Runner(GateRunner):
     """An AppRunner whose sites accept connections through the door."""
 
-    @property
-    def server(self) -> web.Server | None:
-        server = super().server
-        if server is None:
-            return None
-        return cast(web.Server, _DoorFactory(server, self.app))
+    def gate(self, server: web.Server) -> asyncio.Protocol:
+        return Door(server, self.app)
 
 
 def tune_socket(transport: asyncio.BaseTransport) -> None:

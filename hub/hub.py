@@ -22,10 +22,11 @@ import asyncpg
 from hub import chat
 from hub.broker import Broker
 from hub.clock import now_ms
+from hub.codes import TRY_AGAIN_LATER
 from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.presence import Presence
-from hub.session import SLOW, TRY_AGAIN_LATER, Session, close_all
+from hub.session import SLOW, Session, close_all
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.hub")

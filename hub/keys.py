@@ -15,7 +15,7 @@ from hub.tokens import TokenCodec
 
 if TYPE_CHECKING:
     from hub.hub import Hub
-    from hub.transport_ws import WsFront
+    from hub.ws_front import WsFront
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)

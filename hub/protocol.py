@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from hub.codes import ERROR_CODES
 from hub.frame import Frame
 
 CLIENT_TYPES = frozenset(
@@ -44,9 +45,6 @@ CLIENT_TYPES = frozenset(
         "TYPING_STOP",
         "PING",
     }
-)
-ERROR_CODES = frozenset(
-    {"bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "too_large", "internal"}
 )
 MAX_TEXT = 4000
 MAX_ATTACHMENTS = 10

@@ -11,21 +11,20 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from hub.codes import GOING_AWAY, TRY_AGAIN_LATER
 from hub.frame import Frame
 from hub.metrics import HubMetrics
+from hub.protocol import HubError
 from hub.ratelimit import TokenBucket
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.session")
 
-NORMAL = 1000
-GOING_AWAY = 1001
-TOO_BIG = 1009
-TRY_AGAIN_LATER = 1013
-UNAUTHORIZED = 4401
-AUTH_TIMEOUT = 4408
+Reply = str | int | None
+"""How a transport names the answer to one client frame: the frame's ref on /ws, the ack id on
+Socket.IO; None when the client asked for no answer."""
 
 SLOW = "too slow a reader: reconnect and resume with sinceSeq"
 CLOSE_GRACE_S = 5.0
@@ -78,12 +77,33 @@ class Session:
         raise NotImplementedError
 
     @property
+    def ending(self) -> bool:
+        """True once the connection is on its way out (a close started, or its input ended): it is
+        not registered with the hub any more."""
+        return self.closing
+
+    @property
     def queued(self) -> tuple[int, int]:
         """(frames, bytes) waiting to be written."""
         raise NotImplementedError
 
     def push(self, frame: Frame) -> None:
         """Send or queue `frame`; never awaits. Over the queue's bound the session closes with 1013."""
+        raise NotImplementedError
+
+    def answer(
+        self,
+        reply: Reply,
+        ack: dict[str, Any] | None = None,
+        error: HubError | None = None,
+        *,
+        echoed: bool = False,
+        refusal: bool = False,
+    ) -> None:
+        """Answer one client frame named by `reply` with `ack` data or `error`. `echoed`: an event
+        carrying the frame's ref (PONG, AUTHENTICATED) already answered it where refs exist.
+        `refusal`: the error ends an unauthenticated connection and must reach the client even when
+        it asked for an ack. Never awaits."""
         raise NotImplementedError
 
     def close(self, code: int, reason: str = "", flush: bool = True) -> None:

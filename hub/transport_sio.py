@@ -11,30 +11,34 @@ ack follows whatever its event sent first (a SUBSCRIBE_CHAT's replay arrives bef
 Server events are emitted as `(type, data)`. A refused handshake token gets a CONNECT_ERROR whose
 `data` is `{"code": "unauthorized", "message"}`. Closes that ask the client to come back (1001
 going away, 1013 too slow) end the Engine.IO transport, so socket.io-client reconnects by itself;
-4401/4408 disconnect the namespace, which socket.io-client does not retry."""
+4401/4408 disconnect the namespace, which socket.io-client does not retry.
+
+What a connection is answered, and when it is refused, is decided by hub.session_flow, as for /ws;
+this module maps those answers onto Socket.IO. Its uses of python-socketio's and python-engineio's
+internals are in hub.compat_socketio."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
 from typing import Any
 
-import engineio.packet
 import orjson
 import socketio
 from aiohttp import web
 
-from hub import handlers
-from hub.clock import now_ms
+from hub import compat_socketio as sio_compat
+from hub.codes import AUTH_TIMEOUT, NORMAL, UNAUTHORIZED
+from hub.compat_socketio import HookedServer, Packet, message_packet
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.keys import HUB, SETTINGS, TOKENS
 from hub.metrics import METRICS, HubMetrics
 from hub.protocol import BadFrame, ClientFrame, HubError, parse
-from hub.session import AUTH_TIMEOUT, UNAUTHORIZED, QueuedSession
-from hub.tokens import Claims, TokenError
+from hub.session import QueuedSession, Reply
+from hub.session_flow import Realm, SessionFlow
+from hub.tokens import Claims
 
 log = logging.getLogger("gigwire.sio")
 
@@ -42,7 +46,6 @@ TRANSPORT = "sio"
 NAMESPACE = "/"
 SIO_SERVER: web.AppKey[socketio.AsyncServer] = web.AppKey("sio_server")
 
-_MAX_UNAUTHENTICATED_EVENTS = 50
 # Engine.IO's own per-socket queue is unbounded: the writer waits while it holds more than this, so a
 # slow reader backs up into the session's bounded queue, where the hub's limit applies.
 _EIO_QUEUE_SOFT_MAX = 32
@@ -50,19 +53,19 @@ _EIO_DRAIN_POLL_S = 0.005
 _NAMESPACE_CLOSES = frozenset({UNAUTHORIZED, AUTH_TIMEOUT})
 
 
-def event_packet(frame: Frame) -> engineio.packet.Packet:
+def event_packet(frame: Frame) -> Packet:
     """The Engine.IO message carrying `frame` as a Socket.IO EVENT `[type, data]` on namespace "/".
     Engine.IO caches a packet's encoding, so one packet object serves every recipient."""
     parsed = frame.parsed
     args = [frame.type, parsed["data"]] if parsed.get("data") is not None else [frame.type]
-    return engineio.packet.Packet(engineio.packet.MESSAGE, data="2" + orjson.dumps(args).decode())
+    return message_packet("2" + orjson.dumps(args).decode())
 
 
 def ack_frame(ack_id: int, data: dict[str, Any]) -> Frame:
     """A Frame holding a Socket.IO ACK of the client's event `ack_id`, to queue like any frame."""
     text = "3" + str(ack_id) + orjson.dumps([data]).decode()
     frame = Frame(text.encode(), "ACK")
-    frame.for_transport(TRANSPORT, lambda _f: engineio.packet.Packet(engineio.packet.MESSAGE, data=text))
+    frame.for_transport(TRANSPORT, lambda _f: message_packet(text))
     return frame
 
 
@@ -75,25 +78,49 @@ def error_ack(exc: HubError) -> dict[str, Any]:
 
 
 class SioSession(QueuedSession):
-    """A hub session over one Socket.IO connection (namespace "/")."""
+    """One Socket.IO connection (namespace "/"), from its CONNECT on: the outgoing side of its hub
+    session (its queue's writer runs from the start) and its session flow. Before authentication
+    its `user_id` is empty and the hub does not know it."""
+
+    __slots__ = ("admitted", "eio_sid", "flow", "server", "sid", "writer")
 
     transport = TRANSPORT
 
-    def __init__(self, server: GigwireSocketIO, sid: str, eio_sid: str, user_id: str) -> None:
-        super().__init__(user_id, server.app[SETTINGS], server.app[METRICS])
+    def __init__(self, server: GigwireSocketIO, sid: str, eio_sid: str) -> None:
+        super().__init__("", server.app[SETTINGS], server.app[METRICS])
         self.server = server
         self.sid = sid
         self.eio_sid = eio_sid
+        self.flow = SessionFlow(server.realm, self)
+        self.admitted: Claims | None = None  # a handshake token's claims, joined once CONNECT is sent
+        self.writer: asyncio.Task[None] | None = None
+
+    def answer(
+        self,
+        reply: Reply,
+        ack: dict[str, Any] | None = None,
+        error: HubError | None = None,
+        *,
+        echoed: bool = False,
+        refusal: bool = False,
+    ) -> None:
+        """The ack (ACK data or `{error}`) when the client asked for one; an error without an ack,
+        or a refusal, as an ERROR event too."""
+        ack_id = reply if isinstance(reply, int) else None
+        if ack_id is not None:
+            self.push(ack_frame(ack_id, error_ack(error) if error is not None else (ack or {})))
+        if error is not None and (ack_id is None or refusal):
+            self.push(error.frame())
 
     async def _write(self, frame: Frame) -> None:
-        socket = self.server.eio.sockets.get(self.eio_sid)
-        if socket is None or socket.closed:
+        socket = self.server.eio_socket(self.eio_sid)
+        if socket is None or sio_compat.is_closed(socket):
             raise ConnectionError("the Socket.IO connection is gone")
         # Straight into Engine.IO's outgoing queue: `socket.send` adds a ping-timeout check and a log
         # call per packet, which Engine.IO's own ping loop and writer already cover.
-        socket.queue.put_nowait(frame.for_transport(TRANSPORT, event_packet))
+        sio_compat.enqueue(socket, frame.for_transport(TRANSPORT, event_packet))
         # Engine.IO's queue offers no "below N" event to await; a short poll, only while it is full.
-        while socket.queue.qsize() > _EIO_QUEUE_SOFT_MAX and not socket.closed:  # noqa: ASYNC110
+        while sio_compat.backlog(socket) > _EIO_QUEUE_SOFT_MAX and not sio_compat.is_closed(socket):  # noqa: ASYNC110
             await asyncio.sleep(_EIO_DRAIN_POLL_S)
 
     async def _shutdown(self, code: int, reason: str) -> None:
@@ -103,31 +130,15 @@ class SioSession(QueuedSession):
             await self.server.eio.disconnect(self.eio_sid)
 
     def _abort(self) -> None:
-        socket = self.server.eio.sockets.get(self.eio_sid)
+        socket = self.server.eio_socket(self.eio_sid)
         if socket is not None and not self._closed.is_set():
-            socket.queue.put_nowait(None)  # ends Engine.IO's writer, which closes the WebSocket
-            self.server.spawn(socket.close(wait=False, abort=True))
+            self.server.spawn(sio_compat.abort(socket))
 
 
-@dataclass
-class _Connection:
-    """One Socket.IO connection, authenticated (`session`) or waiting for AUTHENTICATE."""
-
-    sid: str
-    eio_sid: str
-    claims: Claims | None = None
-    session: SioSession | None = None
-    writer: asyncio.Task[None] | None = None
-    auth_timer: asyncio.TimerHandle | None = None
-    unauthenticated_events: int = 0
-    closed: bool = False
-
-
-class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's AsyncServer with events routed into the hub. Two of its hooks are extended:
-    `_handle_connect`, to open the session only once the client holds its CONNECT (so nothing is
-    sent ahead of it), and `_handle_event`, to run one connection's events one at a time, in order,
-    like /ws, and to send each ack through the session's queue."""
+class GigwireSocketIO(HookedServer):
+    """python-socketio's AsyncServer with events routed into the hub: a connection's session opens
+    only once the client holds its CONNECT (so nothing is sent ahead of it), and one connection's
+    events run one at a time, in order, like /ws, each ack sent through the session's queue."""
 
     def __init__(self, app: web.Application) -> None:
         settings = app[SETTINGS]
@@ -146,7 +157,8 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
             async_handlers=False,
         )
         self.app = app
-        self.connections: dict[str, _Connection] = {}
+        self.sessions: dict[str, SioSession] = {}
+        self._realm: Realm | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.on("connect", self._on_connect, namespace=NAMESPACE)
         self.on("disconnect", self._on_disconnect, namespace=NAMESPACE)
@@ -158,6 +170,12 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
     @property
     def metrics(self) -> HubMetrics:
         return self.app[METRICS]
+
+    @property
+    def realm(self) -> Realm:
+        if self._realm is None:
+            self._realm = Realm(self.hub, self.app[TOKENS], self.app[SETTINGS].ws_auth_timeout)
+        return self._realm
 
     def spawn(self, coro: Any) -> None:
         """Run `coro` in the background, referenced until done."""
@@ -172,184 +190,63 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 "shutting down; reconnect", {"code": "internal", "message": "The server is restarting."}
             )
-        eio_sid = self.manager.eio_sid_from_sid(sid, NAMESPACE)
-        conn = _Connection(sid, eio_sid)
+        session = SioSession(self, sid, self.eio_sid_of(sid, NAMESPACE))
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
-                conn.claims = self.app[TOKENS].verify(token)
-            except TokenError as exc:
-                message = f"The token is not valid ({exc}); refresh it and reconnect."
+                session.admitted = session.flow.admit(token)
+            except HubError as exc:
                 raise socketio.exceptions.ConnectionRefusedError(
-                    message, {"code": "unauthorized", "message": message}
+                    exc.message, {"code": exc.code, "message": exc.message}
                 ) from None
         else:
-            delay = self.app[SETTINGS].ws_auth_timeout
-            conn.auth_timer = asyncio.get_running_loop().call_later(
-                delay, lambda: self.spawn(self._auth_expired(conn))
-            )
-        self.connections[sid] = conn
+            session.flow.open(None)
+        session.writer = asyncio.get_running_loop().create_task(
+            session.run_writer(), name="gigwire-sio-writer"
+        )
+        self.sessions[sid] = session
         return True
 
-    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
-        await super()._handle_connect(eio_sid, namespace, data)
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or NAMESPACE)
-        conn = self.connections.get(sid) if sid is not None else None
-        if conn is not None and conn.claims is not None and conn.session is None:
-            await self._open(conn, conn.claims, None)
-
-    async def _open(self, conn: _Connection, claims: Claims, ack_id: int | None) -> None:
-        """Make the connection a hub session: register it, then send AUTHENTICATED (and the ack)."""
-        if conn.auth_timer is not None:
-            conn.auth_timer.cancel()
-        session = SioSession(self, conn.sid, conn.eio_sid, claims.user_id)
-        conn.claims, conn.session = claims, session
-        conn.writer = asyncio.get_running_loop().create_task(session.run_writer(), name="gigwire-sio-writer")
-        await self.hub.add_session(session)
-        if conn.closed:  # the client left while we registered
-            await self._close(conn)
-            return
-        data = {"userId": claims.user_id, "sessionId": session.session_id, "serverTime": now_ms()}
-        session.push(Frame.encode("AUTHENTICATED", data))
-        if ack_id is not None:
-            session.push(ack_frame(ack_id, data))
-
-    async def _auth_expired(self, conn: _Connection) -> None:
-        if conn.session is None and not conn.closed:
-            await self._refuse(conn, "No AUTHENTICATE in time; reconnect and send it.", None)
-
-    async def _refuse(self, conn: _Connection, message: str, ack_id: int | None) -> None:
-        """Answer `unauthorized` to a connection without a session, then disconnect it."""
-        error = HubError("unauthorized", message)
-        if ack_id is not None:
-            await self._send_direct(conn, ack_frame(ack_id, error_ack(error)))
-        await self._send_direct(conn, error.frame())
-        await self.disconnect(conn.sid, namespace=NAMESPACE)
-
-    async def _send_direct(self, conn: _Connection, frame: Frame) -> None:
-        """Send before a session (and its queue) exists."""
-        with contextlib.suppress(Exception):
-            await self.eio.send_packet(conn.eio_sid, frame.for_transport(TRANSPORT, event_packet))
+    async def connected(self, eio_sid: str, namespace: str) -> None:
+        sid = self.sid_of(eio_sid, namespace)
+        session = self.sessions.get(sid) if sid is not None else None
+        if session is not None and session.admitted is not None:
+            claims, session.admitted = session.admitted, None
+            await session.flow.join(claims)
 
     # -- events ----------------------------------------------------------------------------------
 
-    async def _handle_event(self, eio_sid: str, namespace: str | None, ack_id: int | None, data: Any) -> None:
-        sid = self.manager.sid_from_eio_sid(eio_sid, namespace or NAMESPACE)
-        conn = self.connections.get(sid) if sid is not None else None
-        if conn is None or conn.closed or not self.manager.is_connected(sid, namespace or NAMESPACE):
+    async def event(self, eio_sid: str, namespace: str, ack_id: int | None, data: Any) -> None:
+        sid = self.sid_of(eio_sid, namespace)
+        session = self.sessions.get(sid) if sid is not None else None
+        if session is None or sid is None or not self.is_connected(sid, namespace):
             return
+        frame: ClientFrame | BadFrame
         try:
             frame = _client_frame(data)
         except BadFrame as exc:
-            self.metrics.frame_in(TRANSPORT, "invalid")
-            await self._answer(conn, ack_id, error=exc)
-            return
-        self.metrics.frame_in(TRANSPORT, frame.type)
-        session = conn.session
-        if session is None:
-            await self._unauthenticated(conn, frame, ack_id)
-            return
-        if frame.type == "AUTHENTICATE":
-            await self._reauthenticate(conn, session, frame, ack_id)
-            return
-        try:
-            ack = await handlers.handle(self.hub, session, frame)
-        except HubError as exc:
-            await self._answer(conn, ack_id, error=exc)
-            return
-        except Exception:
-            log.exception("event failed", extra={"type": frame.type})
-            await self._answer(
-                conn, ack_id, error=HubError("internal", "The server failed; nothing was stored.")
-            )
-            return
-        await self._answer(conn, ack_id, ack=ack or {})
-
-    async def _answer(
-        self,
-        conn: _Connection,
-        ack_id: int | None,
-        ack: dict[str, Any] | None = None,
-        error: HubError | None = None,
-    ) -> None:
-        """The ack (when the client asked for one), else, for an error, an ERROR event."""
-        if ack_id is not None:
-            frame = ack_frame(ack_id, error_ack(error) if error is not None else (ack or {}))
-        elif error is not None:
-            frame = error.frame()
-        else:
-            return
-        if conn.session is not None:
-            conn.session.push(frame)
-        else:
-            await self._send_direct(conn, frame)
-
-    async def _unauthenticated(self, conn: _Connection, frame: ClientFrame, ack_id: int | None) -> None:
-        if frame.type != "AUTHENTICATE":
-            conn.unauthenticated_events += 1
-            if conn.unauthenticated_events > _MAX_UNAUTHENTICATED_EVENTS:
-                await self._refuse(conn, "Too many events before AUTHENTICATE.", ack_id)
-                return
-            await self._answer(
-                conn, ack_id, error=HubError("unauthorized", "Send AUTHENTICATE {token} first.")
-            )
-            return
-        try:
-            claims = self.app[TOKENS].verify(frame.data["token"])
-        except TokenError as exc:
-            await self._refuse(conn, f"The token is not valid ({exc}); refresh it and reconnect.", ack_id)
-            return
-        await self._open(conn, claims, ack_id)
-
-    async def _reauthenticate(
-        self, conn: _Connection, session: SioSession, frame: ClientFrame, ack_id: int | None
-    ) -> None:
-        """A fresh token on a live connection (after a refresh): the same user only."""
-        try:
-            fresh = self.app[TOKENS].verify(frame.data["token"])
-        except TokenError as exc:
-            await self._answer(
-                conn, ack_id, error=HubError("unauthorized", f"The token is not valid ({exc}).")
-            )
-            session.close(UNAUTHORIZED, "unauthorized")
-            return
-        if fresh.user_id != session.user_id:
-            await self._answer(
-                conn, ack_id, error=HubError("forbidden", "A connection serves one user; reconnect.")
-            )
-            return
-        data = {"userId": fresh.user_id, "sessionId": session.session_id, "serverTime": now_ms()}
-        session.push(Frame.encode("AUTHENTICATED", data))
-        await self._answer(conn, ack_id, ack=data)
+            frame = exc
+        await session.flow.on_frame(frame, ack_id)
 
     # -- leaving ---------------------------------------------------------------------------------
 
     async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
-        conn = self.connections.pop(sid, None)
-        if conn is not None:
-            conn.closed = True
-            await self._close(conn)
-
-    async def _close(self, conn: _Connection) -> None:
-        if conn.auth_timer is not None:
-            conn.auth_timer.cancel()
-        session = conn.session
+        session = self.sessions.pop(sid, None)
         if session is None:
             return
-        session.close(1000)
-        with contextlib.suppress(Exception):
-            await self.hub.remove_session(session)
+        session.flow.on_lost()
+        session.close(NORMAL)
         # A namespace close (4401/4408) starts in the writer itself: it must not wait for itself.
-        if conn.writer is not None and conn.writer is not asyncio.current_task():
+        if session.writer is not None and session.writer is not asyncio.current_task():
             with contextlib.suppress(asyncio.CancelledError):
-                await conn.writer
+                await session.writer
 
     async def close_unauthenticated(self) -> None:
         """On shutdown: drop the connections that never authenticated (sessions close with the hub)."""
-        for conn in list(self.connections.values()):
-            if conn.session is None:
+        for session in list(self.sessions.values()):
+            if not session.flow.joined:
                 with contextlib.suppress(Exception):
-                    await self.disconnect(conn.sid, namespace=NAMESPACE)
+                    await self.disconnect(session.sid, namespace=NAMESPACE)
 
 
 def _client_frame(data: Any) -> ClientFrame:

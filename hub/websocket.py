@@ -16,16 +16,14 @@ import hashlib
 import struct
 from urllib.parse import parse_qsl
 
+from hub.codes import INVALID_DATA, PROTOCOL_ERROR, TOO_BIG
+
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
 OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
-
-PROTOCOL_ERROR = 1002
-INVALID_DATA = 1007
-TOO_BIG = 1009
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 8192

@@ -98,8 +98,8 @@ async def demo_server(
 
     async def drop(request: web.Request) -> web.Response:
         # Cut every realtime session of the user with this phone, as a too-slow reader is cut (1013).
+        from hub.codes import TRY_AGAIN_LATER
         from hub.keys import HUB, POOL
-        from hub.session import TRY_AGAIN_LATER
 
         user_id = await request.app[POOL].fetchval(
             "SELECT id::text FROM users WHERE phone = $1", request.query.get("phone", "")

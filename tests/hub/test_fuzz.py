@@ -10,7 +10,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.protocol import CLIENT_TYPES, ERROR_CODES
+from hub.codes import ERROR_CODES
+from hub.protocol import CLIENT_TYPES
 from tests.hub.conftest import Conn, Node, NodeFactory, Pair
 
 ints = st.integers(-(2**53), 2**60)  # orjson encodes 64-bit integers

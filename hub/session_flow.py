@@ -1,0 +1,219 @@
+"""The session flow: what a realtime connection goes through whatever its transport, decided in one
+place for /ws and Socket.IO alike.
+
+A connection is first WAITING for its identity: a token given with the connection (the /ws query,
+the Socket.IO handshake) or an AUTHENTICATE frame within WS_AUTH_TIMEOUT (else ERROR unauthorized
+and close 4408); more than 50 frames before that, or a bad token, is refused (ERROR unauthorized,
+close 4401). Once authenticated it joins the hub and is OPEN: its frames go to hub.handlers, a
+HubError is answered with its code, any other failure with `internal`; AUTHENTICATE again with a
+fresh token of the same user answers AUTHENTICATED, another user's is `forbidden`, a bad one closes
+4401. When the transport reports the connection GONE, a joined session is removed from the hub.
+
+The transport drives a `SessionFlow` with `open`, `on_frame` and `on_lost`; the flow calls back
+only the connection's `Session` side: `push` (server events), `answer` (the answer to one client
+frame, which each transport maps: an ACK or ERROR frame on /ws, an ack or ERROR event on
+Socket.IO) and `close`."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from hub import handlers
+from hub.clock import now_ms
+from hub.codes import AUTH_TIMEOUT, GOING_AWAY, UNAUTHORIZED
+from hub.frame import Frame
+from hub.hub import Hub
+from hub.protocol import BadFrame, ClientFrame, HubError
+from hub.session import Reply, Session
+from hub.tokens import Claims, TokenCodec, TokenError
+
+log = logging.getLogger("gigwire.session")
+
+MAX_UNAUTHENTICATED_FRAMES = 50
+"""Frames a connection may send (valid or not) before it authenticates; past them it is refused."""
+
+
+class Stage(enum.Enum):
+    """Where a connection stands with the hub."""
+
+    WAITING = "waiting"  # no identity yet: only AUTHENTICATE is served
+    OPEN = "open"  # authenticated: a session of the hub (from the moment it starts joining)
+    GONE = "gone"  # the transport lost the connection; an open session's removal has started
+
+
+@dataclass(frozen=True, slots=True)
+class Realm:
+    """What every flow of one transport shares: the hub, the token codec, the auth time limit."""
+
+    hub: Hub
+    tokens: TokenCodec
+    auth_timeout_s: float
+
+
+def _token_of(frame: ClientFrame) -> str:
+    """The token of a validated AUTHENTICATE frame (the one place that reads it)."""
+    token: str = frame.data["token"]
+    return token
+
+
+def _hello(user_id: str, session: Session) -> dict[str, Any]:
+    """The AUTHENTICATED data."""
+    return {"userId": user_id, "sessionId": session.session_id, "serverTime": now_ms()}
+
+
+class SessionFlow:
+    """One connection's authentication and dispatch (see the module's docstring). `session` is the
+    connection's outgoing side; before authentication its `user_id` is empty."""
+
+    __slots__ = ("_realm", "_session", "_timer", "_unauthenticated", "stage")
+
+    def __init__(self, realm: Realm, session: Session) -> None:
+        self._realm = realm
+        self._session = session
+        self._timer: asyncio.TimerHandle | None = None  # the authentication time limit
+        self._unauthenticated = 0
+        self.stage = Stage.WAITING
+
+    @property
+    def joined(self) -> bool:
+        """Authenticated and (being) registered with the hub."""
+        return self.stage is Stage.OPEN
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    def admit(self, token: str) -> Claims:
+        """The claims of a token given with the connection; raises HubError `unauthorized`."""
+        try:
+            return self._realm.tokens.verify(token)
+        except TokenError as exc:
+            message = f"The token is not valid ({exc}); refresh it and reconnect."
+            raise HubError("unauthorized", message) from None
+
+    def open(self, token: str | None) -> Coroutine[Any, Any, None] | None:
+        """The connection is open. Without a token the authentication time limit starts; a bad one
+        is refused (ERROR, close 4401); a good one gives the join for the transport to run before
+        any client frame."""
+        if token is None:
+            self._timer = asyncio.get_running_loop().call_later(self._realm.auth_timeout_s, self._expired)
+            return None
+        try:
+            claims = self.admit(token)
+        except HubError as exc:
+            self._refuse(exc.message, None)
+            return None
+        return self.join(claims)
+
+    async def join(self, claims: Claims, ref: str | None = None, reply: Reply = None) -> None:
+        """Authenticated: join the hub (its user feed), then greet with AUTHENTICATED, always the
+        session's first event. A connection already ending is not registered; one authenticating
+        while the server shuts down is closed with 1001."""
+        session = self._session
+        if self.stage is not Stage.WAITING or session.ending:
+            return
+        hub = self._realm.hub
+        if not hub.accepting:
+            session.close(GOING_AWAY, "server going away: reconnect")
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        session.user_id = claims.user_id
+        self.stage = Stage.OPEN
+        await hub.add_session(session)
+        if self.stage is Stage.GONE:  # the client left while we registered
+            return
+        hello = _hello(claims.user_id, session)
+        session.push(Frame.encode("AUTHENTICATED", hello, ref))
+        session.answer(reply, ack=hello, echoed=True)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.stage is Stage.WAITING and not self._session.ending:
+            message = "No AUTHENTICATE in time; reconnect and send it."
+            self._session.answer(None, error=HubError("unauthorized", message), refusal=True)
+            self._session.close(AUTH_TIMEOUT, "authentication timeout")
+
+    def _refuse(self, message: str, reply: Reply) -> None:
+        """Answer `unauthorized` and close 4401."""
+        self._session.answer(reply, error=HubError("unauthorized", message), refusal=True)
+        self._session.close(UNAUTHORIZED, "unauthorized")
+
+    # -- client frames ---------------------------------------------------------------------------
+
+    async def on_frame(self, frame: ClientFrame | BadFrame, reply: Reply) -> None:
+        """Handle one client frame (or the reason it is not one), answering through `reply`: the
+        transport's name for this frame's answer (the frame's ref on /ws, the ack id on Socket.IO)."""
+        session = self._session
+        if self.stage is Stage.WAITING:
+            self._unauthenticated += 1
+            if self._unauthenticated > MAX_UNAUTHENTICATED_FRAMES:
+                self._refuse("Too many frames before AUTHENTICATE.", None)
+                return
+        if isinstance(frame, BadFrame):
+            session.metrics.frame_in(session.transport, "invalid")
+            session.answer(reply, error=frame)
+            return
+        session.metrics.frame_in(session.transport, frame.type)
+        if self.stage is Stage.WAITING:
+            await self._authenticate(frame, reply)
+        elif frame.type == "AUTHENTICATE":
+            self._reauthenticate(frame, reply)
+        else:
+            await self._dispatch(frame, reply)
+
+    async def _authenticate(self, frame: ClientFrame, reply: Reply) -> None:
+        if frame.type != "AUTHENTICATE":
+            self._session.answer(reply, error=HubError("unauthorized", "Send AUTHENTICATE {token} first."))
+            return
+        try:
+            claims = self._realm.tokens.verify(_token_of(frame))
+        except TokenError as exc:
+            self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", reply)
+            return
+        await self.join(claims, frame.ref, reply)
+
+    def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:
+        """A fresh token on a live connection (e.g. after a refresh): the same user only."""
+        session = self._session
+        try:
+            fresh = self._realm.tokens.verify(_token_of(frame))
+        except TokenError as exc:
+            session.answer(reply, error=HubError("unauthorized", f"The token is not valid ({exc})."))
+            session.close(UNAUTHORIZED, "unauthorized")
+            return
+        if fresh.user_id != session.user_id:
+            session.answer(reply, error=HubError("forbidden", "A connection serves one user; reconnect."))
+            return
+        hello = _hello(fresh.user_id, session)
+        session.push(Frame.encode("AUTHENTICATED", hello, frame.ref))
+        session.answer(reply, ack=hello, echoed=True)
+
+    async def _dispatch(self, frame: ClientFrame, reply: Reply) -> None:
+        session = self._session
+        try:
+            ack = await handlers.handle(self._realm.hub, session, frame)
+        except HubError as exc:
+            session.answer(reply, error=exc)
+            return
+        except Exception:
+            log.exception("event failed", extra={"type": frame.type, "transport": session.transport})
+            session.answer(reply, error=HubError("internal", "The server failed; nothing was stored."))
+            return
+        # PING is answered by its PONG (sent by the handler), which carries the ref on /ws.
+        session.answer(reply, ack=ack or {}, echoed=frame.type == "PING")
+
+    # -- leaving ---------------------------------------------------------------------------------
+
+    def on_lost(self) -> None:
+        """The connection is gone and its last frame handled: a joined session leaves the hub, once."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.stage is Stage.OPEN:
+            self._realm.hub.forget(self._session)
+        self.stage = Stage.GONE
