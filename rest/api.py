@@ -36,6 +36,7 @@ __all__ = [
     "Wire",
     "bad_fields",
     "convert",
+    "has_control",
     "load",
     "load_all",
     "ok",
@@ -84,6 +85,15 @@ def bad_fields(fields: Mapping[str, str]) -> ApiError:
 
 def _reason(exc: msgspec.ValidationError) -> str:
     return _AT.sub("", str(exc))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def has_control(text: str) -> bool:
+    """True when `text` holds a control character other than tab and newlines (PostgreSQL refuses
+    NUL, and none of them belongs in a name, reason or URL)."""
+    return _CONTROL.search(text) is not None
 
 
 def _has_nul(value: Any) -> bool:
@@ -213,12 +223,13 @@ class Routes:
         summary: str,
         body: type[msgspec.Struct] | None = None,
         auth: bool | None = False,
-        document: Iterable[str] | None = None,
+        document: Iterable[str] | Mapping[str, Mapping[str, Any]] | None = None,
         parse: bool = True,
         **operation: Any,
     ) -> Callable[[Handler], Handler]:
         """Register `method path`. `document` lists the concrete paths to document when `path` is an
-        aiohttp pattern such as /api/orders/{id}/{action:submit|approve} (default: `path`). With
+        aiohttp pattern such as /api/orders/{id}/{action:submit|approve} (default: `path`); as a mapping,
+        each concrete path maps to what its operation declares differently (summary, body, ...). With
         `parse=False`, `body` only documents the request body: the handler gets no body argument and
         reads (or verifies) the body itself, e.g. after checks that must answer first."""
 
@@ -237,12 +248,11 @@ class Routes:
                 served.__name__ = handler.__name__
                 served.__doc__ = handler.__doc__
             self.table.route(method.upper(), path)(served)
-            for documented in document if document is not None else [path]:
-                self.operations.append(
-                    Operation(
-                        method.lower(), documented, summary, self.tag, body=body, auth=auth, **operation
-                    )
-                )
+            listed = document if document is not None else [path]
+            paths = listed if isinstance(listed, Mapping) else {key: {} for key in listed}
+            for documented, differs in paths.items():
+                declared = {"summary": summary, "body": body, "auth": auth, **operation, **differs}
+                self.operations.append(Operation(method.lower(), documented, tag=self.tag, **declared))
             return handler
 
         return register
