@@ -1,12 +1,13 @@
 """The base of every typed wire shape (REST bodies, realtime frames' data): msgspec Structs with
-camelCase names on the wire, and `load`, which builds one from a database row."""
+camelCase names on the wire, `load`, which builds one from a database row, and the scalar types
+shared by many shapes (`Uuid`, `EpochMs`)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -14,6 +15,11 @@ import msgspec
 M = TypeVar("M", bound=msgspec.Struct)
 
 _CAMEL = re.compile(r"_([a-z0-9])")
+
+Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
+"""An id on the wire: a UUID as text."""
+EpochMs = Annotated[int, msgspec.Meta(description="epoch milliseconds")]
+"""A moment on the wire: epoch milliseconds."""
 
 
 class Wire(msgspec.Struct, rename="camel", kw_only=True):
