@@ -73,7 +73,7 @@ async def _open(pool: asyncpg.Pool, client: str, doer: str, amount: int) -> str:
             conn, gig_id=gig, application_id=app, client_id=client, doer_id=doer, amount=amount,
             currency="INR", actor_id=client, fee_bps=1000,
         )  # fmt: skip
-    return str(order["id"])
+    return order.id
 
 
 async def _lifecycle(

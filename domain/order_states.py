@@ -1,4 +1,4 @@
-"""The order state machine as data, and the Order JSON.
+"""The order state machine as data, and the Order model (what every order route answers).
 
 Statuses (seeds/004 4.1): pending_payment -> in_progress -> submitted -> completed, with
 request_revision (submitted -> in_progress), dispute (in_progress|submitted -> disputed), resolve by
@@ -11,20 +11,27 @@ money in the wallet is the doer's, and withdrawing it is the wallet's concern, n
 
 Escrow effects: `fund` moves gateway clearing -> escrow; `release` escrow -> doer wallet and fee;
 `refund` escrow -> gateway clearing, with a refund sent through the gateway. The REST side of orders
-(the Order schema, action bodies and their validation) is rest/order_schemas.py."""
+(the action bodies and their validation) is rest/orders.py."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from hub.clock import epoch_ms
+import msgspec
+
+from hub.model import EpochMs, Uuid, Wire, load
 
 Role = Literal["client", "doer", "admin", "system"]
 Effect = Literal["fund", "release", "refund"] | None
+OrderStatus = Literal[
+    "pending_payment", "in_progress", "submitted", "approved", "completed", "disputed", "cancelled"
+]
+EscrowState = Literal["awaiting_payment", "funded", "released", "refunded"]
 
-STATUSES = ("pending_payment", "in_progress", "submitted", "approved", "completed", "disputed", "cancelled")
-ESCROW_STATES = ("awaiting_payment", "funded", "released", "refunded")
+STATUSES: tuple[str, ...] = get_args(OrderStatus)
+ESCROW_STATES: tuple[str, ...] = get_args(EscrowState)
 
 
 @dataclass(frozen=True)
@@ -71,29 +78,63 @@ ESCROW_AFTER: dict[Effect, str | None] = {
 }
 
 
-def order_json(row: Any) -> dict[str, Any]:
-    """The Order model of seeds/004 4.1 (camelCase, times in epoch ms, optional fields null) plus
-    currency, updatedAt and dispute, from an orders row."""
-    return {
-        "id": str(row["id"]),
-        "gigId": str(row["gig_id"]),
-        "applicationId": str(row["application_id"]),
-        "clientId": str(row["client_id"]),
-        "doerId": str(row["doer_id"]),
-        "amount": row["amount"],
-        "platformFee": row["platform_fee"],
-        "doerPayout": row["doer_payout"],
-        "currency": row["currency"],
-        "escrowState": row["escrow_state"],
-        "paymentGatewayOrderId": row["payment_gateway_order_id"],
-        "paymentGatewayPaymentId": row["payment_gateway_payment_id"],
-        "status": row["status"],
-        "deliverables": row["deliverables"] or [],
-        "revisionRequests": row["revision_requests"] or [],
-        "dispute": row["dispute"],
-        "createdAt": epoch_ms(row["created_at"]),
-        "updatedAt": epoch_ms(row["updated_at"]),
-        "startedAt": epoch_ms(row["started_at"]),
-        "submittedAt": epoch_ms(row["submitted_at"]),
-        "completedAt": epoch_ms(row["completed_at"]),
-    }
+class Deliverable(Wire, kw_only=True):
+    """One delivered item: what the doer sent, the submission round it came in and when."""
+
+    url: str
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    """Absent when the doer gave none."""
+    round: Annotated[int, msgspec.Meta(ge=1)]
+    submitted_at: EpochMs
+
+
+class RevisionRequest(Wire):
+    """The client's request for changes to a submission."""
+
+    reason: str
+    requested_at: EpochMs
+    requested_by: Uuid
+
+
+class Dispute(Wire, kw_only=True):
+    """An opened dispute; the resolution fields appear once an admin resolves it."""
+
+    reason: str
+    opened_by: Uuid
+    opened_at: EpochMs
+    previous_status: OrderStatus
+    outcome: Literal["release", "refund"] | msgspec.UnsetType = msgspec.UNSET
+    note: str | msgspec.UnsetType | None = msgspec.UNSET
+    resolved_by: Uuid | msgspec.UnsetType = msgspec.UNSET
+    resolved_at: EpochMs | msgspec.UnsetType = msgspec.UNSET
+
+
+class Order(Wire):
+    """The Order of seeds/004 4.1 (optional fields null) plus currency, updatedAt and dispute."""
+
+    id: Uuid
+    gig_id: Uuid
+    application_id: Uuid
+    client_id: Uuid
+    doer_id: Uuid
+    amount: Annotated[int, msgspec.Meta(ge=1, description="paise")]
+    platform_fee: Annotated[int, msgspec.Meta(ge=0, description="paise")]
+    doer_payout: Annotated[int, msgspec.Meta(ge=0, description="paise")]
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
+    escrow_state: EscrowState
+    payment_gateway_order_id: str | None
+    payment_gateway_payment_id: str | None
+    status: OrderStatus
+    deliverables: list[Deliverable]
+    revision_requests: list[RevisionRequest]
+    dispute: Dispute | None
+    created_at: EpochMs
+    updated_at: EpochMs
+    started_at: EpochMs | None
+    submitted_at: EpochMs | None
+    completed_at: EpochMs | None
+
+
+def load_order(row: Mapping[str, Any]) -> Order:
+    """The Order of an orders row (SELECT * or RETURNING *)."""
+    return load(Order, row)

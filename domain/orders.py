@@ -17,7 +17,7 @@ import asyncpg
 from domain import ledger
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
-from domain.order_states import ACTION_ROLES, ESCROW_AFTER, TABLE, Role, order_json
+from domain.order_states import ACTION_ROLES, ESCROW_AFTER, TABLE, Order, Role, load_order
 from hub import outbox
 from hub.clock import epoch_ms
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gigwire.orders")
 
-__all__ = ["PUBLIC_ACTIONS", "open_order", "order_json", "transition"]
+__all__ = ["PUBLIC_ACTIONS", "Order", "open_order", "transition"]
 
 # The actions callers name; "resolve" takes outcome="release"|"refund".
 PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
@@ -43,11 +43,11 @@ async def open_order(
     currency: str,
     actor_id: str,
     fee_bps: int,
-) -> dict[str, Any]:
+) -> Order:
     """Open an order inside the caller's transaction: status pending_payment, escrow awaiting_payment,
     platform_fee = amount * fee_bps // 10000, doer_payout = amount - fee; creates its (empty) escrow
     account, an audit row and the ORDER_UPDATE event to both users and the order channel. Returns the
-    Order JSON. Raises DomainError unprocessable for a non-positive amount or fee_bps outside
+    Order. Raises DomainError unprocessable for a non-positive amount or fee_bps outside
     0..10000, and lets asyncpg.UniqueViolationError through when the application already has one."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise DomainError("unprocessable", "An order amount is a positive whole number of minor units.")
@@ -70,7 +70,7 @@ async def open_order(
     order_id = str(row["id"])
     await ledger.ensure_account(conn, ledger.escrow_account(order_id), currency)
     await _record(conn, row, "open", actor_id, None, {})
-    return order_json(row)
+    return load_order(row)
 
 
 def _role_set(order: asyncpg.Record, actor_id: str | None, is_admin: bool) -> set[Role]:
@@ -86,10 +86,8 @@ def _role_set(order: asyncpg.Record, actor_id: str | None, is_admin: bool) -> se
     return roles
 
 
-async def transition(
-    conn: Conn, order_id: str, action: str, actor_id: str | None, **args: Any
-) -> dict[str, Any]:
-    """Apply `action` to the order inside the caller's transaction and return the new Order JSON.
+async def transition(conn: Conn, order_id: str, action: str, actor_id: str | None, **args: Any) -> Order:
+    """Apply `action` to the order inside the caller's transaction and return the new Order.
 
     actor_id None is the system (timers: "approve" auto-approves a submitted order, "expire" cancels
     an unpaid one). Arguments by action: submit deliverables=[{url, description?}]; request_revision
@@ -137,7 +135,7 @@ async def transition(
     )
     assert row is not None
     await _record(conn, row, action, actor_id, order["status"], details)
-    return order_json(row)
+    return load_order(row)
 
 
 async def _effects(

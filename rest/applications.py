@@ -18,6 +18,7 @@ import msgspec
 from aiohttp import web
 
 from domain import orders
+from domain.order_states import Order
 from hub import outbox
 from hub.keys import POOL, SETTINGS
 from rest.api import Body, Routes, Wire, load, load_all, ok
@@ -65,8 +66,7 @@ class Accepted(Wire):
     """The accepted application and the order it opened."""
 
     application: Application
-    order: dict[str, Any]
-    """The Order (rest/order_states.py order_json): untyped until the order routes are converted."""
+    order: Order
 
 
 _LIST = {"page": int, "limit": int, "total": int}

@@ -19,13 +19,12 @@ from aiohttp import web
 from domain.gateway import BankDetails, GatewayError
 from domain.gateways import gateway_for
 from hub.keys import POOL, SETTINGS
-from rest.api import Body, FieldErrors, Routes, Wire, load, load_all, ok
+from rest.api import Body, FieldErrors, Routes, Wire, has_control, load, load_all, ok
 from rest.errors import ApiError
 from rest.gig_search import EpochMs, Uuid
 from rest.gigs import Deleted
 from rest.http import path_uuid, require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.order_schemas import has_control
 
 if TYPE_CHECKING:
     from hub.db import Conn

@@ -17,7 +17,7 @@ import asyncpg
 from domain import ledger
 from domain.gateway_sandbox import SandboxGateway
 from domain.gateways import gateway_for
-from domain.orders import open_order, transition
+from domain.orders import Order, open_order, transition
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ async def _application(conn: Conn, gig_id: str, doer_id: str, currency: str) -> 
     return str(app_id), True
 
 
-async def _fund(conn: Conn, settings: Settings, order: dict[str, Any], client_id: str) -> None:
+async def _fund(conn: Conn, settings: Settings, order: Order, client_id: str) -> None:
     """Pay for the order as the demo client would: a sandbox gateway order, its completed checkout,
     then the `fund` transition (gateway clearing -> the order's escrow, in the ledger)."""
     gateway = gateway_for(settings)
@@ -128,18 +128,16 @@ async def _fund(conn: Conn, settings: Settings, order: dict[str, Any], client_id
             "demo-seed pays through the sandbox gateway: unset PAYMENT_GATEWAY or set 'sandbox'"
         )
     gw_order = await gateway.create_order(
-        amount=order["amount"],
-        currency=order["currency"],
-        receipt=f"order_{order['id']}",
-        notes={"orderId": order["id"], "demo": "true"},
+        amount=order.amount,
+        currency=order.currency,
+        receipt=f"order_{order.id}",
+        notes={"orderId": order.id, "demo": "true"},
     )
-    await conn.execute(
-        "UPDATE orders SET payment_gateway_order_id = $2 WHERE id = $1", order["id"], gw_order.id
-    )
+    await conn.execute("UPDATE orders SET payment_gateway_order_id = $2 WHERE id = $1", order.id, gw_order.id)
     paid = gateway.checkout(gw_order.id)
     await transition(
         conn,
-        order["id"],
+        order.id,
         "fund",
         client_id,
         payment_id=paid["razorpay_payment_id"],
@@ -177,7 +175,7 @@ async def seed_demo(
                 fee_bps=settings.platform_fee_bps,
             )
             await _fund(conn, settings, order, client_id)
-            order_id = order["id"]
+            order_id = order.id
         held = await ledger.balance(conn, ledger.escrow_account(str(order_id)))
         row = await conn.fetchrow("SELECT escrow_state, amount FROM orders WHERE id = $1", order_id)
         if row is None or (row["escrow_state"] == "funded" and held != row["amount"]):

@@ -1,35 +1,173 @@
 """/api/orders: listing the caller's orders, reading one, and the action routes, each one
-domain.orders.transition in its own transaction (idempotent with an Idempotency-Key)."""
+domain.orders.transition in its own transaction (idempotent with an Idempotency-Key). Each action
+has its body model; the Order they answer is domain/order_states.py's."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Annotated, Any, Literal
 
+import msgspec
 from aiohttp import web
 
 from domain.gateways import gateway_for
-from domain.order_states import STATUSES, order_json
+from domain.order_states import STATUSES, Order, load_order
 from domain.orders import transition
 from hub.keys import POOL, SETTINGS
+from rest.api import Body, FieldErrors, Routes, has_control, ok, read_body
 from rest.errors import ApiError
-from rest.http import ok, path_uuid, query_int, read_json, require_user
+from rest.http import path_uuid, query_int, require_user
 from rest.idempotency import PARAMETER, idempotent
-from rest.openapi import BEARER, envelope, errors, json_body, json_response, list_envelope, path_id
-from rest.order_schemas import ACTION_BODIES, ORDER_SCHEMA, parse_action_body
 
-routes = web.RouteTableDef()
+routes = Routes("orders")
 
-_ROUTE_ACTIONS = {
-    "submit": "submit",
-    "request-revision": "request_revision",
-    "approve": "approve",
-    "cancel": "cancel",
-    "dispute": "dispute",
-    "resolve": "resolve",
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+_URL = re.compile(r"https?://[^\s]{1,2040}")
+_CONTROL = "must not contain control characters"
+
+
+def _no_control(**texts: str | None) -> None:
+    """FieldErrors naming each of `texts` (wire name -> value) that holds a control character."""
+    bad = {name: _CONTROL for name, text in texts.items() if text is not None and has_control(text)}
+    if bad:
+        raise FieldErrors(bad)
+
+
+class DeliverableInput(Body, omit_defaults=True):
+    """One item of a submission: an http(s) URL (surrounding spaces dropped) and an optional note."""
+
+    url: Annotated[str, msgspec.Meta(max_length=2048, extra_json_schema={"pattern": r"^\s*https?://\S+\s*$"})]
+    description: Text | None = None
+
+    def __post_init__(self) -> None:
+        # Nested strings are not stripped by Body; a ValueError here is reported on `deliverables`.
+        self.url = self.url.strip()
+        if self.description is not None:
+            self.description = self.description.strip()
+        if not _URL.fullmatch(self.url) or self.description == "":
+            raise ValueError("each item is {url: http(s) URL, description?: text}")
+
+
+class SubmitInput(Body):
+    """POST /api/orders/{id}/submit: the work delivered."""
+
+    deliverables: Annotated[list[DeliverableInput], msgspec.Meta(min_length=1, max_length=20)]
+
+    def __post_init__(self) -> None:
+        texts = [t for d in self.deliverables for t in (d.url, d.description) if t is not None]
+        _no_control(deliverables="".join(texts))
+
+    def args(self) -> dict[str, Any]:
+        return {"deliverables": msgspec.to_builtins(self.deliverables)}
+
+
+class ReasonInput(Body):
+    """POST /api/orders/{id}/request-revision and /dispute: why."""
+
+    reason: Text
+
+    def __post_init__(self) -> None:
+        _no_control(reason=self.reason)
+
+    def args(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+class CancelInput(Body):
+    """POST /api/orders/{id}/cancel: an optional reason."""
+
+    reason: Text | None = None
+
+    def __post_init__(self) -> None:
+        _no_control(reason=self.reason)
+
+    def args(self) -> dict[str, Any]:
+        return {"reason": self.reason}
+
+
+class ResolveInput(Body):
+    """POST /api/orders/{id}/resolve (admin): release the escrow to the doer or refund the client."""
+
+    outcome: Literal["release", "refund"]
+    note: Text | None = None
+
+    def __post_init__(self) -> None:
+        _no_control(note=self.note)
+
+    def args(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "note": self.note}
+
+
+class ApproveInput(Body):
+    """POST /api/orders/{id}/approve: no fields (an empty body will do)."""
+
+    def args(self) -> dict[str, Any]:
+        return {}
+
+
+ActionInput = SubmitInput | ReasonInput | CancelInput | ResolveInput | ApproveInput
+
+# path segment -> (transition action, body model, summary)
+_ACTIONS: dict[str, tuple[str, type[ActionInput], str]] = {
+    "submit": ("submit", SubmitInput, "Doer: deliver the work (in_progress -> submitted)"),
+    "request-revision": (
+        "request_revision",
+        ReasonInput,
+        "Client: ask for changes, with a reason (submitted -> in_progress)",
+    ),
+    "approve": (
+        "approve",
+        ApproveInput,
+        "Client: accept the work; releases escrow to the doer's wallet (submitted -> completed)",
+    ),
+    "cancel": (
+        "cancel",
+        CancelInput,
+        "Client or doer: cancel; after funding the payment is refunded (-> cancelled)",
+    ),
+    "dispute": (
+        "dispute",
+        ReasonInput,
+        "Client or doer: open a dispute, with a reason (in_progress|submitted -> disputed)",
+    ),
+    "resolve": ("resolve", ResolveInput, "Admin: settle a dispute by releasing or refunding the escrow"),
+}
+
+_ROLES = ("client", "doer")
+_LIST_PARAMETERS = (
+    {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)}},
+    {"name": "role", "in": "query", "required": False, "schema": {"enum": list(_ROLES)}},
+    {
+        "name": "page",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
+    },
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
+    },
+)
+_ORDER_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "format": "uuid"},
+    "description": "the order's id",
 }
 
 
-@routes.get("/api/orders")
+@routes.get(
+    "/api/orders",
+    summary="List my orders (as client or doer), newest first",
+    auth=True,
+    response=list[Order],
+    meta={"page": int, "limit": int, "total": int},
+    parameters=_LIST_PARAMETERS,
+    errors=(400,),
+)
 async def list_orders(request: web.Request) -> web.Response:
     """The caller's orders, newest first; ?status=, ?role=client|doer, ?page=, ?limit=."""
     claims = require_user(request)
@@ -37,7 +175,7 @@ async def list_orders(request: web.Request) -> web.Response:
     role = request.query.get("role") or None
     if status is not None and status not in STATUSES:
         raise ApiError("bad_request", f"Query parameter status must be one of {', '.join(STATUSES)}.")
-    if role is not None and role not in ("client", "doer"):
+    if role is not None and role not in _ROLES:
         raise ApiError("bad_request", "Query parameter role must be client or doer.")
     page = query_int(request, "page", 1, 1, 10_000)
     limit = query_int(request, "limit", 20, 1, 100)
@@ -61,10 +199,17 @@ async def list_orders(request: web.Request) -> web.Response:
         if rows
         else await pool.fetchval(f"SELECT count(*) FROM orders WHERE {where}", claims.user_id, status)
     )
-    return ok([order_json(r) for r in rows], page=page, limit=limit, total=total)
+    return ok([load_order(r) for r in rows], page=page, limit=limit, total=total)
 
 
-@routes.get("/api/orders/{id}")
+@routes.get(
+    "/api/orders/{id}",
+    summary="One order of mine (admins: any order)",
+    auth=True,
+    response=Order,
+    parameters=(_ORDER_ID,),
+    errors=(404,),
+)
 async def get_order(request: web.Request) -> web.Response:
     """One order of the caller's (or any, for an admin); 404 for anyone else."""
     claims = require_user(request)
@@ -74,14 +219,34 @@ async def get_order(request: web.Request) -> web.Response:
         claims.user_id not in (str(row["client_id"]), str(row["doer_id"])) and "admin" not in claims.roles
     ):
         raise ApiError("not_found", f"No order {order_id} of yours.")
-    return ok(order_json(row))
+    return ok(load_order(row))
 
 
-async def _act(request: web.Request) -> web.Response:
+@routes.post(
+    f"/api/orders/{{id}}/{{action:{'|'.join(_ACTIONS)}}}",
+    summary="An order action",
+    description="409 (details: status, escrowState) when the order's state does not allow it; 403 when"
+    " the caller's role never may; 404 for non-participants.",
+    document={
+        f"/api/orders/{{id}}/{path}": {
+            "summary": summary,
+            "body": model,
+            "body_required": model is not ApproveInput,
+        }
+        for path, (_, model, summary) in _ACTIONS.items()
+    },
+    parse=False,  # the body's model depends on the action; read after the token and the order id
+    auth=True,
+    response=Order,
+    parameters=(_ORDER_ID, PARAMETER),
+    errors=(400, 403, 404, 409, 422, 502, 503),
+)
+async def act(request: web.Request) -> web.Response:
+    """Apply the path's action to the order (see domain.orders.transition for who may do what)."""
     claims = require_user(request)
     order_id = path_uuid(request)
-    action = _ROUTE_ACTIONS[request.match_info["action"]]
-    args = parse_action_body(action, await read_json(request))
+    action, model, _ = _ACTIONS[request.match_info["action"]]
+    args = (await read_body(request, model)).args()
     settings = request.app[SETTINGS]
 
     async def run() -> web.Response:
@@ -98,69 +263,3 @@ async def _act(request: web.Request) -> web.Response:
         return ok(order)
 
     return await idempotent(request, claims.user_id, run)
-
-
-for _path in _ROUTE_ACTIONS:
-    routes.post(f"/api/orders/{{id}}/{{action:{_path}}}")(_act)
-
-_DESCRIPTIONS = {
-    "submit": ("Doer: deliver the work (in_progress -> submitted)", ["doer"]),
-    "request-revision": ("Client: ask for changes, with a reason (submitted -> in_progress)", ["client"]),
-    "approve": ("Client: accept the work; releases escrow to the doer's wallet (submitted -> completed)", []),
-    "cancel": ("Client or doer: cancel; after funding the payment is refunded (-> cancelled)", []),
-    "dispute": ("Client or doer: open a dispute, with a reason (in_progress|submitted -> disputed)", []),
-    "resolve": ("Admin: settle a dispute by releasing or refunding the escrow", []),
-}
-
-_ORDER_ERRORS = errors(400, 401, 403, 404, 409, 422, 502, 503)
-
-OPENAPI: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/orders": {
-        "get": {
-            "summary": "List my orders (as client or doer), newest first",
-            "tags": ["orders"],
-            "security": BEARER,
-            "parameters": [
-                {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)}},
-                {"name": "role", "in": "query", "required": False, "schema": {"enum": ["client", "doer"]}},
-                {
-                    "name": "page",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
-                },
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-                },
-            ],
-            "responses": {"200": json_response(list_envelope(ORDER_SCHEMA)), **errors(400, 401)},
-        }
-    },
-    "/api/orders/{id}": {
-        "get": {
-            "summary": "One order of mine (admins: any order)",
-            "tags": ["orders"],
-            "security": BEARER,
-            "parameters": [path_id(description="the order's id")],
-            "responses": {"200": json_response(envelope(ORDER_SCHEMA)), **errors(401, 404)},
-        }
-    },
-    **{
-        f"/api/orders/{{id}}/{path}": {
-            "post": {
-                "summary": summary,
-                "description": "409 (details: status, escrowState) when the order's state does not allow"
-                " it; 403 when the caller's role never may; 404 for non-participants.",
-                "tags": ["orders"],
-                "security": BEARER,
-                "parameters": [path_id(description="the order's id"), PARAMETER],
-                "requestBody": json_body(ACTION_BODIES[_ROUTE_ACTIONS[path]], required=path != "approve"),
-                "responses": {"200": json_response(envelope(ORDER_SCHEMA)), **_ORDER_ERRORS},
-            }
-        }
-        for path, (summary, _) in _DESCRIPTIONS.items()
-    },
-}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import asyncpg
 import msgspec
@@ -27,7 +27,7 @@ from domain.gateway import (
 )
 from domain.gateway_sandbox import SandboxGateway
 from domain.gateways import gateway_for
-from domain.order_states import order_json
+from domain.order_states import Order, load_order
 from domain.orders import transition
 from hub.keys import POOL, SETTINGS
 from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
@@ -91,9 +91,9 @@ async def fund_order(
     actor_id: str | None,
     gateway: Gateway,
     amount: int | None = None,
-) -> tuple[dict[str, Any] | None, str]:
+) -> tuple[Order | None, str]:
     """Fund the order whose stored gateway order id is `gateway_order_id` with `payment_id`, inside
-    the caller's transaction, at most once. Returns (order JSON or None, outcome): "funded",
+    the caller's transaction, at most once. Returns (the Order or None, outcome): "funded",
     "already_funded" (the same payment again), "unknown_order", or "stray_refunded" when the payment
     cannot fund the order (another payment funded it, the order was cancelled first, or the amount
     differs): such a payment is refunded through `gateway` at once and booked in and out of the
@@ -107,12 +107,12 @@ async def fund_order(
     # The payment that funded this order, seen again (whatever amount a later event reports):
     # nothing to do, and above all never refunded as a stray while its escrow stays funded.
     if row["payment_gateway_payment_id"] == payment_id:
-        return order_json(row), "already_funded"
+        return load_order(row), "already_funded"
     if (amount is None or amount == row["amount"]) and row["status"] == "pending_payment":
         order = await transition(conn, str(row["id"]), "fund", actor_id, payment_id=payment_id)
         return order, "funded"
     await _refund_stray(conn, row, payment_id, amount or row["amount"], gateway)
-    return order_json(row), "stray_refunded"
+    return load_order(row), "stray_refunded"
 
 
 async def _refund_stray(
@@ -223,8 +223,7 @@ async def create_order(request: web.Request, body: PayInput) -> web.Response:
     summary="Client: verify the checkout's signature and fund the order's escrow",
     auth=True,
     body=CheckoutResult,
-    # The Order (rest/order_states.py order_json): untyped until the order routes are converted.
-    response=dict[str, Any],
+    response=Order,
     parameters=(PARAMETER,),
     errors=(404, 409, 422, 502),
 )

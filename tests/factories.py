@@ -126,4 +126,4 @@ async def open_test_order(pool: asyncpg.Pool, client: TestUser, doer: TestUser, 
             actor_id=client.id,
             fee_bps=1000,
         )
-    return str(order["id"])
+    return order.id

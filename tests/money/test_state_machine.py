@@ -14,7 +14,7 @@ import pytest
 from domain import ledger
 from domain.errors import DomainError
 from domain.gateway_sandbox import SandboxGateway
-from domain.orders import transition
+from domain.orders import Order, transition
 from hub.settings import Settings
 from tests.money.conftest import Parties, new_order
 
@@ -69,7 +69,7 @@ async def _do(
     p: Parties,
     gateway: SandboxGateway,
     n: int,
-) -> dict[str, Any]:
+) -> Order:
     ids = {"client": p.client.id, "doer": p.doer.id, "admin": p.admin.id, "stranger": p.stranger.id}
     public = "resolve" if action.startswith("resolve_") else action
     async with conn.transaction():
@@ -114,7 +114,7 @@ async def test_every_action_and_actor_from(
                 if expected == "ok":
                     assert after is not None, f"{where}: {error.code} {error.message}"
                     assert legal is not None
-                    assert (after["status"], after["escrowState"]) == (legal[1], legal[2]), where
+                    assert (after.status, after.escrow_state) == (legal[1], legal[2]), where
                     held = await ledger.balance(conn, ledger.escrow_account(order_id))
                     assert held == (50_000 if legal[2] == "funded" else 0), where
                 else:
