@@ -11,8 +11,8 @@ from rest.errors import error_middleware
 from rest.http import cors_middleware
 from rest.ratelimit import rate_limit_middleware
 
-# The resource modules, one a line; each exports `routes` (a RouteTableDef) and `OPENAPI`
-# (path -> method -> OpenAPI operation object), which rest/openapi.py merges into /api/openapi.json.
+# The resource modules, one a line; each exports `routes`, a rest.api.Routes: aiohttp mounts its
+# table, and rest/openapi.py documents its operations in /api/openapi.json.
 MODULES: list[str] = [
     "rest.auth",
     "rest.users",
@@ -37,5 +37,5 @@ def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape and rate limits."""
     app.middlewares.extend([cors_middleware, error_middleware, rate_limit_middleware])
     for name in MODULES:
-        routes = importlib.import_module(name).routes
-        app.router.add_routes(routes.table if isinstance(routes, Routes) else routes)
+        routes: Routes = importlib.import_module(name).routes
+        app.router.add_routes(routes.table)

@@ -1,14 +1,10 @@
-"""Shared request plumbing for /api handlers: success bodies, JSON input, field validation,
-the caller's identity, CORS."""
+"""Shared request plumbing for /api handlers: the caller's identity, path and query parameters,
+CORS. Bodies in and out are rest/api.py's."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import Any
 
-import orjson
 from aiohttp import web
 
 from hub.app import Handler
@@ -16,31 +12,8 @@ from hub.keys import SETTINGS, TOKENS
 from hub.tokens import Claims, TokenError
 from rest.errors import ApiError
 
-_MISSING: Any = object()
-
 CLAIMS: web.RequestKey[Claims] = web.RequestKey("claims", Claims)
 """The verified claims of the request's access token, once something has verified it."""
-
-
-def ok(data: Any, status: int = 200, **meta: Any) -> web.Response:
-    """The success shape `{"success": true, "data": ..., **meta}` (lists add page/limit/total or a cursor)."""
-    body: dict[str, Any] = {"success": True, "data": data}
-    body.update(meta)
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or ApiError bad_request saying what is wrong with it."""
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError("bad_request", "The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise ApiError("bad_request", "The body must be a JSON object.")
-    return body
 
 
 def bearer_claims(request: web.Request) -> Claims | None:
@@ -76,116 +49,6 @@ def path_uuid(request: web.Request, name: str = "id") -> str:
         return str(uuid.UUID(raw))
     except ValueError:
         raise ApiError("not_found", f"No such {name}: {raw!r}.") from None
-
-
-class Fields:
-    """Reads typed fields from a JSON object, collecting every problem; `check()` raises one
-    ApiError bad_request whose details name each bad field."""
-
-    def __init__(self, source: Mapping[str, Any]) -> None:
-        self.source = source
-        self.errors: dict[str, str] = {}
-
-    def _get(self, name: str, required: bool) -> Any:
-        value = self.source.get(name, _MISSING)
-        if value is _MISSING or value is None:
-            if required:
-                self.errors[name] = "is required"
-            return _MISSING
-        return value
-
-    def text(
-        self,
-        name: str,
-        *,
-        required: bool = True,
-        min_len: int = 1,
-        max_len: int = 1000,
-        pattern: re.Pattern[str] | None = None,
-        choices: Iterable[str] | None = None,
-    ) -> Any:
-        """A string field (None when absent and optional)."""
-        value = self._get(name, required)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, str):
-            self.errors[name] = "must be a string"
-            return None
-        value = value.strip()
-        if "\x00" in value:
-            # PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
-            self.errors[name] = "must not contain NUL characters"
-        elif not min_len <= len(value) <= max_len:
-            self.errors[name] = f"must be {min_len} to {max_len} characters"
-        elif pattern is not None and not pattern.fullmatch(value):
-            self.errors[name] = "has the wrong format"
-        elif choices is not None and value not in (allowed := list(choices)):
-            self.errors[name] = f"must be one of {', '.join(allowed)}"
-        return value
-
-    def integer(self, name: str, *, required: bool = True, low: int = 0, high: int = 2**53) -> Any:
-        """An integer field (booleans and floats refused; None when absent and optional)."""
-        value = self._get(name, required)
-        if value is _MISSING:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.errors[name] = "must be an integer"
-            return None
-        if not low <= value <= high:
-            self.errors[name] = f"must be from {low} to {high}"
-        return value
-
-    def boolean(self, name: str, *, required: bool = True) -> Any:
-        """A boolean field (None when absent and optional)."""
-        value = self._get(name, required)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, bool):
-            self.errors[name] = "must be true or false"
-            return None
-        return value
-
-    def text_list(
-        self,
-        name: str,
-        *,
-        required: bool = True,
-        min_items: int = 0,
-        max_items: int = 50,
-        max_len: int = 100,
-        choices: Iterable[str] | None = None,
-    ) -> Any:
-        """A list of non-empty strings, de-duplicated in order (None when absent and optional)."""
-        value = self._get(name, required)
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list) or not all(
-            isinstance(v, str) and v.strip() and "\x00" not in v for v in value
-        ):
-            self.errors[name] = "must be a list of non-empty strings without NUL characters"
-            return None
-        items = list(dict.fromkeys(v.strip() for v in value))
-        allowed = list(choices) if choices is not None else None
-        if not min_items <= len(items) <= max_items:
-            self.errors[name] = f"must have {min_items} to {max_items} items"
-        elif any(len(v) > max_len for v in items):
-            self.errors[name] = f"items must be at most {max_len} characters"
-        elif allowed is not None and any(v not in allowed for v in items):
-            self.errors[name] = f"items must be among {', '.join(allowed)}"
-        return items
-
-    def unknown(self, allowed: Iterable[str]) -> None:
-        """Record every key of the source not in `allowed`."""
-        known = set(allowed)
-        for key in self.source:
-            if key not in known:
-                self.errors[key] = "is not a known field"
-
-    def check(self) -> None:
-        """Raise bad_request naming every bad field, if any."""
-        if self.errors:
-            names = ", ".join(sorted(self.errors))
-            raise ApiError("bad_request", f"Fix these fields: {names}.", details={"fields": self.errors})
 
 
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -1,5 +1,5 @@
-"""GET /api/openapi.json (OpenAPI 3.1 of every /api route, merged from each module's `OPENAPI`) and
-GET /api/docs (an offline page rendering it), plus helpers modules use to write their operations."""
+"""GET /api/openapi.json (OpenAPI 3.1 of every /api route, generated from each module's `Routes`
+operations and their models) and GET /api/docs (an offline page rendering it)."""
 
 from __future__ import annotations
 
@@ -59,19 +59,6 @@ def envelope(data: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[s
     return {"type": "object", "required": ["success", "data", *(meta or {})], "properties": properties}
 
 
-def list_envelope(item: dict[str, Any]) -> dict[str, Any]:
-    """A paged list body: data is a list of `item`, with page, limit and total."""
-    count = {"type": "integer", "minimum": 0}
-    return envelope(
-        {"type": "array", "items": item},
-        {
-            "page": {"type": "integer", "minimum": 1},
-            "limit": {"type": "integer", "minimum": 1},
-            "total": count,
-        },
-    )
-
-
 def json_response(schema: dict[str, Any], description: str = "success") -> dict[str, Any]:
     """A response object with a JSON body of `schema`."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
@@ -87,16 +74,6 @@ def json_body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
     return {"required": required, "content": {"application/json": {"schema": schema}}}
 
 
-def deleted_item(key: str = "id", key_schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The data of a DELETE route's answer: {<key>: ..., "deleted": true}; `key_schema` defaults to a
-    string."""
-    return {
-        "type": "object",
-        "required": [key, "deleted"],
-        "properties": {key: key_schema or {"type": "string"}, "deleted": {"const": True}},
-    }
-
-
 def path_id(name: str = "id", description: str = "") -> dict[str, Any]:
     """A UUID path parameter object."""
     return {
@@ -110,8 +87,8 @@ def path_id(name: str = "id", description: str = "") -> dict[str, Any]:
 
 def build_document(modules: list[str] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every module's routes: each `Routes` operation, its schemas
-    generated from its models (a module not yet on `Routes` contributes its `OPENAPI` dict). A
-    path documented twice for one method is an error, never a silent replacement."""
+    generated from its models. A path documented twice for one method is an error, never a silent
+    replacement."""
     import rest
 
     paths: dict[str, dict[str, Any]] = {}
@@ -121,12 +98,6 @@ def build_document(modules: list[str] | None = None) -> dict[str, Any]:
         table = getattr(module, "routes", None)
         if isinstance(table, Routes):
             operations.extend(table.operations)
-        for path, methods in getattr(module, "OPENAPI", {}).items():
-            into = paths.setdefault(path, {})
-            for method, operation in methods.items():
-                if method in into:
-                    raise ValueError(f"{name} documents {method.upper()} {path} a second time")
-                into[method] = operation
     components: dict[str, Any] = {"Error": ERROR_SCHEMA}
     for op, operation in zip(operations, _operations(operations, components), strict=True):
         into = paths.setdefault(op.path, {})
@@ -214,7 +185,7 @@ def _operations(operations: list[Operation], components: dict[str, Any]) -> list
 
 @functools.cache
 def _document_bytes() -> bytes:
-    # MODULES and their OPENAPI are fixed for the life of the process: build once.
+    # MODULES and their routes are fixed for the life of the process: build once.
     return orjson.dumps(build_document())
 
 

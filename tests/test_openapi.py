@@ -28,6 +28,7 @@ import rest
 from hub.__main__ import compose_app
 from hub.db import create_pool
 from hub.settings import Settings
+from rest.api import Routes
 from tests.factories import TestUser, make_user
 from tests.services import free_port
 
@@ -96,9 +97,9 @@ def owners() -> dict[str, str]:
     """ "METHOD /path" -> the rest module that documents it, to say whose schema or handler failed."""
     found = {}
     for name in rest.MODULES:
-        for path, methods in getattr(importlib.import_module(name), "OPENAPI", {}).items():
-            for method in methods:
-                found[f"{method.upper()} {path}"] = name
+        routes: Routes = importlib.import_module(name).routes
+        for op in routes.operations:
+            found[f"{op.method.upper()} {op.path}"] = name
     return found
 
 

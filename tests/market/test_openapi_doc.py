@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rest.api import Routes
 from rest.openapi import build_document
 
 SAMPLE_ID = "00000000-0000-0000-0000-000000000000"
@@ -82,7 +83,13 @@ def test_a_module_documenting_a_route_twice_is_refused(monkeypatch: Any) -> None
     import types
 
     twin = types.ModuleType("rest_twin_for_test")
-    twin.OPENAPI = {"/api/gigs": {"get": {"summary": "again", "responses": {}}}}  # type: ignore[attr-defined]
+    routes = Routes("twin")
+
+    @routes.get("/api/gigs", summary="again")
+    async def again(request: Any) -> Any:
+        raise AssertionError("never served")
+
+    twin.routes = routes  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "rest_twin_for_test", twin)
     try:
         build_document(["rest.gigs", "rest_twin_for_test"])
