@@ -31,6 +31,7 @@ from rest.errors import ApiError
 
 __all__ = [
     "Body",
+    "Deleted",
     "FieldErrors",
     "Routes",
     "Wire",
@@ -66,6 +67,13 @@ class Body(msgspec.Struct, rename="camel", forbid_unknown_fields=True, kw_only=T
     type, so 2029.0 is the integer 2029."""
     unknown_reasons: ClassVar[Mapping[str, str]] = {}
     """Wire name -> why a field that is not accepted is refused (default: not a known field)."""
+
+
+class Deleted(Wire):
+    """The answer of a DELETE route."""
+
+    id: str
+    deleted: bool = True
 
 
 class FieldErrors(Exception):

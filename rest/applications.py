@@ -21,9 +21,10 @@ from domain import orders
 from domain.order_states import Order
 from hub import outbox
 from hub.keys import POOL, SETTINGS
+from hub.model import EpochMs, Uuid
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
-from rest.gig_search import MAX_MONEY, EpochMs, Uuid
+from rest.gig_search import MAX_MONEY
 from rest.gigs import owned_gig, require_role
 from rest.http import path_uuid, query_int, require_user
 

@@ -19,10 +19,9 @@ from aiohttp import web
 from domain.gateway import BankDetails, GatewayError
 from domain.gateways import gateway_for
 from hub.keys import POOL, SETTINGS
-from rest.api import Body, FieldErrors, Routes, Wire, has_control, load, load_all, ok
+from hub.model import EpochMs, Uuid
+from rest.api import Body, Deleted, FieldErrors, Routes, Wire, has_control, load, load_all, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs, Uuid
-from rest.gigs import Deleted
 from rest.http import path_uuid, require_user
 from rest.idempotency import PARAMETER, idempotent
 

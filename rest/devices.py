@@ -12,9 +12,9 @@ import msgspec
 from aiohttp import web
 
 from hub.keys import POOL
+from hub.model import EpochMs
 from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs
 from rest.http import require_user
 
 routes = Routes("devices")

@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 from multidict import MultiMapping
 
+from hub.model import EpochMs, Uuid
 from rest.api import Body, Wire, load
 from rest.errors import ApiError
 
@@ -57,8 +58,6 @@ Category = Literal[
 ]  # fmt: skip
 GigStatus = Literal["open", "closed", "in_progress", "completed", "cancelled"]
 BudgetType = Literal["fixed", "hourly", "milestone"]
-Uuid = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uuid"})]
-EpochMs = Annotated[int, msgspec.Meta(description="epoch milliseconds")]
 Paise = Annotated[int, msgspec.Meta(ge=1, le=MAX_MONEY, description="paise")]
 
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
-from rest.api import Body, FieldErrors, Routes, Wire, ok
+from rest.api import Body, Deleted, FieldErrors, Routes, ok
 from rest.errors import ApiError
 from rest.gig_search import (
     GIG_COLUMNS,
@@ -112,13 +112,6 @@ class GigPatch(Body, omit_defaults=True):
 
 
 _WIRE_NAMES = [f.encode_name for f in msgspec.structs.fields(GigPatch)]
-
-
-class Deleted(Wire):
-    """The answer of a DELETE route."""
-
-    id: str
-    deleted: bool = True
 
 
 async def owned_gig(conn: Conn, gig_id: str, user_id: str) -> asyncpg.Record:

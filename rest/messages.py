@@ -11,9 +11,9 @@ from aiohttp import web
 
 from hub import chat
 from hub.keys import POOL
+from hub.model import EpochMs, Uuid
 from rest.api import Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs, Uuid
 from rest.http import path_uuid, query_int, require_user
 
 routes = Routes("chat")

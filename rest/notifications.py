@@ -17,10 +17,9 @@ from msgspec import UNSET, UnsetType
 
 from domain.notify import NOTIFICATION_TYPES
 from hub.keys import POOL
-from rest.api import Body, FieldErrors, Routes, Wire, load, ok
+from hub.model import EpochMs, Uuid
+from rest.api import Body, Deleted, FieldErrors, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs, Uuid
-from rest.gigs import Deleted
 from rest.http import path_uuid, query_int, require_user
 
 routes = Routes("notifications")

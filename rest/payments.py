@@ -30,9 +30,9 @@ from domain.gateways import gateway_for
 from domain.order_states import Order, load_order
 from domain.orders import transition
 from hub.keys import POOL, SETTINGS
+from hub.model import Uuid
 from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
 from rest.errors import ApiError
-from rest.gig_search import Uuid
 from rest.http import require_user
 from rest.idempotency import PARAMETER, idempotent
 

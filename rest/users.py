@@ -14,9 +14,9 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from hub.keys import POOL
+from hub.model import EpochMs, Uuid
 from rest.api import Body, FieldErrors, Routes, Wire, load, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs, Uuid
 from rest.http import require_user
 
 routes = Routes("users")

@@ -18,9 +18,9 @@ from domain import ledger
 from domain.gateways import gateway_for
 from domain.payouts import record_payout, request_payout
 from hub.keys import POOL, SETTINGS
+from hub.model import EpochMs, Uuid
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
-from rest.gig_search import EpochMs, Uuid
 from rest.http import query_int, require_user
 from rest.idempotency import PARAMETER, idempotent, key_of
 
