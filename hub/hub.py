@@ -21,6 +21,7 @@ import asyncpg
 
 from hub import chat
 from hub.broker import Broker
+from hub.events import Typing
 from hub.frame import Frame, now_ms
 from hub.metrics import HubMetrics
 from hub.presence import Presence
@@ -460,7 +461,7 @@ class Hub:
             handle.cancel()
             await self.publish(
                 f"order:{order_id}",
-                Frame.encode("TYPING_STOP", {"orderId": order_id, "userId": session.user_id}),
+                Frame.encode("TYPING_STOP", Typing(order_id, session.user_id)),
             )
         if order_id not in session.orders:
             return

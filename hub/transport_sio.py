@@ -294,7 +294,7 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
             )
             return
         try:
-            claims = self.app[TOKENS].verify(frame.data["token"])
+            claims = self.app[TOKENS].verify(frame.token)
         except TokenError as exc:
             await self._refuse(conn, f"The token is not valid ({exc}); refresh it and reconnect.", ack_id)
             return
@@ -305,7 +305,7 @@ class GigwireSocketIO(socketio.AsyncServer):  # type: ignore[misc]
     ) -> None:
         """A fresh token on a live connection (after a refresh): the same user only."""
         try:
-            fresh = self.app[TOKENS].verify(frame.data["token"])
+            fresh = self.app[TOKENS].verify(frame.token)
         except TokenError as exc:
             await self._answer(
                 conn, ack_id, error=HubError("unauthorized", f"The token is not valid ({exc}).")

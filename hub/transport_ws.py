@@ -550,7 +550,7 @@ class WsConnection(Session, asyncio.Protocol):
             self.push(HubError("unauthorized", "Send AUTHENTICATE {token} first.").frame(frame.ref))
             return
         try:
-            claims = self._front.tokens.verify(frame.data["token"])
+            claims = self._front.tokens.verify(frame.token)
         except TokenError as exc:
             self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", frame.ref)
             return
@@ -575,7 +575,7 @@ class WsConnection(Session, asyncio.Protocol):
         if frame.type == "AUTHENTICATE":
             # A fresh token on a live connection (e.g. after a refresh): same user only.
             try:
-                fresh = self._front.tokens.verify(frame.data["token"])
+                fresh = self._front.tokens.verify(frame.token)
             except TokenError as exc:
                 self.push(HubError("unauthorized", f"The token is not valid ({exc}).").frame(frame.ref))
                 self.close(UNAUTHORIZED, "unauthorized")
