@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -70,8 +69,7 @@ class HubError(Exception):
         return Frame.encode("ERROR", events.Error(self.code, self.message, self.retry_after_ms), ref)
 
 
-@dataclass(frozen=True)
-class ClientFrame:
+class ClientFrame(Struct, frozen=True):
     """One validated client frame; `data` is the event's Struct from hub.events (CLIENT_EVENTS)."""
 
     type: str
@@ -106,6 +104,8 @@ _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
 _DECODERS: Final = {kind: msgspec.json.Decoder(model) for kind, model in CLIENT_EVENTS.items()}
 _EMPTY: Final = b"{}"
 _NULL: Final = b"null"
+_NUL: Final = b"\\u0000"
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def parse(raw: str | bytes) -> ClientFrame:
@@ -125,11 +125,13 @@ def parse(raw: str | bytes) -> ClientFrame:
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         known = ", ".join(sorted(CLIENT_TYPES))
         raise BadFrame("bad_request", f"Unknown or missing type; use one of {known}.", ref)
-    data: msgspec.Raw | bytes = body.data
-    if bytes(data) == _NULL:
+    data = bytes(body.data)
+    if data == _NULL:
         data = _EMPTY
     try:
         value = _DECODERS[kind].decode(data)
+        if _NUL in data:  # rare: JSON can only carry NUL escaped
+            _no_nul(value, "")
         _CHECKS.get(kind, _none)(value)
     except msgspec.ValidationError as exc:
         code, message = _explain(str(exc))
@@ -147,6 +149,7 @@ _AT = re.compile(r" - at `\$(.*)`$")
 _MISSING = re.compile(r"^Object missing required field `(\w+)`")
 _GOT = re.compile(r"got `(\w+)`")
 _AT_MOST = re.compile(r"length <= (\d+)")
+_STRINGS: Final = frozenset({"token", "text", "clientMsgId", "url", "name", "mime"})
 _HINTS: Final = {
     "orderId": "orderId is required: the id as a UUID string.",
     "messageId": "messageId is required: the id as a UUID string.",
@@ -176,21 +179,35 @@ def _explain(text: str) -> tuple[str, str]:
     if name.startswith("attachments[") and not missing:
         return "bad_request", f"{name} must be an object {{url, name?, mime?, size?}}."
     prefix = where + "." if where else ""
-    if "matching regex" in text:
-        return "bad_request", f"{prefix}{name} must not contain NUL characters."
-    if name in ("orderId", "messageId"):  # an id of the wrong length is malformed, not large
-        return "bad_request", _HINTS[name] if missing else f"{name} must be a UUID string."
+    if name in ("orderId", "messageId"):  # a string of an id's length that is no UUID: see _uuid
+        return "bad_request", _HINTS[name]
     if (limit := _AT_MOST.search(text)) is not None:
         if name == "attachments":
             return "too_large", f"At most {MAX_ATTACHMENTS} attachments per message."
         return "too_large", f"{prefix}{name} must be at most {limit.group(1)} characters."
+    if not missing and "length >=" not in text and name in _STRINGS:
+        return "bad_request", f"{prefix}{name} must be a string."
     return "bad_request", prefix + _HINTS.get(name, f"{name} has the wrong type.")
 
 
 # -- rules a schema does not state -----------------------------------------------------------------
 
 
+def _no_nul(value: object, where: str) -> None:
+    """Raise bad_request naming the first string field (in any Struct or list) holding a NUL."""
+    if isinstance(value, Struct):
+        for field in msgspec.structs.fields(value):
+            _no_nul(getattr(value, field.name), f"{where}{field.encode_name}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{where}[{i}].")
+    elif isinstance(value, str) and "\x00" in value:
+        raise HubError("bad_request", f"{where} must not contain NUL characters.")
+
+
 def _uuid(value: str, name: str) -> str:
+    if _CANONICAL_UUID.fullmatch(value):  # the usual form: already what str(UUID) gives
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:

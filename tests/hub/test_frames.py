@@ -26,7 +26,13 @@ def frame(kind: str, data: object = None, ref: str | None = "r1") -> bytes:
     [
         ({"text": "x"}, "bad_request", "orderId is required: the id as a UUID string."),
         ({"orderId": "abc", "text": "x"}, "bad_request", "orderId must be a UUID string."),
-        ({"orderId": "a" * 65, "text": "x"}, "bad_request", "orderId must be a UUID string."),
+        ({"orderId": "a" * 65, "text": "x"}, "bad_request", "orderId is required: the id as a UUID string."),
+        ({"orderId": ORDER, "text": 5}, "bad_request", "text must be a string."),
+        (
+            {"orderId": ORDER, "attachments": [{"url": "https://a.example/f", "mime": "x\x00"}]},
+            "bad_request",
+            "attachments[0].mime must not contain NUL characters.",
+        ),
         ({"orderId": ORDER, "text": "x" * 4001}, "too_large", "text must be at most 4000 characters."),
         ({"orderId": ORDER, "text": "a\x00b"}, "bad_request", "text must not contain NUL characters."),
         (
