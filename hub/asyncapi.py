@@ -72,15 +72,17 @@ def _doc(model: type[Struct] | None) -> str:
     return (model.__doc__ or "").strip() if model is not None else "No data."
 
 
-def _acks() -> dict[str, Any]:
-    """ACK data: one of the ack shapes (anyOf: the shapes overlap, e.g. {} and {orderId})."""
-    names = sorted({_name(m) for m in ACKS.values()})
+def _acks(ws: bool) -> dict[str, Any]:
+    """ACK data: one of the ack shapes (anyOf: they overlap, e.g. {orderId} and {orderId, seq}). On
+    /ws, AUTHENTICATE and PING are answered by AUTHENTICATED and PONG instead of an ACK."""
+    kinds = [k for k in ACKS if not (ws and k in ("AUTHENTICATE", "PING"))]
+    names = sorted({_name(ACKS[k]) for k in kinds})
     return {"anyOf": [_ref(n) for n in names], "description": "The ACK data of the acknowledged event."}
 
 
 def _data(kind: str, model: type[Struct] | None) -> dict[str, Any] | None:
     if kind == "ACK":
-        return _acks()
+        return _acks(ws=True)
     return None if model is None else _ref(_name(model))
 
 
@@ -140,7 +142,7 @@ def _messages() -> dict[str, dict[str, Any]]:
         "ack",
         "Socket.IO acknowledgement",
         "The argument of an event's ack callback: the ACK data, or {error: {code, message}}.",
-        {"anyOf": [_acks(), error]},
+        {"anyOf": [_acks(ws=False), error]},
     )
     return out
 

@@ -9,7 +9,7 @@ hub/protocol.py."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 from msgspec import Meta, Struct
@@ -210,12 +210,17 @@ class Empty(_Data):
     """No fields (the Socket.IO ack of PING)."""
 
 
+ErrorCode = Literal[
+    "bad_request", "unauthorized", "forbidden", "not_found", "rate_limited", "too_large", "internal"
+]
+
+
 class Error(_Sparse):
     """ERROR: `retryAfterMs` only with rate_limited; with the frame's ref when it answers one."""
 
-    code: str
+    code: ErrorCode
     message: str
-    retry_after_ms: int | None = None
+    retry_after_ms: Annotated[int, Meta(ge=0)] | None = None
 
 
 # The tables below are the protocol's event list; hub/asyncapi.py documents exactly these.
@@ -255,15 +260,7 @@ ACKS: Final[dict[str, type[Struct]]] = {
     "TYPING_STOP": OrderAck,
     "PING": Empty,
 }
-ERROR_CODES: Final = (
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "not_found",
-    "rate_limited",
-    "too_large",
-    "internal",
-)
+ERROR_CODES: Final[tuple[ErrorCode, ...]] = get_args(ErrorCode)
 
 encoder: Final = msgspec.json.Encoder()
 """The one encoder of server frames (dicts and Structs alike)."""
