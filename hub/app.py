@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from hub import db
+from hub.asyncapi import asyncapi_json
 from hub.broker import Broker, Deliver
 from hub.brokers import create_broker
 from hub.keys import BROKER, POOL, REDIS, SETTINGS, STORE, TOKENS
@@ -144,4 +145,5 @@ def build_core_app(settings: Settings, dsn: str) -> web.Application:
     app.cleanup_ctx.extend([database, redis_state, broker])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/api/asyncapi.json", asyncapi_json)  # the realtime protocol (hub/asyncapi.py)
     return app

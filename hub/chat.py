@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.events import Attachment, ChatMessage, to_wire
 from hub.frame import Frame
 
 _MESSAGE_COLS = (
@@ -44,18 +45,20 @@ class Participants:
         return user_id in (self.client_id, self.doer_id)
 
 
-def message_data(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
+def message_data(row: asyncpg.Record | dict[str, Any]) -> ChatMessage:
     """The wire form of a stored message (CHAT_MESSAGE data, REST history item)."""
-    return {
-        "id": row["id"],
-        "orderId": row["order_id"],
-        "seq": row["seq"],
-        "senderId": row["sender_id"],
-        "text": row["text"],
-        "attachments": row["attachments"],
-        "clientMsgId": row["client_msg_id"],
-        "createdAt": row["created_at"],
-    }
+    return ChatMessage(
+        row["id"],
+        row["order_id"],
+        row["seq"],
+        row["sender_id"],
+        row["text"],
+        # Stored by this module from validated Attachments: rebuilt without validating again
+        # (msgspec.convert costs several times the whole encode of the message).
+        [Attachment(**item) for item in row["attachments"]],
+        row["client_msg_id"],
+        row["created_at"],
+    )
 
 
 def message_frame(row: asyncpg.Record | dict[str, Any]) -> Frame:
@@ -74,9 +77,9 @@ async def store_message(
     order_id: str,
     sender_id: str,
     text: str,
-    attachments: list[dict[str, Any]],
+    attachments: list[Attachment],
     client_msg_id: str | None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[ChatMessage, bool]:
     """Store one message with the order's next seq; return (its wire data, True when new). A resend
     with a clientMsgId already stored by this sender in this order returns the first message, False."""
     if client_msg_id is not None:
@@ -84,7 +87,7 @@ async def store_message(
         if first is not None:
             return first, False
     try:
-        row = await pool.fetchrow(_INSERT, order_id, sender_id, text, attachments, client_msg_id)
+        row = await pool.fetchrow(_INSERT, order_id, sender_id, text, to_wire(attachments), client_msg_id)
     except asyncpg.UniqueViolationError:
         # A concurrent resend of the same clientMsgId won the race: answer with its message.
         if client_msg_id is None:
@@ -99,7 +102,7 @@ async def store_message(
 
 async def _by_client_id(
     pool: asyncpg.Pool, order_id: str, sender_id: str, client_msg_id: str
-) -> dict[str, Any] | None:
+) -> ChatMessage | None:
     row = await pool.fetchrow(
         f"SELECT {_MESSAGE_COLS} FROM messages WHERE order_id = $1 AND sender_id = $2 AND client_msg_id = $3",
         order_id,
@@ -135,7 +138,7 @@ async def messages_after(
 async def history(
     pool: asyncpg.Pool, order_id: str, before_seq: int | None, limit: int
 ) -> list[dict[str, Any]]:
-    """Up to `limit` messages before `before_seq` (the newest when None), oldest first."""
+    """Up to `limit` messages before `before_seq` (the newest when None), oldest first, as JSON values."""
     rows = await pool.fetch(
         f"SELECT {_MESSAGE_COLS} FROM messages WHERE order_id = $1 AND ($2::bigint IS NULL OR seq < $2)"
         " ORDER BY seq DESC LIMIT $3",
@@ -143,7 +146,7 @@ async def history(
         before_seq,
         limit,
     )
-    return [message_data(r) for r in reversed(rows)]
+    return [to_wire(message_data(r)) for r in reversed(rows)]
 
 
 async def message_order(pool: asyncpg.Pool, message_id: str) -> tuple[str, int] | None:

@@ -10,6 +10,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import orjson
+from msgspec import Struct
+
+from hub.events import encoder
 
 T = TypeVar("T")
 
@@ -28,14 +31,18 @@ class Frame:
         self._transports: dict[str, Any] | None = None
 
     @classmethod
-    def encode(cls, event_type: str, data: Mapping[str, Any] | None = None, ref: str | None = None) -> Frame:
-        """Encode one server frame; `data` and `ref` are left out when None."""
+    def encode(
+        cls, event_type: str, data: Struct | Mapping[str, Any] | None = None, ref: str | None = None
+    ) -> Frame:
+        """Encode one server frame `{"type", "data"?, "ref"?}`; `data` and `ref` are left out when
+        None. `data` is the event's Struct from hub.events (a mapping is encoded as it is)."""
         body: dict[str, Any] = {"type": event_type}
         if data is not None:
             body["data"] = data
         if ref is not None:
             body["ref"] = ref
-        return cls(orjson.dumps(body), event_type, body)
+        # A Struct's parsed form is only built if a reader asks for it (Socket.IO, tests).
+        return cls(encoder.encode(body), event_type, None if isinstance(data, Struct) else body)
 
     @property
     def size(self) -> int:

@@ -7,11 +7,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
+from msgspec import Struct
 
 from hub import chat
+from hub.events import (
+    ChatAck,
+    ChatSend,
+    MessageRead,
+    OrderAck,
+    OrderRef,
+    ReadAck,
+    ReadReceipt,
+    SubscribeAck,
+    SubscribeChat,
+    Typing,
+    to_wire,
+)
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.protocol import ClientFrame, HubError
@@ -27,9 +42,14 @@ Ack = dict[str, Any] | None
 
 async def handle(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     """Run one authenticated client frame. Returns the ACK data (None: nothing to acknowledge, or
-    already answered, as PING is by PONG). Raises HubError with the code to answer."""
+    already answered, as PING is by PONG), typed by hub.events.ACKS and handed to the transports
+    as plain JSON values. Raises HubError with the code to answer."""
+    if frame.type == "PING":  # answered by PONG, which carries the ref
+        session.push(Frame.encode("PONG", None, frame.ref))
+        return None
     try:
-        return await _HANDLERS[frame.type](hub, session, frame)
+        ack = await _HANDLERS[frame.type](hub, session, frame.data)
+        return None if ack is None else to_wire(ack)
     except HubError:
         raise
     except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
@@ -53,43 +73,36 @@ async def _check(hub: Hub, session: Session, order_id: str) -> None:
     session.allowed.add(order_id)
 
 
-async def _subscribe(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    order_id = frame.data["orderId"]
+async def _subscribe(hub: Hub, session: Session, data: SubscribeChat) -> SubscribeAck:
+    order_id = data.order_id
     await _check(hub, session, order_id)
-    last, replayed = await hub.subscribe(session, order_id, frame.data.get("sinceSeq"))
-    return {"orderId": order_id, "lastSeq": last, "replayed": replayed}
+    last, replayed = await hub.subscribe(session, order_id, data.since_seq)
+    return SubscribeAck(order_id, last, replayed)
 
 
-async def _unsubscribe(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    order_id = frame.data["orderId"]
-    await hub.unsubscribe(session, order_id)
-    return {"orderId": order_id}
+async def _unsubscribe(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
+    await hub.unsubscribe(session, data.order_id)
+    return OrderAck(data.order_id)
 
 
-async def _send(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
+async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     wait_ms = session.bucket.take()
     if wait_ms:
         raise HubError("rate_limited", f"Too many messages; retry in {wait_ms} ms.", retry_after_ms=wait_ms)
-    data = frame.data
-    order_id = data["orderId"]
+    order_id = data.order_id
     await _check(hub, session, order_id)
     message, _created = await chat.store_message(
-        hub.pool, order_id, session.user_id, data["text"], data["attachments"], data["clientMsgId"]
+        hub.pool, order_id, session.user_id, data.text or "", data.attachments or [], data.client_msg_id
     )
     # Stored first, then published; a resend (same clientMsgId) publishes the stored message again,
     # since its first publish may never have happened (a crash or error after the commit). The hub
     # drops seqs it already delivered, so live subscribers see it once.
     await hub.publish(f"order:{order_id}", Frame.encode("CHAT_MESSAGE", message))
-    return {
-        "id": message["id"],
-        "seq": message["seq"],
-        "createdAt": message["createdAt"],
-        "clientMsgId": message["clientMsgId"],
-    }
+    return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
 
 
-async def _read(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    message_id = frame.data["messageId"]
+async def _read(hub: Hub, session: Session, data: MessageRead) -> ReadAck:
+    message_id = data.message_id
     found = await chat.message_order(hub.pool, message_id)
     if found is None:
         raise HubError("not_found", f"No message {message_id}.")
@@ -97,14 +110,13 @@ async def _read(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
     await _check(hub, session, order_id)
     mark, read_at, moved = await chat.mark_read(hub.pool, order_id, session.user_id, message_id, seq)
     if moved:
-        event = {"orderId": order_id, "userId": session.user_id, "messageId": message_id, "seq": mark}
-        event["readAt"] = read_at
+        event = ReadReceipt(order_id, session.user_id, message_id, mark, read_at)
         await hub.publish(f"order:{order_id}", Frame.encode("MESSAGE_READ", event))
-    return {"orderId": order_id, "seq": mark}
+    return ReadAck(order_id, mark)
 
 
-async def _typing_start(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    order_id = frame.data["orderId"]
+async def _typing_start(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
+    order_id = data.order_id
     await _check(hub, session, order_id)
     now = time.monotonic()
     handle = session.typing.pop(order_id, None)
@@ -125,35 +137,29 @@ async def _typing_start(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
 
     timer = asyncio.get_running_loop().call_later(TYPING_TTL_S, expire)
     session.typing[order_id] = timer
-    return {"orderId": order_id}
+    return OrderAck(order_id)
 
 
-async def _typing_stop(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    order_id = frame.data["orderId"]
+async def _typing_stop(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
+    order_id = data.order_id
     await _check(hub, session, order_id)
     handle = session.typing.pop(order_id, None)
     session.typing_sent.pop(order_id, None)
     if handle is not None:
         handle.cancel()
         await hub.publish(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
-    return {"orderId": order_id}
+    return OrderAck(order_id)
 
 
 def _typing(kind: str, order_id: str, user_id: str) -> Frame:
-    return Frame.encode(kind, {"orderId": order_id, "userId": user_id})
+    return Frame.encode(kind, Typing(order_id, user_id))
 
 
-async def _ping(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
-    session.push(Frame.encode("PONG", None, frame.ref))
-    return None
-
-
-_HANDLERS = {
+_HANDLERS: dict[str, Callable[[Hub, Session, Any], Awaitable[Struct | None]]] = {
     "SUBSCRIBE_CHAT": _subscribe,
     "UNSUBSCRIBE_CHAT": _unsubscribe,
     "CHAT_MESSAGE": _send,
     "MESSAGE_READ": _read,
     "TYPING_START": _typing_start,
     "TYPING_STOP": _typing_stop,
-    "PING": _ping,
 }

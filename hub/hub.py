@@ -23,6 +23,7 @@ from hub import chat
 from hub.broker import Broker
 from hub.clock import now_ms
 from hub.codes import TRY_AGAIN_LATER
+from hub.events import Typing
 from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.presence import Presence
@@ -462,7 +463,7 @@ class Hub:
             handle.cancel()
             await self.publish(
                 f"order:{order_id}",
-                Frame.encode("TYPING_STOP", {"orderId": order_id, "userId": session.user_id}),
+                Frame.encode("TYPING_STOP", Typing(order_id, session.user_id)),
             )
         if order_id not in session.orders:
             return

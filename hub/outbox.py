@@ -6,16 +6,21 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 import asyncpg
+from msgspec import Struct
+
+from hub.events import NewApplication, Notification, OrderUpdate, to_wire
 
 OUTBOX_CHANNEL = "gigwire_outbox"  # the PostgreSQL NOTIFY channel the relay listens on
 
 EventType = Literal["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"]
+Payload = OrderUpdate | NewApplication | Notification
+"""The typed data of each outbox event (hub.events); a mapping of the same wire fields still works."""
 
 
 async def enqueue(
     conn: asyncpg.Connection,
     event_type: EventType,
-    payload: Mapping[str, Any],
+    payload: Payload | Mapping[str, Any],
     *,
     user_ids: Iterable[str] = (),
     order_id: str | None = None,
@@ -29,11 +34,13 @@ async def enqueue(
         channels.append(f"order:{order_id}")
     if not channels:
         raise ValueError("an outbox event needs at least one user or order")
+    # The row keeps the wire form (a jsonb object); the relay encodes it as the frame's data.
+    stored = to_wire(payload) if isinstance(payload, Struct) else dict(payload)
     row_id: int = await conn.fetchval(
         "INSERT INTO outbox (event_type, channels, payload, push) VALUES ($1, $2, $3, $4) RETURNING id",
         event_type,
         channels,
-        dict(payload),
+        stored,
         dict(push) if push is not None else None,
     )
     # NOTIFY is delivered at commit and not at all on rollback: exactly the outbox contract.

@@ -24,36 +24,34 @@ Decisions where PROTOCOL.md leaves room:
 
 from __future__ import annotations
 
+import re
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
-import orjson
+import msgspec
+from msgspec import Struct
 
+from hub import events
 from hub.codes import ERROR_CODES
+from hub.events import (  # noqa: F401 (the limits are re-exported: their historical home)
+    CLIENT_EVENTS,
+    MAX_ATTACHMENTS,
+    MAX_CLIENT_MSG_ID,
+    MAX_NAME,
+    MAX_REF,
+    MAX_SEQ,
+    MAX_TEXT,
+    MAX_TOKEN,
+    MAX_URL,
+    Authenticate,
+    ChatSend,
+    Ref,
+)
 from hub.frame import Frame
 
-CLIENT_TYPES = frozenset(
-    {
-        "AUTHENTICATE",
-        "SUBSCRIBE_CHAT",
-        "UNSUBSCRIBE_CHAT",
-        "CHAT_MESSAGE",
-        "MESSAGE_READ",
-        "TYPING_START",
-        "TYPING_STOP",
-        "PING",
-    }
-)
-MAX_TEXT = 4000
-MAX_ATTACHMENTS = 10
-MAX_REF = 64
-MAX_CLIENT_MSG_ID = 64
-MAX_URL = 2048
-MAX_NAME = 255
-MAX_TOKEN = 8192
-MAX_SEQ = 2**53
+CLIENT_TYPES = frozenset(CLIENT_EVENTS)
 
 
 class HubError(Exception):
@@ -68,19 +66,22 @@ class HubError(Exception):
 
     def frame(self, ref: str | None = None) -> Frame:
         """The ERROR frame for this error, answering `ref` when given."""
-        data: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.retry_after_ms is not None:
-            data["retryAfterMs"] = self.retry_after_ms
-        return Frame.encode("ERROR", data, ref)
+        code = cast(events.ErrorCode, self.code)  # checked against hub.codes.ERROR_CODES above
+        return Frame.encode("ERROR", events.Error(code, self.message, self.retry_after_ms), ref)
 
 
-@dataclass(frozen=True)
-class ClientFrame:
-    """One validated client frame; `data` holds only known fields, each of the documented type."""
+class ClientFrame(Struct, frozen=True):
+    """One validated client frame; `data` is the event's Struct from hub.events (CLIENT_EVENTS)."""
 
     type: str
-    data: dict[str, Any]
+    data: Struct
     ref: str | None
+
+    @property
+    def token(self) -> str:
+        """AUTHENTICATE's token."""
+        assert isinstance(self.data, Authenticate), self.type
+        return self.data.token
 
 
 class BadFrame(HubError):
@@ -91,133 +92,166 @@ class BadFrame(HubError):
         self.ref = ref
 
 
+class _Envelope(Struct):
+    """`{type, data?, ref?}`: `type` is checked by hand (a bad one is answered with the ref), `data`
+    is decoded in a second step by the decoder of its type."""
+
+    type: object = None
+    data: msgspec.Raw = msgspec.Raw(b"null")  # a Raw cannot be optional: absent reads as null
+    ref: Ref | None = None
+
+
+_ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_DECODERS: Final = {kind: msgspec.json.Decoder(model) for kind, model in CLIENT_EVENTS.items()}
+_EMPTY: Final = b"{}"
+_NULL: Final = b"null"
+_NUL: Final = b"\\u0000"
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def parse(raw: str | bytes) -> ClientFrame:
     """Parse and validate one client text frame; raise BadFrame (with the frame's ref when valid)."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        body = _ENVELOPE.decode(raw)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        if text.endswith("`$.ref`"):
+            raise BadFrame("bad_request", f"ref must be a string of 1 to {MAX_REF} characters.") from None
+        got = _GOT.search(text)
+        what = got.group(1) if got else "something else"
+        raise BadFrame("bad_request", f"A frame must be a JSON object, not {what}.") from None
+    except msgspec.DecodeError:
         raise BadFrame("bad_request", "A frame must be one JSON object: {type, data?, ref?}.") from None
-    if not isinstance(body, dict):
-        raise BadFrame("bad_request", "A frame must be a JSON object, not " + type(body).__name__ + ".")
-    ref = body.get("ref")
-    if ref is not None and (not isinstance(ref, str) or not 1 <= len(ref) <= MAX_REF):
-        raise BadFrame("bad_request", f"ref must be a string of 1 to {MAX_REF} characters.")
-    kind = body.get("type")
+    ref, kind = body.ref, body.type
     if not isinstance(kind, str) or kind not in CLIENT_TYPES:
         known = ", ".join(sorted(CLIENT_TYPES))
         raise BadFrame("bad_request", f"Unknown or missing type; use one of {known}.", ref)
-    data = body.get("data")
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BadFrame("bad_request", "data must be a JSON object.", ref)
+    data = bytes(body.data)
+    if data == _NULL:
+        data = _EMPTY
     try:
-        return ClientFrame(kind, _VALIDATORS[kind](data), ref)
+        value = _DECODERS[kind].decode(data)
+        if _NUL in data:  # rare: JSON can only carry NUL escaped
+            _no_nul(value, "")
+        _CHECKS.get(kind, _none)(value)
+    except msgspec.ValidationError as exc:
+        code, message = _explain(str(exc))
+        raise BadFrame(code, message, ref) from None
+    except msgspec.DecodeError:  # e.g. an escaped lone surrogate, which UTF-8 cannot hold
+        raise BadFrame("bad_request", "data is not valid JSON text.", ref) from None
     except HubError as exc:
         raise BadFrame(exc.code, exc.message, ref) from None
+    return ClientFrame(kind, value, ref)
 
 
-def _uuid(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    if not isinstance(value, str) or len(value) > 64:
-        raise HubError("bad_request", f"{name} is required: the id as a UUID string.")
+# -- what msgspec's ValidationError means to a client -------------------------------------------------
+
+_AT = re.compile(r" - at `\$(.*)`$")
+_MISSING = re.compile(r"^Object missing required field `(\w+)`")
+_GOT = re.compile(r"got `(\w+)`")
+_AT_MOST = re.compile(r"length <= (\d+)")
+_STRINGS: Final = frozenset({"token", "text", "clientMsgId", "url", "name", "mime"})
+_HINTS: Final = {
+    "orderId": "orderId is required: the id as a UUID string.",
+    "messageId": "messageId is required: the id as a UUID string.",
+    "token": "token is required: the access token from /api/auth.",
+    "sinceSeq": "sinceSeq must be an integer >= 0: the last seq you have.",
+    "text": f"text is required: 1 to {MAX_TEXT} characters, or attachments.",
+    "attachments": "attachments must be a list of {url, name?, mime?, size?}.",
+    "clientMsgId": "clientMsgId, when given, must not be empty.",
+    "url": "url must be an http or https URL.",
+    "size": "size must be an integer >= 0 (bytes).",
+    "name": "name must be a string.",
+    "mime": "mime must be a string.",
+}
+
+
+def _explain(text: str) -> tuple[str, str]:
+    """(error code, message) for a ValidationError of event data, e.g. "Expected `str` of length
+    <= 4000 - at `$.text`": a length over a limit is too_large, anything else bad_request."""
+    at = _AT.search(text)
+    path = at.group(1) if at else ""  # ".attachments[0].url", "" for the data object itself
+    missing = _MISSING.match(text)
+    if missing:
+        path += "." + missing.group(1)
+    if not path:
+        return "bad_request", "data must be a JSON object."
+    where, _, name = path.lstrip(".").rpartition(".")
+    if name.startswith("attachments[") and not missing:
+        return "bad_request", f"{name} must be an object {{url, name?, mime?, size?}}."
+    prefix = where + "." if where else ""
+    if name in ("orderId", "messageId"):  # a string of an id's length that is no UUID: see _uuid
+        return "bad_request", _HINTS[name]
+    if (limit := _AT_MOST.search(text)) is not None:
+        if name == "attachments":
+            return "too_large", f"At most {MAX_ATTACHMENTS} attachments per message."
+        return "too_large", f"{prefix}{name} must be at most {limit.group(1)} characters."
+    if not missing and "length >=" not in text and name in _STRINGS:
+        return "bad_request", f"{prefix}{name} must be a string."
+    return "bad_request", prefix + _HINTS.get(name, f"{name} has the wrong type.")
+
+
+# -- rules a schema does not state -----------------------------------------------------------------
+
+
+def _no_nul(value: object, where: str) -> None:
+    """Raise bad_request naming the first string field (in any Struct or list) holding a NUL."""
+    if isinstance(value, Struct):
+        for field in msgspec.structs.fields(value):
+            _no_nul(getattr(value, field.name), f"{where}{field.encode_name}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{where}[{i}].")
+    elif isinstance(value, str) and "\x00" in value:
+        raise HubError("bad_request", f"{where} must not contain NUL characters.")
+
+
+def _uuid(value: str, name: str) -> str:
+    if _CANONICAL_UUID.fullmatch(value):  # the usual form: already what str(UUID) gives
+        return value
     try:
         return str(uuid.UUID(value))
     except ValueError:
         raise HubError("bad_request", f"{name} must be a UUID string.") from None
 
 
-def _text(item: dict[str, Any], name: str, limit: int, where: str = "") -> str | None:
-    value = item.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise HubError("bad_request", f"{where}{name} must be a string.")
-    if len(value) > limit:
-        raise HubError("too_large", f"{where}{name} must be at most {limit} characters.")
-    if "\x00" in value:  # PostgreSQL text and jsonb cannot hold NUL
-        raise HubError("bad_request", f"{where}{name} must not contain NUL characters.")
-    return value
+def _order(data: events.SubscribeChat | events.OrderRef) -> None:
+    data.order_id = _uuid(data.order_id, "orderId")
 
 
-def _authenticate(data: dict[str, Any]) -> dict[str, Any]:
-    token = _text(data, "token", MAX_TOKEN)
-    if not token:
-        raise HubError("bad_request", "token is required: the access token from /api/auth.")
-    return {"token": token}
+def _read(data: events.MessageRead) -> None:
+    data.message_id = _uuid(data.message_id, "messageId")
 
 
-def _order(data: dict[str, Any]) -> dict[str, Any]:
-    return {"orderId": _uuid(data, "orderId")}
+def _url_ok(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed or bad bracketed host: "http://[::1"
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
-def _subscribe(data: dict[str, Any]) -> dict[str, Any]:
-    out = _order(data)
-    since = data.get("sinceSeq")
-    if since is not None:
-        if isinstance(since, bool) or not isinstance(since, int) or not 0 <= since <= MAX_SEQ:
-            raise HubError("bad_request", "sinceSeq must be an integer >= 0: the last seq you have.")
-        out["sinceSeq"] = since
-    return out
-
-
-def _attachment(item: Any, i: int) -> dict[str, Any]:
-    where = f"attachments[{i}]."
-    if not isinstance(item, dict):
-        raise HubError("bad_request", f"attachments[{i}] must be an object {{url, name?, mime?, size?}}.")
-    url = _text(item, "url", MAX_URL, where)
-    parts = urlsplit(url) if url else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise HubError("bad_request", f"{where}url must be an http or https URL.")
-    out: dict[str, Any] = {"url": url}
-    for name in ("name", "mime"):
-        value = _text(item, name, MAX_NAME, where)
-        if value is not None:
-            out[name] = value
-    size = item.get("size")
-    if size is not None:
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_SEQ:
-            raise HubError("bad_request", f"{where}size must be an integer >= 0 (bytes).")
-        out["size"] = size
-    return out
-
-
-def _chat(data: dict[str, Any]) -> dict[str, Any]:
-    order_id = _uuid(data, "orderId")
-    raw = data.get("attachments")
-    if raw is None:
-        raw = []
-    if not isinstance(raw, list):
-        raise HubError("bad_request", "attachments must be a list of {url, name?, mime?, size?}.")
-    if len(raw) > MAX_ATTACHMENTS:
-        raise HubError("too_large", f"At most {MAX_ATTACHMENTS} attachments per message.")
-    attachments = [_attachment(item, i) for i, item in enumerate(raw)]
-    text = _text(data, "text", MAX_TEXT)
-    if text is None:
-        text = ""
+def _chat(data: ChatSend) -> None:
+    """Normalizes the optional fields: `text` "" and `attachments` [] when absent or null."""
+    data.order_id = _uuid(data.order_id, "orderId")
+    attachments = data.attachments = data.attachments or []
+    for i, item in enumerate(attachments):
+        if not _url_ok(item.url):
+            raise HubError("bad_request", f"attachments[{i}].url must be an http or https URL.")
+    text = data.text = data.text or ""
     if not text.strip() and not attachments:
         raise HubError("bad_request", f"text is required: 1 to {MAX_TEXT} characters, or attachments.")
-    client_msg_id = _text(data, "clientMsgId", MAX_CLIENT_MSG_ID)
-    if client_msg_id == "":
-        raise HubError("bad_request", "clientMsgId, when given, must not be empty.")
-    return {"orderId": order_id, "text": text, "attachments": attachments, "clientMsgId": client_msg_id}
 
 
-def _read(data: dict[str, Any]) -> dict[str, Any]:
-    return {"messageId": _uuid(data, "messageId")}
+def _none(data: Struct) -> None:
+    pass
 
 
-def _none(data: dict[str, Any]) -> dict[str, Any]:
-    return {}
-
-
-_VALIDATORS = {
-    "AUTHENTICATE": _authenticate,
-    "SUBSCRIBE_CHAT": _subscribe,
+_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
+    "SUBSCRIBE_CHAT": _order,
     "UNSUBSCRIBE_CHAT": _order,
-    "CHAT_MESSAGE": _chat,
-    "MESSAGE_READ": _read,
     "TYPING_START": _order,
     "TYPING_STOP": _order,
-    "PING": _none,
+    "MESSAGE_READ": _read,
+    "CHAT_MESSAGE": _chat,
 }

@@ -8,16 +8,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
+from msgspec import Struct
 
 from hub.broker import Broker
+from hub.frame import Frame
 
 
-def encode_frame(event_type: str, data: Mapping[str, Any]) -> bytes:
-    """The wire bytes of one server frame."""
-    return orjson.dumps({"type": event_type, "data": data})
+def encode_frame(event_type: str, data: Struct | Mapping[str, Any]) -> bytes:
+    """The wire bytes of one server frame; `data` is the event's Struct from hub.events (a mapping,
+    e.g. a stored outbox payload, is encoded as it is)."""
+    return Frame.encode(event_type, data).data
 
 
-async def publish_event(broker: Broker, channel: str, event_type: str, data: Mapping[str, Any]) -> None:
+async def publish_event(
+    broker: Broker, channel: str, event_type: str, data: Struct | Mapping[str, Any]
+) -> None:
     """Send one server event to every session on `channel` (`user:<id>` or `order:<id>`), on every node."""
     await broker.publish(channel, encode_frame(event_type, data))

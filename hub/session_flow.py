@@ -57,8 +57,7 @@ class Realm:
 
 def _token_of(frame: ClientFrame) -> str:
     """The token of a validated AUTHENTICATE frame (the one place that reads it)."""
-    token: str = frame.data["token"]
-    return token
+    return frame.token
 
 
 def _hello(user_id: str, session: Session) -> dict[str, Any]:

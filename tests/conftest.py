@@ -18,9 +18,38 @@ from hub.__main__ import compose_app
 from hub.db import create_pool
 from hub.door import Runner
 from hub.settings import Settings
+from tests.frame_recorder import FrameRecorder
 from tests.services import Services, provision
 
 TEST_JWT_SECRET = "gigwire-test-secret-" + "x" * 40
+
+FRAMES = FrameRecorder()
+"""Every server frame the hub encodes during the run (a sample per shape), for the check below."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def frame_recorder() -> Iterator[FrameRecorder]:
+    """Record the server frames encoded in this process for the whole run (tests/frame_recorder.py)."""
+    FRAMES.install()
+    yield FRAMES
+    FRAMES.uninstall()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a server frame the hub sent does not validate against /api/asyncapi.json."""
+    if not FRAMES.samples:
+        return
+    problems = FRAMES.problems()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"server frames checked against the AsyncAPI document: {FRAMES.seen} frames,"
+            f" {len(FRAMES.samples)} shapes, {len(problems)} problems"
+        )
+        for line in problems:
+            reporter.write_line("  " + line, red=True)
+    if problems:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
