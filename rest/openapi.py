@@ -214,3 +214,17 @@ async def openapi_json(request: web.Request) -> web.Response:
 async def docs(request: web.Request) -> web.Response:
     """The docs page: plain HTML and JavaScript rendering /api/openapi.json, no network beyond it."""
     return web.Response(body=_docs_page(), content_type="text/html")
+
+
+# Served by the hub itself (hub/app.py: the realtime contract is the hub's), documented here.
+routes.operations.append(
+    Operation(
+        "get",
+        "/api/asyncapi.json",
+        "The realtime protocol's AsyncAPI 3.0 document (/ws and /socket.io/)",
+        "docs",
+        responses={
+            "200": json_response({"type": "object", "required": ["asyncapi", "channels"]}, "the document")
+        },
+    )
+)
