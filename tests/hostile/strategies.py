@@ -166,6 +166,18 @@ duplicate_key_objects = st.sampled_from(
     [Pairs((("a", 1), ("a", 2))), Pairs((("id", "x"), ("id", None))), Pairs((("", 1), ("", [])))]
 )
 
+# Strings that are hostile yet valid where text is free-form (so they get stored and echoed back):
+# control and format characters without NUL, astral and combining characters, at the size limits.
+storable_text = st.one_of(
+    st.text(
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=40
+    ),
+    st.text(alphabet=st.sampled_from(CONTROLS[1:] + "a\u0301\U0001f600"), min_size=1, max_size=40),
+    st.sampled_from(
+        ["é" * 4000, "\U0001f600" * 4000, "a\u0301" * 2000, "\u202eevil", "\ufeff", "<script>1</script>"]
+    ),
+)
+
 # Every hostile class as a value. `ids` is given by the tests: live ids, ids of deleted rows.
 hostile_values: st.SearchStrategy[Any] = st.one_of(
     out_of_range_dates,
