@@ -18,7 +18,6 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import pytest
@@ -27,7 +26,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from hub.protocol import CLIENT_TYPES, ERROR_CODES
+from hub.codes import ERROR_CODES
+from hub.protocol import CLIENT_TYPES
 from hub.settings import Settings
 from hub.websocket import OP_CLOSE, OP_PING, OP_TEXT
 from tests.hostile import strategies as hs
@@ -173,20 +173,8 @@ def _urls(data: Any) -> list[str]:
     return [i["url"] for i in items if isinstance(i, dict) and isinstance(i.get("url"), str)]
 
 
-def bracket_url(case: FrameCase) -> bool:
-    """An attachment url that urllib cannot split (a bracketed host that is not an IPv6 address)."""
-    for url in _urls(case.data):
-        try:
-            urlsplit(url)
-        except ValueError:
-            return True
-    return False
-
-
 def known_defect(transport: str, case: FrameCase) -> str | None:
     """The issue-13 defect this case runs into today, or None. Each has its strict xfail below."""
-    if case.kind == "CHAT_MESSAGE" and bracket_url(case):
-        return "an attachment url with a bracketed host raises ValueError"
     if transport == "sio" and re.search(r"\d{101}", case.text()):
         return "Engine.IO's JSON refuses integers over 100 digits: no ack, ERROR logged"
     return None
@@ -349,15 +337,12 @@ def xfail(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"issue 13: {reason}")
 
 
-BRACKETS = "a CHAT_MESSAGE attachment url with a bracketed host raises ValueError"
-
-
 @pytest.mark.parametrize("authenticated", [False, True], ids=["before AUTHENTICATE", "after AUTHENTICATE"])
 @pytest.mark.parametrize(
     "url",
     [
-        pytest.param("http://[::1", marks=xfail(BRACKETS)),
-        pytest.param("https://[abc]/x", marks=xfail(BRACKETS)),
+        pytest.param("http://[::1", id="an unclosed bracket"),
+        pytest.param("https://[abc]/x", id="a bracketed host that is no address"),
         pytest.param("http://[::1]/ok", id="a real IPv6 host is fine"),
     ],
 )
