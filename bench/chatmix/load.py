@@ -245,6 +245,7 @@ class Load:
             "sent": self.sent,
             "acked": sum(len(s.acked) for s in self.sides),
             "errors": sum(s.errors for s in self.sides),
+            "undrained": 1 if pending or undelivered else 0,
             "unanswered": pending,
             "lost": undelivered,
             "duplicates": self.duplicates,

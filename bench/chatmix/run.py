@@ -1,7 +1,7 @@
 """Two-party chat, side by side: gigwire against a python-socketio + asyncpg peer (bench/chatmix/peer.py).
 
     .venv/bin/python -m bench.chatmix.run                     # the whole run, about 10 minutes
-    .venv/bin/python -m bench.chatmix.run --pairs 20 50 20 --seconds 3 --ramp-seconds 2 \\
+    .venv/bin/python -m bench.chatmix.run --pairs 10 20 10 --seconds 2 --ramp-seconds 2 \\
         --ramp 1 4 --rounds 1                                  # a smoke run, under a minute
 
 A scratch database on 127.0.0.1:5432 (BENCH_ADMIN_DSN to change it; dropped at the end) migrated with
@@ -249,7 +249,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         print(f"{len(pairs)} pairs; database {database}; {args.workers} load generators", flush=True)
         for rnd in range(1, args.rounds + 1):
-            for system in ("gigwire", "peer"):
+            for system in args.systems:
                 print(f"round {rnd}, {system}:", flush=True)
                 for name in args.scenarios:
                     count, rates = plan[name]
@@ -286,9 +286,11 @@ def table(results: dict[str, Any]) -> str:
         s = max(r["steps"], key=lambda s: s["stored_per_s"]) if r["scenario"] == "c" else r["steps"][0]
         bad = s["lost"] + s["unanswered"] + abs(s["stored_minus_acked"]) + s["integrity"]["bad_seq_orders"]
         lost = "0" if bad == 0 and s["errors"] == 0 else (
-            f"lost {s['lost']}, unanswered {s['unanswered']}, errors {s['errors']},"
+            f"not delivered {s['lost']}, unanswered {s['unanswered']}, errors {s['errors']},"
             f" stored-acked {s['stored_minus_acked']}, bad orders {s['integrity']['bad_seq_orders']}"
         )  # fmt: skip
+        if s["undrained"]:
+            lost += " (drain bound reached: still in flight)"
         label = labels[r["scenario"]].replace("pairs", f"{r['pairs']:,} pairs")
         if r["scenario"] == "c":
             label += f" ({r['pairs']} pairs, {s['rate_per_connection']:g}/s per conn)"
@@ -329,12 +331,13 @@ if __name__ == "__main__":
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pairs", type=int, nargs=3, default=[500, 2500, 200], metavar=("A", "B", "C"))
-    parser.add_argument("--seconds", type=float, default=15.0, help="window of scenarios a and b")
-    parser.add_argument("--ramp-seconds", type=float, default=6.0, help="window of each ramp step")
+    parser.add_argument("--seconds", type=float, default=10.0, help="window of scenarios a and b")
+    parser.add_argument("--ramp-seconds", type=float, default=5.0, help="window of each ramp step")
     parser.add_argument(
-        "--ramp", type=float, nargs="+", default=[1, 2, 3, 4, 6, 8, 12], help="ramp rates per connection"
+        "--ramp", type=float, nargs="+", default=[0.5, 1, 1.5, 2, 3, 4, 6], help="ramp rates per connection"
     )
     parser.add_argument("--scenarios", nargs="+", choices=("a", "b", "c"), default=["b", "a", "c"])
+    parser.add_argument("--systems", nargs="+", choices=("gigwire", "peer"), default=["gigwire", "peer"])
     parser.add_argument("--rounds", type=int, default=2, help="gigwire, peer alternately, this many times")
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
     parser.add_argument("--out", type=Path, default=OUT)

@@ -65,7 +65,9 @@ class Servers:
     async def start(self) -> None:
         for port in self.ports:
             cmd, env = self._command(port)
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+            # Its log (shutdown with messages still queued is noisy) goes to a file, not the table's output.
+            with open(f"/tmp/chatmix-{self.name}-{self.tag}-{port}.log", "wb") as log:  # noqa: ASYNC230
+                proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)  # noqa: ASYNC220
             self.procs.append(proc)
         path = "/readyz" if self.name == "gigwire" else "/healthz"
         for port, proc in zip(self.ports, self.procs, strict=True):
