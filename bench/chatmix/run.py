@@ -1,8 +1,8 @@
 """Two-party chat, side by side: gigwire against a python-socketio + asyncpg peer (bench/chatmix/peer.py).
 
     .venv/bin/python -m bench.chatmix.run                     # the whole run, about 10 minutes
-    .venv/bin/python -m bench.chatmix.run --pairs 10 20 10 --seconds 2 --ramp-seconds 2 \\
-        --ramp 1 4 --rounds 1                                  # a smoke run, under a minute
+    .venv/bin/python -m bench.chatmix.run --pairs 10 10 10 --seconds 2 --ramp-seconds 2 \\
+        --ramp 1 4 --scenarios a c --rounds 1                  # a smoke run, about a minute
 
 A scratch database on 127.0.0.1:5432 (BENCH_ADMIN_DSN to change it; dropped at the end) migrated with
 gigwire's migrations plus the peer's two tables, with one in-progress order per pair of users.
