@@ -1,0 +1,1 @@
+"""Two-party chat benchmark: gigwire against a python-socketio + asyncpg peer (bench/chatmix/run.py)."""
