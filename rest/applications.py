@@ -300,7 +300,8 @@ async def reject(request: web.Request) -> web.Response:
     "/api/applications/{id}/accept",
     summary="Accept a pending application (the gig's owner): opens the order awaiting payment",
     description="One transaction: this application accepted, the gig's other pending ones rejected, the"
-    " gig in_progress, the order opened (ORDER_UPDATE to both parties).",
+    " gig in_progress, the order opened (ORDER_UPDATE to both parties), and each doer and both parties"
+    " notified (docs/notifications.md).",
     auth=True,
     response=Accepted,
     errors=_ACTION_ERRORS,
