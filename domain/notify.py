@@ -1,16 +1,19 @@
 """Creating notifications and push jobs inside the caller's transaction.
 
-`notify` is what any part of gigwire calls to tell a user something: an inbox row and a live
-NOTIFICATION event (when the user wants it in the app) and a push job (when they want it pushed),
-all committed or rolled back with the caller's change. Chat messages need no call: a trigger on
-`messages` (sql/migrations/0006_workers.sql) queues their push in the message's transaction, and
-the push sender decides at send time whether the recipient already saw it live."""
+`notify` is what any part of gigwire calls to tell a user something: an inbox row, a live
+NOTIFICATION event and a push job, each only when the user's preference for the type allows that
+channel, all committed or rolled back with the caller's change. What each domain event says is
+domain/notices.py. Chat messages need no call: a trigger on `messages`
+(sql/migrations/0006_workers.sql) queues their push in the message's transaction, and the push
+sender decides at send time whether the recipient already saw it live (if not, it also writes the
+inbox row and live event, through `notify` with push=False)."""
 
 from __future__ import annotations
 
 import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
@@ -25,10 +28,11 @@ if TYPE_CHECKING:
 PUSH_CHANNEL = "gigwire_push"  # NOTIFY channel that wakes the push sender
 
 # The notification types a user can set preferences for. Other types are allowed (a slug), with
-# both channels on and no preference row to change them until they are listed here.
+# every channel on and no preference row to change them until they are listed here.
 NOTIFICATION_TYPES: tuple[str, ...] = (
     "order_update",
     "new_application",
+    "application",
     "chat_message",
     "payment",
     "review",
@@ -57,14 +61,26 @@ def push_data(data: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-async def preference(conn: Conn, user_id: str, type_: str) -> tuple[bool, bool]:
-    """(in_app, push) for this user and notification type; both on when never set."""
+@dataclass(frozen=True)
+class Channels:
+    """Where one user wants notifications of one type: the inbox (a notifications row, `in_app`
+    in SQL), live (the NOTIFICATION frame on their sessions) and push (their devices)."""
+
+    inbox: bool = True
+    live: bool = True
+    push: bool = True
+
+
+async def preference(conn: Conn, user_id: str, type_: str) -> Channels:
+    """The channels this user wants for this notification type; all on when never set."""
     row = await conn.fetchrow(
-        "SELECT in_app, push FROM notification_preferences WHERE user_id = $1 AND type = $2",
+        "SELECT in_app, live, push FROM notification_preferences WHERE user_id = $1 AND type = $2",
         user_id,
         type_,
     )
-    return (True, True) if row is None else (bool(row["in_app"]), bool(row["push"]))
+    if row is None:
+        return Channels()
+    return Channels(inbox=bool(row["in_app"]), live=bool(row["live"]), push=bool(row["push"]))
 
 
 async def queue_push(
@@ -109,20 +125,24 @@ async def notify(
     title: str,
     body: str,
     data: Mapping[str, Any] | None = None,
+    *,
+    push: bool = True,
 ) -> str:
-    """Tell `user_id` something, inside the caller's transaction: when their preference for `type`
-    allows in-app, an inbox row and a live NOTIFICATION {id, type, title, body, data, createdAt} on
-    `user:<id>`; when it allows push, a push job to their devices. Returns the notification id (the
-    same id is in the push's data). ValueError for a malformed type, an empty or too long title, a
-    too long body."""
+    """Tell `user_id` something, inside the caller's transaction, on each channel their preference
+    for `type` allows: inbox (a notifications row), live (a NOTIFICATION {id, type, title, body,
+    data, createdAt} on `user:<id>`) and push (a push job to their devices; never with push=False,
+    for a caller that pushes by itself). Returns the notification id: the inbox row's, the live
+    event's and in the push's data, the same. ValueError for a malformed type, an empty or too long
+    title, a too long body."""
     if not TYPE_PATTERN.fullmatch(type):
         raise ValueError(f"notification type must match {TYPE_PATTERN.pattern}, got {type!r}")
     if not 1 <= len(title) <= TITLE_MAX or len(body) > BODY_MAX:
         raise ValueError(f"title must be 1 to {TITLE_MAX} characters and body at most {BODY_MAX}")
     payload = dict(data or {})
-    in_app, push = await preference(conn, user_id, type)
+    wants = await preference(conn, user_id, type)
     notification_id = str(uuid.uuid4())
-    if in_app:
+    created = None
+    if wants.inbox:
         created = await conn.fetchval(
             "INSERT INTO notifications (id, user_id, type, title, body, data)"
             " VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at",
@@ -133,6 +153,9 @@ async def notify(
             body,
             payload,
         )
+    if wants.live:
+        if created is None:
+            created = await conn.fetchval("SELECT now()")
         event = {
             "id": notification_id,
             "type": type,
@@ -143,7 +166,7 @@ async def notify(
         }
         # hub.outbox types its connection narrowly; a pooled connection proxies the same API.
         await enqueue(cast("asyncpg.Connection", conn), "NOTIFICATION", event, user_ids=[user_id])
-    if push:
+    if push and wants.push:
         order_id = payload.get("orderId")
         await queue_push(
             conn,

@@ -2,8 +2,9 @@
 
 Every transition runs in the caller's transaction with the order row locked (SELECT ... FOR UPDATE),
 so concurrent transitions of one order serialize and each sees the state the previous one left.
-Each writes an order_events audit row and an ORDER_UPDATE outbox event to both parties and the
-order channel. The table of legal moves is domain/order_states.py; /api/orders is rest/orders.py.
+Each writes an order_events audit row, an ORDER_UPDATE outbox event to both parties, the parties'
+notifications (domain/notices.py) and moves the gig along (domain/gig_lifecycle.py). The table of
+legal moves is domain/order_states.py; /api/orders is rest/orders.py.
 Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from domain import ledger
+from domain import ledger, notices
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
+from domain.gig_lifecycle import follow_order
 from domain.order_states import ACTION_ROLES, ESCROW_AFTER, TABLE, Order, Role, load_order
 from hub import outbox
 from hub.clock import epoch_ms
@@ -135,6 +137,7 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
     )
     assert row is not None
     await _record(conn, row, action, actor_id, order["status"], details)
+    await follow_order(conn, row, action)
     return load_order(row)
 
 
@@ -225,6 +228,7 @@ async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) ->
         raise DomainError(
             "bad_gateway", f"The payment gateway refused the refund ({exc}); nothing changed."
         ) from None
+    processed = result.status == "processed"
     await conn.execute(
         "INSERT INTO gateway_refunds (order_id, payment_id, gateway_refund_id, amount, currency, status)"
         " VALUES ($1, $2, $3, $4, $5, $6)",
@@ -233,15 +237,20 @@ async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) ->
         result.id,
         order["amount"],
         order["currency"],
-        "processed" if result.status == "processed" else "initiated",
+        "processed" if processed else "initiated",
     )
-    # The gateway's refund.processed webhook may have come before this commit: apply it now.
-    await conn.execute(
-        "UPDATE gateway_refunds SET status = 'processed' WHERE gateway_refund_id = $1 AND EXISTS ("
-        " SELECT 1 FROM gateway_events WHERE event_type = 'refund.processed'"
-        " AND payload #>> '{payload,refund,entity,id}' = $1)",
-        result.id,
-    )
+    if not processed:
+        # The gateway's refund.processed webhook may have come before this commit: apply it now.
+        processed = bool(
+            await conn.fetchval(
+                "UPDATE gateway_refunds SET status = 'processed' WHERE gateway_refund_id = $1 AND EXISTS ("
+                " SELECT 1 FROM gateway_events WHERE event_type = 'refund.processed'"
+                " AND payload #>> '{payload,refund,entity,id}' = $1) RETURNING 1",
+                result.id,
+            )
+        )
+    if processed:  # else the refund.processed webhook tells the client (rest/webhooks.py)
+        await notices.refund_processed(conn, order, order["amount"])
     return result.id
 
 
@@ -253,7 +262,7 @@ async def _record(
     previous: str | None,
     details: dict[str, Any],
 ) -> None:
-    """The audit row and the ORDER_UPDATE event of one transition."""
+    """The audit row, the ORDER_UPDATE event and the parties' notifications of one transition."""
     await conn.execute(
         "INSERT INTO order_events (order_id, action, actor_id, previous_status, status, escrow_state,"
         " details)"
@@ -282,3 +291,4 @@ async def _record(
         # parties may subscribe), so the order channel would only deliver each session a copy.
         user_ids=[str(row["client_id"]), str(row["doer_id"])],
     )
+    await notices.order_moved(conn, row, action, actor_id)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from domain import ledger
+from domain import ledger, notices
 from domain.gateway import Gateway, GatewayError
 
 if TYPE_CHECKING:
@@ -49,8 +49,9 @@ async def settle_withdrawal(
 ) -> str:
     """Move a withdrawal forward to what the gateway says of its payout (found by payout id, else by
     our reference = the withdrawal id), inside the caller's transaction; a failed or reversed payout
-    returns the money to the wallet by a new transfer. Returns the outcome ("unknown", "stale" when
-    the state would move backward or not at all, or the new status)."""
+    returns the money to the wallet by a new transfer. The user hears of a paid, failed or reversed
+    payout (domain/notices.py), once: statuses only move forward. Returns the outcome ("unknown",
+    "stale" when the state would move backward or not at all, or the new status)."""
     status = _GATEWAY_STATUS.get(gateway_status)
     row = None
     if payout_id:
@@ -85,6 +86,7 @@ async def settle_withdrawal(
             kind="payout_reversal",
             reference=str(row["id"]),
         )
+    await notices.withdrawal_settled(conn, row, status, reason)
     return status
 
 

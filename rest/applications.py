@@ -17,7 +17,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import orders
+from domain import notices, orders
 from domain.order_states import Order
 from hub import outbox
 from hub.keys import POOL, SETTINGS
@@ -143,6 +143,7 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
             },
             user_ids=[gig["client_id"]],
         )
+        await notices.new_application(conn, gig={"id": gig_id, **dict(gig)}, application=row)
     return ok(load(Application, row), status=201)
 
 
@@ -277,6 +278,7 @@ async def withdraw(request: web.Request) -> web.Response:
             "UPDATE gigs SET applications_count = greatest(applications_count - 1, 0) WHERE id = $1",
             gig["id"],
         )
+        await notices.application_withdrawn(conn, gig=gig, application=row)
     return ok(load(Application, row))
 
 
@@ -288,8 +290,9 @@ async def reject(request: web.Request) -> web.Response:
     claims = require_user(request)
     app_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        await _pending(conn, app_id, claims.user_id, "rejected")
+        _, gig = await _pending(conn, app_id, claims.user_id, "rejected")
         row = await _set_status(conn, app_id, "rejected")
+        await notices.application_decided(conn, gig=gig, application=row, accepted=False)
     return ok(load(Application, row))
 
 
@@ -297,7 +300,8 @@ async def reject(request: web.Request) -> web.Response:
     "/api/applications/{id}/accept",
     summary="Accept a pending application (the gig's owner): opens the order awaiting payment",
     description="One transaction: this application accepted, the gig's other pending ones rejected, the"
-    " gig in_progress, the order opened (ORDER_UPDATE to both parties).",
+    " gig in_progress, the order opened (ORDER_UPDATE to both parties), and each doer and both parties"
+    " notified (docs/notifications.md).",
     auth=True,
     response=Accepted,
     errors=_ACTION_ERRORS,
@@ -313,14 +317,16 @@ async def accept(request: web.Request) -> web.Response:
         if gig["status"] not in ("open", "closed"):
             raise ApiError("conflict", f"This gig is {gig['status']}; it already has its doer.")
         row = await _set_status(conn, app_id, "accepted")
-        await conn.execute(
+        rejected = await conn.fetch(
             "UPDATE applications SET status = 'rejected', updated_at = now()"
-            " WHERE gig_id = $1 AND status = 'pending'",
+            " WHERE gig_id = $1 AND status = 'pending' RETURNING id, doer_id",
             gig["id"],
         )
         await conn.execute(
             "UPDATE gigs SET status = 'in_progress', updated_at = now() WHERE id = $1", gig["id"]
         )
+        await notices.application_decided(conn, gig=gig, application=row, accepted=True)
+        await notices.applications_auto_rejected(conn, gig=gig, rejected=list(rejected))
         order = await orders.open_order(
             conn,
             gig_id=gig["id"],

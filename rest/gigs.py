@@ -1,5 +1,6 @@
 """/api/gigs: list and search, one gig (counting a view), create, update, delete, close, reopen,
 and the caller's own gigs. Boosting is in rest/gig_boost.py, recommendations in rest/recommend.py.
+What each status allows (and how a gig follows its order) is domain/gig_lifecycle.py.
 
 Authorization: gigs are public, so a signed-in caller who is not the gig's owner gets 403 forbidden
 (never a 404 that would pretend a visible gig does not exist); creating a gig needs the client role."""
@@ -14,6 +15,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
+from domain.gig_lifecycle import EDITABLE_STATUSES, REOPENABLE_STATUSES
 from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
 from rest.api import Body, Deleted, FieldErrors, Routes, ok
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
 
 routes = Routes("gigs")
 
-EDITABLE_STATUSES = ("open", "closed")  # a gig with an accepted application is no longer edited
 MAX_DEADLINE_MS = 5 * 365 * 86400 * 1000  # five years ahead at most
 _OWNER = "Owner only: others get 403."
 
@@ -232,7 +233,7 @@ async def get_gig(request: web.Request) -> web.Response:
 
 @routes.patch(
     "/api/gigs/{id}",
-    summary="Change an open or closed gig",
+    summary="Change an open, closed or cancelled gig",
     description=_OWNER,
     auth=True,
     body=GigPatch,
@@ -240,7 +241,7 @@ async def get_gig(request: web.Request) -> web.Response:
     errors=_GIG_ERRORS,
 )
 async def update_gig(request: web.Request, body: GigPatch) -> web.Response:
-    """Change some fields of an open or closed gig (owner)."""
+    """Change some fields of a gig nobody works on: open, closed or cancelled (owner)."""
     claims = require_user(request)
     gig_id = path_uuid(request)
     values = body.columns()
@@ -281,22 +282,33 @@ async def delete_gig(request: web.Request) -> web.Response:
     gig_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await owned_gig(conn, gig_id, claims.user_id)
+        # An order's money history (ledger, audit, chat) points at its gig, even a cancelled one's.
         if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM orders WHERE gig_id = $1)", gig_id):
             raise ApiError(
-                "conflict", "This gig has an order and cannot be deleted; cancel the order instead."
+                "conflict",
+                "This gig has an order and is kept with the order's history; close it instead"
+                " (a gig whose order was cancelled is already out of the listings).",
             )
         await conn.execute("DELETE FROM gigs WHERE id = $1", gig_id)
     return ok(Deleted(id=gig_id))
 
 
-async def _move(request: web.Request, from_status: str, to_status: str, verb: str) -> web.Response:
+async def _move(
+    request: web.Request, from_statuses: tuple[str, ...], to_status: str, verb: str
+) -> web.Response:
     claims = require_user(request)
     gig_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         row = await owned_gig(conn, gig_id, claims.user_id)
-        if row["status"] != from_status:
+        if row["status"] not in from_statuses:
+            allowed = " or ".join(from_statuses)
+            raise ApiError("conflict", f"Only a {allowed} gig can be {verb}; this one is {row['status']}.")
+        # A cancelled gig went cancelled because its deadline passed; a closed one reopens as before.
+        if row["status"] == "cancelled" and row["deadline"] <= dt.datetime.now(dt.UTC):
             raise ApiError(
-                "conflict", f"Only a {from_status} gig can be {verb}; this one is {row['status']}."
+                "conflict",
+                "This gig's deadline has passed; PATCH a new deadline, then reopen it.",
+                details={"status": row["status"]},
             )
         moved = await conn.fetchrow(
             f"UPDATE gigs g SET status = $2, updated_at = now() WHERE g.id = $1 RETURNING {GIG_COLUMNS}",
@@ -316,20 +328,21 @@ async def _move(request: web.Request, from_status: str, to_status: str, verb: st
 )
 async def close_gig(request: web.Request) -> web.Response:
     """Close an open gig to new applications (owner); pending ones stay and may still be accepted."""
-    return await _move(request, "open", "closed", "closed")
+    return await _move(request, ("open",), "closed", "closed")
 
 
 @routes.post(
     "/api/gigs/{id}/reopen",
-    summary="Reopen a closed gig",
-    description=_OWNER,
+    summary="Reopen a closed or cancelled gig (its deadline ahead)",
+    description=_OWNER + " A cancelled gig is one whose order was cancelled after its deadline.",
     auth=True,
     response=Gig,
     errors=_GIG_ERRORS,
 )
 async def reopen_gig(request: web.Request) -> web.Response:
-    """Reopen a closed gig to applications (owner)."""
-    return await _move(request, "closed", "open", "reopened")
+    """Reopen a closed or cancelled gig to applications (owner); a cancelled one only once its
+    deadline is ahead again (409 until a PATCH moves it)."""
+    return await _move(request, REOPENABLE_STATUSES, "open", "reopened")
 
 
 def _timestamp(epoch_ms: int) -> dt.datetime:

@@ -1,6 +1,7 @@
 """/api/notifications: the caller's inbox (cursor paging, unread count, read marks, deletion) and
-their preferences per notification type and channel (in-app, push). Notifications are created by
-`domain.notify.notify` in the transaction of whatever they tell about."""
+their preferences per notification type and channel (inbox, live, push; `inApp` is the old name of
+`inbox`, still accepted and answered). Notifications are created by `domain.notify.notify` in the
+transaction of whatever they tell about (domain/notices.py says which)."""
 
 from __future__ import annotations
 
@@ -62,17 +63,33 @@ class Cleared(Wire):
 
 
 class Channels(Wire):
-    """Where notifications of one type go."""
+    """Where notifications of one type go: the inbox (GET /api/notifications), live (the
+    NOTIFICATION event on the user's sessions) and push (their devices)."""
 
-    in_app: bool
+    inbox: bool
+    live: bool
     push: bool
+    in_app: bool = msgspec.field(default=True)
+    """The same as inbox (its old name, for old clients)."""
+
+    def __post_init__(self) -> None:
+        self.in_app = self.inbox
 
 
 class ChannelsChange(Body):
-    """The channels of one type to change: inApp and/or push."""
+    """The channels of one type to change: any of inbox, live, push (inApp: the old name of inbox)."""
 
-    in_app: bool | UnsetType = UNSET
+    inbox: bool | UnsetType = UNSET
+    live: bool | UnsetType = UNSET
     push: bool | UnsetType = UNSET
+    in_app: bool | UnsetType = UNSET
+
+    def inbox_value(self) -> bool | UnsetType:
+        """inbox, else inApp (a body giving both with different values is refused earlier)."""
+        return self.inbox if self.inbox is not UNSET else self.in_app
+
+    def empty(self) -> bool:
+        return all(v is UNSET for v in (self.inbox, self.live, self.push, self.in_app))
 
 
 # One field per notification type, named as the type is (no camelCase).
@@ -82,7 +99,7 @@ Preferences = msgspec.defstruct(
     bases=(Wire,),
     rename=lambda name: name,
     kw_only=True,
-    namespace={"__doc__": "Per notification type, whether it goes to the in-app inbox and to push."},
+    namespace={"__doc__": "Per notification type, whether it goes to the inbox, live and to push."},
 )
 
 
@@ -107,8 +124,12 @@ def _check_change(change: msgspec.Struct) -> None:
     problems = {}
     for name in NOTIFICATION_TYPES:
         value = getattr(change, name)
-        if isinstance(value, ChannelsChange) and value.in_app is UNSET and value.push is UNSET:
-            problems[name] = "must be an object with inApp and/or push"
+        if not isinstance(value, ChannelsChange):
+            continue
+        if value.empty():
+            problems[name] = "must be an object with inbox, live and/or push (or inApp)"
+        elif UNSET not in (value.inbox, value.in_app) and value.inbox != value.in_app:
+            problems[name] = "inbox and inApp are the same channel; give one value"
     if problems:
         raise FieldErrors(problems)
     if all(getattr(change, name) is UNSET for name in NOTIFICATION_TYPES):
@@ -122,7 +143,8 @@ PreferencesChange = msgspec.defstruct(
     rename=lambda name: name,
     kw_only=True,
     namespace={
-        "__doc__": "PUT /api/notifications/preferences: {type: {inApp?, push?}} for one or more types.",
+        "__doc__": "PUT /api/notifications/preferences: {type: {inbox?, live?, push?}} (inApp: the old name"
+        " of inbox) for one or more types.",
         "__post_init__": _check_change,
         "unknown_reasons": _AnyName(f"is not a notification type (one of {', '.join(NOTIFICATION_TYPES)})"),
     },
@@ -269,10 +291,10 @@ async def delete_one(request: web.Request) -> web.Response:
 
 async def _preferences(request: web.Request, user_id: str) -> msgspec.Struct:
     rows = await request.app[POOL].fetch(
-        "SELECT type, in_app, push FROM notification_preferences WHERE user_id = $1", user_id
+        "SELECT type, in_app, live, push FROM notification_preferences WHERE user_id = $1", user_id
     )
-    stored = {r["type"]: Channels(in_app=r["in_app"], push=r["push"]) for r in rows}
-    everything_on = Channels(in_app=True, push=True)
+    stored = {r["type"]: Channels(inbox=r["in_app"], live=r["live"], push=r["push"]) for r in rows}
+    everything_on = Channels(inbox=True, live=True, push=True)
     return Preferences(**{t: stored.get(t, everything_on) for t in NOTIFICATION_TYPES})
 
 
@@ -283,7 +305,7 @@ async def _preferences(request: web.Request, user_id: str) -> msgspec.Struct:
     response=Preferences,
 )
 async def get_preferences(request: web.Request) -> web.Response:
-    """Per notification type, whether it goes to the in-app inbox and to push (both on by default)."""
+    """Per notification type, whether it goes to the inbox, live and to push (all on by default)."""
     user = require_user(request)
     return ok(await _preferences(request, user.user_id))
 
@@ -291,30 +313,34 @@ async def get_preferences(request: web.Request) -> web.Response:
 @routes.put(
     "/api/notifications/preferences",
     summary="Change notification preferences",
-    description="Types and channels not sent stay as they are.",
+    description="{type: {inbox?, live?, push?}}; inApp is the old name of inbox. Types and channels not"
+    " sent stay as they are.",
     auth=True,
     body=PreferencesChange,
     response=Preferences,
 )
 async def put_preferences(request: web.Request, body: msgspec.Struct) -> web.Response:
-    """Change some preferences: {type: {inApp?, push?}}; types and channels not sent stay as they are."""
+    """Change some preferences: {type: {inbox?, live?, push?}} (inApp for inbox); types and
+    channels not sent stay as they are."""
     user = require_user(request)
     changes = [
-        (type_, _given(change.in_app), _given(change.push))
+        (type_, _given(change.inbox_value()), _given(change.live), _given(change.push))
         for type_ in NOTIFICATION_TYPES
         if isinstance(change := getattr(body, type_), ChannelsChange)
     ]
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        for type_, in_app, push in changes:
+        for type_, inbox, live, push in changes:
             await conn.execute(
-                "INSERT INTO notification_preferences (user_id, type, in_app, push)"
-                " VALUES ($1, $2, coalesce($3, true), coalesce($4, true))"
+                "INSERT INTO notification_preferences (user_id, type, in_app, live, push)"
+                " VALUES ($1, $2, coalesce($3, true), coalesce($4, true), coalesce($5, true))"
                 " ON CONFLICT (user_id, type) DO UPDATE SET"
                 " in_app = coalesce($3, notification_preferences.in_app),"
-                " push = coalesce($4, notification_preferences.push), updated_at = now()",
+                " live = coalesce($4, notification_preferences.live),"
+                " push = coalesce($5, notification_preferences.push), updated_at = now()",
                 user.user_id,
                 type_,
-                in_app,
+                inbox,
+                live,
                 push,
             )
     return ok(await _preferences(request, user.user_id))

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import ledger
+from domain import ledger, notices
 from domain.gateway import (
     Gateway,
     GatewayError,
@@ -156,6 +156,7 @@ async def _refund_stray(
         row["escrow_state"],
         {"paymentId": payment_id, "amount": amount, "refundId": result.id},
     )
+    await notices.refund_processed(conn, row, amount)
 
 
 @routes.post(

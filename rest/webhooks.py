@@ -16,6 +16,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from domain import notices
 from domain.gateway import Gateway, signature_ok, webhook_signature
 from domain.gateways import gateway_for
 from domain.payouts import settle_withdrawal
@@ -53,13 +54,18 @@ def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 async def _refund_processed(conn: Conn, refund_id: str) -> bool:
-    """Mark our initiated refund `refund_id` processed; whether one was."""
-    done = await conn.fetchval(
+    """Mark our initiated refund `refund_id` processed and tell the client; whether one was."""
+    refund = await conn.fetchrow(
         "UPDATE gateway_refunds SET status = 'processed', updated_at = now()"
-        " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING 1",
+        " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING order_id, amount",
         refund_id,
     )
-    return bool(done)
+    if refund is None:
+        return False
+    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", refund["order_id"])
+    if order is not None:
+        await notices.refund_processed(conn, order, refund["amount"])
+    return True
 
 
 async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gateway: Gateway) -> str:

@@ -7,7 +7,9 @@ while holding a claim: a retry is a new `next_attempt_at`, with exponential back
 never sooner than FCM's retry-after. Per job and device: sent (done), dead token (device deleted),
 transient failure (retried, only those devices), after the last try a dead letter. Nothing is
 pushed against the user's preference, and a chat push is dropped when the recipient has a live
-session subscribed to that order's chat."""
+session subscribed to that order's chat; when they have none, the message also becomes an inbox
+row and a live NOTIFICATION (domain/notices.chat_message, as their chat_message preference allows),
+written once: on the job's first claim, in the claim's transaction."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from domain import notices
 from hub.store import Store
 from workers.fcm import PushMessage, PushSender, SendResult
 from workers.listen import batch_step, supervise_worker
@@ -100,15 +103,14 @@ class PushWorker:
             done: list[int] = []
             sendable: list[asyncpg.Record] = []
             for job in jobs:
+                chat = job["type"] == "chat_message" and job["order_id"] is not None
+                watching = chat and await self._watching(job)
+                if chat and not watching and job["attempts"] == 0:
+                    await notices.chat_message(conn, job)
                 if not job["wanted"]:
                     self._metrics.push_skipped.labels("preference").inc()
                     done.append(job["id"])
-                elif (
-                    job["type"] == "chat_message"
-                    and job["order_id"] is not None
-                    and self._seen_live is not None
-                    and await self._seen_live(str(job["user_id"]), str(job["order_id"]))
-                ):
+                elif watching:
                     self._metrics.push_skipped.labels("seen_live").inc()
                     done.append(job["id"])
                 else:
@@ -144,6 +146,12 @@ class PushWorker:
             if done:
                 await conn.execute("DELETE FROM push_jobs WHERE id = ANY($1::bigint[])", done)
         return len(jobs)
+
+    async def _watching(self, job: asyncpg.Record) -> bool:
+        """Whether the chat job's recipient watches that order's chat live right now."""
+        if self._seen_live is None:
+            return False
+        return await self._seen_live(str(job["user_id"]), str(job["order_id"]))
 
     def _message(self, job: asyncpg.Record, token: str, platform: str) -> PushMessage:
         return PushMessage(

@@ -1,5 +1,6 @@
 """End to end through the whole web process with its embedded workers: an order approved over REST
-reaches the doer's live WebSocket as ORDER_UPDATE and the doer's phone as a push through FCM."""
+reaches the doer's live WebSocket as ORDER_UPDATE and the doer's phone as the approval's push
+notification through FCM."""
 
 from __future__ import annotations
 
@@ -66,7 +67,8 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     assert frame["data"]["actorId"] == buyer.id
 
     def completed(token: str) -> list[dict[str, Any]]:
-        return [m for m in fcm.sent_to(token) if m["data"].get("status") == "completed"]
+        # The approval's notification (domain/notices.py) is what pushes, not the ORDER_UPDATE.
+        return [m for m in fcm.sent_to(token) if m["data"].get("event") == "order_approved"]
 
     try:
         async with asyncio.timeout(20):
@@ -77,9 +79,10 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     pushes = completed(phone)
     assert len(pushes) == 1, pushes
     push = pushes[0]
-    assert push["notification"]["title"] == "Order completed"
+    assert push["notification"]["title"] == "Payment released"
     assert "Logo design" in push["notification"]["body"]
-    assert push["data"]["orderId"] == order_id and push["data"]["type"] == "ORDER_UPDATE"
+    assert push["data"]["orderId"] == order_id and push["data"]["type"] == "NOTIFICATION"
+    assert push["data"]["notificationType"] == "payment"
     assert completed("doer-ipad-1")[0]["apns"]["headers"]["apns-priority"] == "10"
     # The client approved it: no push to the client about their own action.
     assert completed(buyer_phone) == []

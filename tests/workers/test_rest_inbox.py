@@ -152,7 +152,8 @@ async def test_malformed_notification_id_is_not_found(client: Any, user_factory:
 async def test_preferences_get_put_and_effect(client: Any, pool: asyncpg.Pool, user_factory: Any) -> None:
     user = await user_factory()
     body = await (await client.get("/api/notifications/preferences", headers=user.headers)).json()
-    assert body["data"] == {t: {"inApp": True, "push": True} for t in NOTIFICATION_TYPES}
+    everything_on = {"inbox": True, "live": True, "push": True, "inApp": True}
+    assert body["data"] == {t: everything_on for t in NOTIFICATION_TYPES}
     resp = await client.put(
         "/api/notifications/preferences",
         json={"chat_message": {"push": False}, "review": {"inApp": False, "push": False}},
@@ -160,13 +161,18 @@ async def test_preferences_get_put_and_effect(client: Any, pool: asyncpg.Pool, u
     )
     assert resp.status == 200, await resp.text()
     data = (await resp.json())["data"]
-    assert data["chat_message"] == {"inApp": True, "push": False}
-    assert data["review"] == {"inApp": False, "push": False}
+    assert data["chat_message"] == {"inbox": True, "live": True, "push": False, "inApp": True}
+    assert data["review"] == {"inbox": False, "live": True, "push": False, "inApp": False}
     # a later partial change keeps the other channel
     resp = await client.put(
         "/api/notifications/preferences", json={"chat_message": {"inApp": False}}, headers=user.headers
     )
-    assert (await resp.json())["data"]["chat_message"] == {"inApp": False, "push": False}
+    assert (await resp.json())["data"]["chat_message"] == {
+        "inbox": False,
+        "live": True,
+        "push": False,
+        "inApp": False,
+    }
     await _notify(pool, user.id, 1, "review")
     assert await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user.id) == 0
 
