@@ -19,6 +19,10 @@ class MemoryBroker:
         if channel in self._refs:
             self._deliver(channel, data)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        for channel, data in messages:
+            await self.publish(channel, data)
+
     async def subscribe(self, channel: str) -> None:
         self._refs.add(channel)
 

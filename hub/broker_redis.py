@@ -48,6 +48,13 @@ class RedisBroker(PubSubListener):
         """PUBLISH; raises RedisError/OSError when Redis cannot be reached."""
         await self._publisher.publish(self._prefix + channel, data)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """PUBLISH each, in order, in one pipeline (one round trip)."""
+        async with self._publisher.pipeline(transaction=False) as pipe:
+            for channel, data in messages:
+                pipe.publish(self._prefix + channel, data)
+            await pipe.execute()
+
     async def subscribe(self, channel: str) -> None:
         """Count one reference; the first one subscribes and waits for Redis's confirmation."""
         if not self._refs.add(channel) or not self._connected.is_set():

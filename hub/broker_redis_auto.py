@@ -78,6 +78,9 @@ class RedisAutoBroker:
     async def publish(self, channel: str, data: bytes) -> None:
         await self.inner.publish(channel, data)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        await self.inner.publish_many(messages)
+
     async def subscribe(self, channel: str) -> None:
         await self.inner.subscribe(channel)
 

@@ -156,6 +156,11 @@ class RedisClusterBroker:
         """SPUBLISH to the primary owning the channel's slot."""
         await self._cluster.spublish(self._prefix + channel, data)
 
+    async def publish_many(self, messages: list[tuple[str, bytes]]) -> None:
+        """SPUBLISH each to its slot's primary (channels of one batch live on different shards)."""
+        for channel, data in messages:
+            await self.publish(channel, data)
+
     async def subscribe(self, channel: str) -> None:
         """Count one reference; the first one subscribes on the owning primary and waits for it."""
         if self._refs.add(channel):

@@ -10,27 +10,60 @@ from typing import Any
 
 import asyncpg
 
-from hub.events import Attachment, ChatMessage, to_wire
+from hub.events import Attachment, ChatMessage, encoder, to_wire
 from hub.frame import Frame
 
-_MESSAGE_COLS = (
-    "id::text AS id, order_id::text AS order_id, seq, sender_id::text AS sender_id, text, attachments,"
-    " client_msg_id, (extract(epoch FROM created_at) * 1000)::bigint AS created_at"
-)
 
-# One statement: bump the order's counter (the row lock serializes senders, in commit order) and
-# insert with that seq. A unique violation (resent clientMsgId) rolls back the bump as well.
-_INSERT = f"""
-WITH s AS (
-    INSERT INTO chat_sequences AS c (order_id, last_seq) VALUES ($1, 1)
-    ON CONFLICT (order_id) DO UPDATE SET last_seq = c.last_seq + 1
-    RETURNING last_seq
-), m AS (
+def _columns(table: str = "") -> str:
+    """A stored message's columns as its wire form needs them (`table.` prefixed when given)."""
+    t = f"{table}." if table else ""
+    return (
+        f"{t}id::text AS id, {t}order_id::text AS order_id, {t}seq, {t}sender_id::text AS sender_id,"
+        f" {t}text, {t}attachments, {t}client_msg_id,"
+        f" (extract(epoch FROM {t}created_at) * 1000)::bigint AS created_at"
+    )
+
+
+_MESSAGE_COLS = _columns()
+
+# One statement stores a whole batch (hub/chat_writer.py): resends of a clientMsgId already stored
+# are answered with the stored message (`known`); the first of each new message per sender and
+# clientMsgId in the batch is numbered after its order's counter, which is bumped once per order by
+# the batch's count (the row lock serializes batches of one order on any process, in commit order,
+# so seqs commit in order and with no gap); locks are taken in order_id order, so two batches never
+# deadlock. A later duplicate inside the batch gets neither row: the writer answers it with the
+# first's message.
+_STORE_BATCH = f"""
+WITH input AS (
+    SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
+        AS t(ord, order_id, sender_id, text, attachments, client_msg_id)
+), known AS (
+    SELECT i.ord, m.id FROM input i JOIN messages m
+      ON m.order_id = i.order_id AND m.sender_id = i.sender_id AND m.client_msg_id = i.client_msg_id
+), fresh AS (
+    SELECT DISTINCT ON (i.order_id, i.sender_id, coalesce(i.client_msg_id, i.ord::text)) i.*
+      FROM input i WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.ord = i.ord)
+     ORDER BY i.order_id, i.sender_id, coalesce(i.client_msg_id, i.ord::text), i.ord
+), counts AS (
+    SELECT order_id, count(*) AS n FROM fresh GROUP BY order_id
+), bumped AS (
+    INSERT INTO chat_sequences AS c (order_id, last_seq)
+    SELECT order_id, n FROM counts ORDER BY order_id
+    ON CONFLICT (order_id) DO UPDATE SET last_seq = c.last_seq + EXCLUDED.last_seq
+    RETURNING order_id, last_seq
+), numbered AS (
+    SELECT f.*, b.last_seq - c.n + row_number() OVER (PARTITION BY f.order_id ORDER BY f.ord) AS seq
+      FROM fresh f JOIN bumped b USING (order_id) JOIN counts c USING (order_id)
+), stored AS (
     INSERT INTO messages (order_id, seq, sender_id, text, attachments, client_msg_id)
-    SELECT $1, s.last_seq, $2, $3, $4, $5 FROM s
+    SELECT order_id, seq, sender_id, text, attachments::jsonb, client_msg_id FROM numbered
     RETURNING *
 )
-SELECT {_MESSAGE_COLS} FROM m
+SELECT n.ord, true AS created, {_columns("s")}
+  FROM stored s JOIN numbered n ON n.order_id = s.order_id AND n.seq = s.seq
+UNION ALL
+SELECT k.ord, false, {_columns("m")}
+  FROM known k JOIN messages m ON m.id = k.id
 """
 
 
@@ -72,6 +105,54 @@ async def participants(pool: asyncpg.Pool, order_id: str) -> Participants | None
     return None if row is None else Participants(row[0], row[1])
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One message to store: what a CHAT_MESSAGE frame asked for, from its sender."""
+
+    order_id: str
+    sender_id: str
+    text: str
+    attachments: list[Attachment]
+    client_msg_id: str | None
+
+
+async def store_batch(pool: asyncpg.Pool, batch: list[Outgoing]) -> list[tuple[ChatMessage, bool]]:
+    """Store `batch` in one statement (one transaction), each message with its order's next seq;
+    return, per message in `batch`'s order, (its stored message, True when stored by this call).
+    A resend of a clientMsgId this sender already stored in the order, before or earlier in the
+    batch, is answered with the message first stored (False). Raises asyncpg errors whole: nothing
+    of the batch is stored then (a resend racing the same clientMsgId on another process is a
+    UniqueViolationError, gone on a retry)."""
+    if not batch:
+        return []
+    rows = await pool.fetch(
+        _STORE_BATCH,
+        list(range(len(batch))),
+        [m.order_id for m in batch],
+        [m.sender_id for m in batch],
+        [m.text for m in batch],
+        [encoder.encode(m.attachments).decode() for m in batch],
+        [m.client_msg_id for m in batch],
+    )
+    answers: list[tuple[ChatMessage, bool] | None] = [None] * len(batch)
+    for row in rows:
+        answers[row["ord"]] = (message_data(row), bool(row["created"]))
+    first: dict[tuple[str, str, str], ChatMessage] = {}
+    for i, answer in enumerate(answers):
+        m = batch[i]
+        if answer is not None and m.client_msg_id is not None:
+            first.setdefault((m.order_id, m.sender_id, m.client_msg_id), answer[0])
+    out: list[tuple[ChatMessage, bool]] = []
+    for i, answer in enumerate(answers):
+        if answer is not None:
+            out.append(answer)
+            continue
+        m = batch[i]  # a later duplicate inside the batch: the first's message
+        assert m.client_msg_id is not None, "only a repeated clientMsgId goes unstored"
+        out.append((first[(m.order_id, m.sender_id, m.client_msg_id)], False))
+    return out
+
+
 async def store_message(
     pool: asyncpg.Pool,
     order_id: str,
@@ -80,36 +161,9 @@ async def store_message(
     attachments: list[Attachment],
     client_msg_id: str | None,
 ) -> tuple[ChatMessage, bool]:
-    """Store one message with the order's next seq; return (its wire data, True when new). A resend
-    with a clientMsgId already stored by this sender in this order returns the first message, False."""
-    if client_msg_id is not None:
-        first = await _by_client_id(pool, order_id, sender_id, client_msg_id)
-        if first is not None:
-            return first, False
-    try:
-        row = await pool.fetchrow(_INSERT, order_id, sender_id, text, to_wire(attachments), client_msg_id)
-    except asyncpg.UniqueViolationError:
-        # A concurrent resend of the same clientMsgId won the race: answer with its message.
-        if client_msg_id is None:
-            raise
-        first = await _by_client_id(pool, order_id, sender_id, client_msg_id)
-        if first is None:
-            raise
-        return first, False
-    assert row is not None
-    return message_data(row), True
-
-
-async def _by_client_id(
-    pool: asyncpg.Pool, order_id: str, sender_id: str, client_msg_id: str
-) -> ChatMessage | None:
-    row = await pool.fetchrow(
-        f"SELECT {_MESSAGE_COLS} FROM messages WHERE order_id = $1 AND sender_id = $2 AND client_msg_id = $3",
-        order_id,
-        sender_id,
-        client_msg_id,
-    )
-    return None if row is None else message_data(row)
+    """Store one message (a batch of one; the hub stores through hub/chat_writer.py instead)."""
+    (answer,) = await store_batch(pool, [Outgoing(order_id, sender_id, text, attachments, client_msg_id)])
+    return answer
 
 
 async def last_seq(pool: asyncpg.Pool, order_id: str) -> int:

@@ -91,13 +91,14 @@ async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
         raise HubError("rate_limited", f"Too many messages; retry in {wait_ms} ms.", retry_after_ms=wait_ms)
     order_id = data.order_id
     await _check(hub, session, order_id)
-    message, _created = await chat.store_message(
-        hub.pool, order_id, session.user_id, data.text or "", data.attachments or [], data.client_msg_id
+    outgoing = chat.Outgoing(
+        order_id, session.user_id, data.text or "", data.attachments or [], data.client_msg_id
     )
-    # Stored first, then published; a resend (same clientMsgId) publishes the stored message again,
-    # since its first publish may never have happened (a crash or error after the commit). The hub
-    # drops seqs it already delivered, so live subscribers see it once.
-    await hub.publish(f"order:{order_id}", Frame.encode("CHAT_MESSAGE", message))
+    message, _created = await hub.writer.store(outgoing)
+    # Stored first (in a batch: hub/chat_writer.py), then sent on without waiting for the broker; a
+    # resend (same clientMsgId) sends the stored message again, since its first publish may never have
+    # happened (a crash after the commit). The hub drops seqs it already delivered.
+    hub.send_chat(order_id, Frame.encode("CHAT_MESSAGE", message))
     return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
 
 

@@ -21,12 +21,14 @@ import asyncpg
 
 from hub import chat
 from hub.broker import Broker
+from hub.chat_writer import ChatWriter
 from hub.clock import now_ms
 from hub.codes import TRY_AGAIN_LATER
 from hub.events import Typing
 from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.presence import Presence
+from hub.publisher import BatchPublisher
 from hub.session import SLOW, Session, close_all
 from hub.settings import Settings
 
@@ -140,6 +142,8 @@ class Hub:
         self._removals: set[asyncio.Task[None]] = set()
         self._pool: asyncpg.Pool | None = None
         self._broker: Broker | None = None
+        self._writer: ChatWriter | None = None
+        self._publisher: BatchPublisher | None = None
         self.presence: Presence | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -147,12 +151,26 @@ class Hub:
     def start(self, pool: asyncpg.Pool, broker: Broker, presence: Presence) -> None:
         """Attach the process's pool, broker and presence writer."""
         self._pool, self._broker, self.presence = pool, broker, presence
+        self._writer = ChatWriter(pool)
+        self._publisher = BatchPublisher(broker, self.metrics.publish_failures.inc)
         broker.on_reconnect(self._after_reconnect)
 
     @property
     def pool(self) -> asyncpg.Pool:
         assert self._pool is not None, "Hub.start() first"
         return self._pool
+
+    @property
+    def writer(self) -> ChatWriter:
+        """Stores this process's chat messages in batches."""
+        assert self._writer is not None, "Hub.start() first"
+        return self._writer
+
+    @property
+    def publisher(self) -> BatchPublisher:
+        """Publishes stored chat messages to the other processes in the background."""
+        assert self._publisher is not None, "Hub.start() first"
+        return self._publisher
 
     @property
     def broker(self) -> Broker:
@@ -169,6 +187,9 @@ class Hub:
         cancel background work (gap fills, presence refresh)."""
         if self._removals:
             await asyncio.wait(list(self._removals), timeout=settle_s)
+        if self._publisher is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._publisher.drain(), settle_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -233,6 +254,19 @@ class Hub:
                 "publish failed; delivered locally only", extra={"channel": channel, "error": repr(exc)}
             )
             self.deliver(channel, frame.data)
+
+    def send_chat(self, order_id: str, frame: Frame) -> None:
+        """A stored chat message: to this process's subscribers right after the sender's ACK (at the
+        loop's next turn: the ACK is pushed when the handler returns), to the other processes in the
+        background (hub/publisher.py); never awaits. Its copy coming back from the broker is a seq
+        already delivered, dropped."""
+        asyncio.get_running_loop().call_soon(self._feed_local, order_id, frame)
+        self.publisher.send(f"order:{order_id}", frame.data)
+
+    def _feed_local(self, order_id: str, frame: Frame) -> None:
+        oc = self.orders.get(order_id)
+        if oc is not None:
+            self._feed(oc, frame)
 
     # -- delivery --------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import uuid
 
 import asyncpg
 
+from hub.frame import Frame
 from hub.keys import HUB
 from tests.hub.conftest import Node, NodeFactory, Pair
 
@@ -200,20 +201,20 @@ async def test_resend_publishes_a_message_whose_first_publish_was_lost(node: Nod
     """Stored but never published (a crash after the commit): the resend delivers it, once."""
     a = await node.connect(pair.client, subscribe=pair.order_id)
     b = await node.connect(pair.doer, subscribe=pair.order_id)
-    broker = node.app[HUB].broker
-    real_publish = broker.publish
+    hub = node.app[HUB]
+    real_send = hub.send_chat
     dropped: list[str] = []
 
-    async def lose_once(channel: str, data: bytes) -> None:
-        if not dropped:
-            dropped.append(channel)
+    def lose_once(order_id: str, frame: Frame) -> None:
+        if not dropped:  # stored and ACKed, then the process "crashed" before sending it on
+            dropped.append(order_id)
             return
-        await real_publish(channel, data)
+        real_send(order_id, frame)
 
-    broker.publish = lose_once  # type: ignore[method-assign]
+    hub.send_chat = lose_once  # type: ignore[method-assign]
     msg = {"orderId": pair.order_id, "text": "lost once", "clientMsgId": "lost-1"}
     first = await a.ack("CHAT_MESSAGE", msg)
-    assert dropped == [f"order:{pair.order_id}"]
+    assert dropped == [pair.order_id]
     assert [f for f in await b.quiet(0.2) if f["type"] == "CHAT_MESSAGE"] == []
     again = await a.ack("CHAT_MESSAGE", msg)
     assert again == first

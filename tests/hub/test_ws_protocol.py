@@ -154,7 +154,7 @@ async def test_database_failure_is_internal_and_stores_nothing(
         raise OSError("connection to PostgreSQL lost")
 
     conn = await node.connect(pair.client)
-    monkeypatch.setattr(chat, "store_message", broken)
+    monkeypatch.setattr(chat, "store_batch", broken)
     err = await conn.request("CHAT_MESSAGE", {"orderId": pair.order_id, "text": "x"})
     assert err["type"] == "ERROR" and err["data"]["code"] == "internal"
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE order_id = $1", pair.order_id) == 0
