@@ -112,7 +112,12 @@ def build_core_app(settings: Settings, dsn: str) -> web.Application:
     app[DELIVER] = []
 
     async def database(app: web.Application) -> AsyncIterator[None]:
-        pool = await db.create_pool(dsn)
+        pool = await db.create_pool(
+            dsn,
+            min_size=settings.database_pool_min,
+            max_size=settings.database_pool_max,
+            acquire_timeout=settings.database_acquire_timeout,
+        )
         app[POOL] = pool
         yield
         await pool.close()

@@ -38,7 +38,7 @@ ERROR_MEANINGS: Final = {
     "not_found": "no such order or message (a malformed id is bad_request)",
     "rate_limited": "over the chat rate (default 10/s, burst 20, per connection); carries retryAfterMs",
     "too_large": "text over 4,000 characters, more than 10 attachments, a field over its length",
-    "internal": "the server failed; nothing was stored",
+    "internal": "the server failed or its database is busy: the message says what was not done; retry",
 }
 # Events delivered through the broker channels (the rest are answers to one session).
 USER_EVENTS: Final = ("ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION")

@@ -41,7 +41,7 @@ ERROR_MEANINGS: dict[str, str] = {
     "not_found": "a well-formed id that names nothing",
     "rate_limited": "too many chat messages; retryAfterMs says when to try again",
     "too_large": "a field, text or attachment list over its limit",
-    "internal": "the server failed; nothing was stored",
+    "internal": "the server failed or its database is busy: the message says what was not done; retry",
 }
 """Every error code of an ERROR frame (or Socket.IO error ack), with its meaning."""
 

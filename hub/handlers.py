@@ -14,6 +14,7 @@ import asyncpg
 from msgspec import Struct
 
 from hub import chat
+from hub.db import DatabaseUnavailable
 from hub.events import (
     ChatAck,
     ChatSend,
@@ -52,9 +53,28 @@ async def handle(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
         return None if ack is None else to_wire(ack)
     except HubError:
         raise
-    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, DatabaseUnavailable) as exc:
         log.warning("chat event failed", extra={"type": frame.type, "error": repr(exc)})
-        raise HubError("internal", "The server failed; nothing was stored. Try again.") from None
+        busy = isinstance(exc, DatabaseUnavailable)
+        raise HubError("internal", failure_message(frame.type, busy)) from None
+
+
+FAILED: dict[str, str] = {
+    "SUBSCRIBE_CHAT": "Could not subscribe now; retry.",
+    "UNSUBSCRIBE_CHAT": "Could not unsubscribe now; retry.",
+    "CHAT_MESSAGE": "The message was not confirmed stored; send it again with the same clientMsgId.",
+    "MESSAGE_READ": "The read mark was not stored; retry.",
+    "TYPING_START": "Could not relay typing now; retry.",
+    "TYPING_STOP": "Could not relay typing now; retry.",
+}
+"""What an event that failed on the database did not do, in the client's terms."""
+
+
+def failure_message(event: str, busy: bool) -> str:
+    """The `internal` ERROR message of `event` failing on the database: what was not done, and
+    whether the database was out of connections (busy) or failed."""
+    cause = "the database is busy" if busy else "the server failed"
+    return f"{FAILED.get(event, 'Nothing was done; retry.')} ({cause})"
 
 
 async def _check(hub: Hub, session: Session, order_id: str) -> None:

@@ -33,6 +33,10 @@ class Settings:
 
     env: Env = "dev"
     database_url: str | None = None
+    # the PostgreSQL pool of each process (hub/db.py)
+    database_pool_min: int = 2
+    database_pool_max: int = 20
+    database_acquire_timeout: float = 5.0
     redis_url: str | None = None
     redis_prefix: str = "gigwire:"
     data_dir: Path = Path(".data")
@@ -114,6 +118,8 @@ class Settings:
         e = dict(os.environ if environ is None else environ)
         r = _Reader(e)
         database_url = r.opt("DATABASE_URL")
+        pool_max = r.integer("DATABASE_POOL_MAX", 20, 1, 10_000)
+        pool_min = r.integer("DATABASE_POOL_MIN", min(2, pool_max), 0, pool_max)
         redis_url = r.opt("REDIS_URL")
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "memory://")):
             raise SettingsError("REDIS_URL", "a redis://, rediss:// or memory:// URL")
@@ -164,6 +170,9 @@ class Settings:
         return cls(
             env=env,
             database_url=database_url,
+            database_pool_min=pool_min,
+            database_pool_max=pool_max,
+            database_acquire_timeout=r.seconds("DATABASE_ACQUIRE_TIMEOUT", 5.0, 0.1, 300.0),
             redis_url=redis_url,
             redis_prefix=r.text("REDIS_PREFIX", "gigwire:"),
             data_dir=data_dir,
@@ -237,6 +246,19 @@ class _Reader:
             raise SettingsError(name, f"an integer from {low} to {high}, got {raw!r}") from None
         if not low <= value <= high:
             raise SettingsError(name, f"an integer from {low} to {high}, got {value}")
+        return value
+
+    def seconds(self, name: str, default: float, low: float, high: float) -> float:
+        """A number of seconds, decimals allowed, within [low, high]."""
+        raw = self.opt(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:  # NaN fails too
+            raise SettingsError(name, f"a number of seconds from {low:g} to {high:g}, got {raw!r}")
         return value
 
     def flag(self, name: str, default: bool) -> bool:

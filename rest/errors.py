@@ -13,6 +13,7 @@ from aiohttp import web
 
 from domain.errors import DomainError
 from hub.app import Handler
+from hub.db import DatabaseUnavailable
 
 log = logging.getLogger("gigwire.rest")
 
@@ -80,6 +81,9 @@ def error_response(
     )
 
 
+DATABASE_RETRY_AFTER_S = 1
+"""Retry-After of a 503 for want of a database connection (the pool waited its acquire timeout)."""
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -113,6 +117,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }.get(exc.status, exc.reason)
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return error_response(exc.status, code, message, headers=headers)
+    except DatabaseUnavailable as exc:
+        # Out of database connections (the pool waited its acquire timeout): the server's state,
+        # not a fault of its code; say when to retry, and log no traceback.
+        log.warning("database unavailable", extra={"path": request.path, "error": exc.reason})
+        return error_response(
+            503,
+            "unavailable",
+            "The database has no connection free right now; retry shortly"
+            " (with the same Idempotency-Key where the route takes one).",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal", "The server failed; nothing was changed. Try again.")

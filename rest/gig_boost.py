@@ -1,7 +1,10 @@
 """POST /api/gigs/{id}/boost: a paid feature. The owner's wallet is charged through the ledger
 (wallet -> platform revenue, kind gig_boost) in the same transaction that moves `boosted_until`
 forward; boosted gigs sort first in lists while boosted_until is in the future. The request needs an
-Idempotency-Key: a repeat replays the first answer and charges nothing more."""
+Idempotency-Key: a repeat replays the first answer and charges nothing more; a retry after a failure
+past the charge's commit answers the boost already paid for. The charge's ledger reference names the
+key's record (`<gig>:<record>:<key>`), so the key used again after its record was swept (retention)
+is a new boost, charged anew."""
 
 from __future__ import annotations
 
@@ -66,28 +69,36 @@ async def boost(request: web.Request, body: BoostInput) -> web.Response:
 
     async def run() -> web.Response:
         days = body.days
-        key = request.headers[idempotency.HEADER].strip()
+        # One charge per gig and key record: the ledger itself refuses a second posting.
+        reference = f"{gig_id}:{idempotency.claim_of(request).tag}"
         async with request.app[POOL].acquire() as conn, conn.transaction():
             gig = await owned_gig(conn, gig_id, claims.user_id)
-            if gig["status"] != "open":
-                raise ApiError("conflict", f"Only an open gig can be boosted; this one is {gig['status']}.")
-            amount = days * BOOST_PRICE_PER_DAY
-            await ledger.charge_wallet(
-                conn,
-                user_id=claims.user_id,
-                amount=amount,
-                currency=gig["currency"],
-                reason="gig_boost",
-                # one charge per gig and key: the ledger itself refuses a second posting
-                reference=f"{gig_id}:{key}",
+            charged = await conn.fetchval(
+                "SELECT amount FROM ledger_transfers WHERE kind = 'gig_boost' AND reference = $1", reference
             )
-            row = await conn.fetchrow(
-                "UPDATE gigs g SET is_boosted = true, updated_at = now(), boosted_until ="
-                " greatest(coalesce(g.boosted_until, now()), now()) + make_interval(days => $2)"
-                f" WHERE g.id = $1 RETURNING {GIG_COLUMNS}",
-                gig_id,
-                days,
-            )
+            if charged is not None:  # an earlier attempt with this key paid, then failed to answer
+                amount = int(charged)
+                row = await conn.fetchrow(f"SELECT {GIG_COLUMNS} FROM gigs g WHERE g.id = $1", gig_id)
+            else:
+                if gig["status"] != "open":
+                    status = gig["status"]
+                    raise ApiError("conflict", f"Only an open gig can be boosted; this one is {status}.")
+                amount = days * BOOST_PRICE_PER_DAY
+                await ledger.charge_wallet(
+                    conn,
+                    user_id=claims.user_id,
+                    amount=amount,
+                    currency=gig["currency"],
+                    reason="gig_boost",
+                    reference=reference,
+                )
+                row = await conn.fetchrow(
+                    "UPDATE gigs g SET is_boosted = true, updated_at = now(), boosted_until ="
+                    " greatest(coalesce(g.boosted_until, now()), now()) + make_interval(days => $2)"
+                    f" WHERE g.id = $1 RETURNING {GIG_COLUMNS}",
+                    gig_id,
+                    days,
+                )
         charge = BoostCharge(amount=amount, currency=gig["currency"], days=days)
         return ok(Boosted(gig=load_gig(row), charge=charge))
 

@@ -6,12 +6,18 @@ Usage in a handler, after authentication:
 
     claims = require_user(request)
     return await idempotent(request, claims.user_id, lambda: _withdraw(request, claims))
+
+Each key's record has an id (`Claim.record`) never used again: whatever a handler derives from the
+key (a ledger reference, a row's link to the key) names the record, so that a key reused after its
+record was swept (IDEMPOTENCY_KEY_RETENTION_S) runs as a new request, and a retry after a failure
+(the record released, not deleted) finds what the failed attempt made.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -49,13 +55,30 @@ def _key(request: web.Request, required: bool) -> str | None:
     return key
 
 
-def key_of(request: web.Request) -> str | None:
-    """The request's Idempotency-Key as `idempotent` uses it (stripped), or None; inside a handler
-    run by `idempotent` it is already validated. Handlers with effects beyond their transaction
-    store it with what they create, so a retry after a failure mid-way finds that instead of
-    making it again (the key's record is released on such a failure)."""
-    key = request.headers.get(HEADER)
-    return None if key is None else key.strip()
+@dataclass(frozen=True)
+class Claim:
+    """The Idempotency-Key record a request runs under: the key (stripped) and the record's id.
+    The id stays when a failed attempt releases the record for its retry, and is new when the key
+    comes again after its record was swept: name what the request makes by `tag`, never by the key
+    alone."""
+
+    key: str
+    record: int
+
+    @property
+    def tag(self) -> str:
+        """`<record>:<key>`: unique for all time, and still readable as the client's key."""
+        return f"{self.record}:{self.key}"
+
+
+CLAIM: web.RequestKey[Claim] = web.RequestKey("idempotency_claim", Claim)
+
+
+def claim_of(request: web.Request) -> Claim:
+    """The claim of the request `idempotent` is running (LookupError outside it, or without a key).
+    Handlers with effects beyond their transaction store `record` with what they create, so a
+    retry after a failure mid-way finds that instead of making it again."""
+    return request[CLAIM]
 
 
 async def idempotent(
@@ -76,49 +99,47 @@ async def idempotent(
     body = await request.read()
     digest = hashlib.sha256(route.encode() + b"\n" + body).hexdigest()
     pool = request.app[POOL]
-    claimed = await pool.fetchval(
+    # A new record, or one whose attempt failed (released) or died (no answer after _STALE_SECONDS)
+    # reclaimed by the same request: either way its id is ours.
+    record = await pool.fetchval(
         "INSERT INTO idempotency_keys (user_id, route, key, request_hash) VALUES ($1, $2, $3, $4)"
         " ON CONFLICT (user_id, route, key) DO UPDATE SET request_hash = EXCLUDED.request_hash,"
-        " created_at = now() WHERE idempotency_keys.status IS NULL"
-        f" AND idempotency_keys.created_at < now() - interval '{_STALE_SECONDS} seconds'"
-        " AND idempotency_keys.request_hash = EXCLUDED.request_hash RETURNING true",
+        " created_at = now(), released = false WHERE idempotency_keys.status IS NULL"
+        " AND (idempotency_keys.released"
+        f" OR idempotency_keys.created_at < now() - interval '{_STALE_SECONDS} seconds')"
+        " AND idempotency_keys.request_hash = EXCLUDED.request_hash RETURNING id",
         user_id,
         route,
         key,
         digest,
     )
-    if not claimed:
+    if record is None:
         return await _replay(pool, user_id, route, key, digest)
+    request[CLAIM] = Claim(key, int(record))
     try:
         try:
             response = await handler()
         except DomainError as exc:
             response = response_for(exc)
     except BaseException:
-        await _release(pool, user_id, route, key)
+        await _release(pool, record)
         raise
     if response.status >= 500:
-        await _release(pool, user_id, route, key)
+        await _release(pool, record)
         return response
     await pool.execute(
-        "UPDATE idempotency_keys SET status = $4, response = $5"
-        " WHERE user_id = $1 AND route = $2 AND key = $3",
-        user_id,
-        route,
-        key,
+        "UPDATE idempotency_keys SET status = $2, response = $3 WHERE id = $1",
+        record,
         response.status,
         bytes(response.body) if isinstance(response.body, bytes | bytearray) else b"",
     )
     return response
 
 
-async def _release(pool: asyncpg.Pool, user_id: str, route: str, key: str) -> None:
-    await pool.execute(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND route = $2 AND key = $3 AND status IS NULL",
-        user_id,
-        route,
-        key,
-    )
+async def _release(pool: asyncpg.Pool, record: int) -> None:
+    """Let the same request retry with its key at once: the record stays (and keeps its id, which
+    names what the failed attempt may have made) but the next matching claim takes it."""
+    await pool.execute("UPDATE idempotency_keys SET released = true WHERE id = $1 AND status IS NULL", record)
 
 
 async def _replay(pool: asyncpg.Pool, user_id: str, route: str, key: str, digest: str) -> web.Response:
@@ -129,8 +150,8 @@ async def _replay(pool: asyncpg.Pool, user_id: str, route: str, key: str, digest
         route,
         key,
     )
-    if row is None:  # released between our insert and this read: the first attempt failed
-        raise ApiError("conflict", f"A request with this {HEADER} just failed; retry it.")
+    if row is None:  # swept between our insert and this read
+        raise ApiError("conflict", f"A request with this {HEADER} just expired; retry it.")
     if row["request_hash"] != digest:
         raise ApiError(
             "unprocessable",

@@ -22,7 +22,7 @@ from hub.model import EpochMs, Uuid
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import query_int, require_user
-from rest.idempotency import PARAMETER, idempotent, key_of
+from rest.idempotency import PARAMETER, claim_of, idempotent
 
 if TYPE_CHECKING:
     from hub.db import Conn
@@ -169,13 +169,14 @@ async def withdraw(request: web.Request, body: WithdrawInput) -> web.Response:
         raise ApiError("not_found", "No such bank account of yours.") from None
     settings = request.app[SETTINGS]
     pool = request.app[POOL]
-    idem_key = key_of(request)  # required: `idempotent` answers 400 before run() without one
 
     async def replay(conn: Conn) -> web.Response | None:
-        # A withdrawal made with this key by an earlier attempt that failed after committing it (its
-        # idempotency record was then released): answer it as it is now, never make it again.
+        # A withdrawal made under this key's record by an earlier attempt that failed after
+        # committing it (the record was then released, keeping its id): answer it as it is now,
+        # never make it again. A key reused after its record was swept has a new record: a new
+        # withdrawal.
         row = await conn.fetchrow(
-            "SELECT * FROM withdrawals WHERE user_id = $1 AND idempotency_key = $2", claims.user_id, idem_key
+            "SELECT * FROM withdrawals WHERE idempotency_record = $1", claim_of(request).record
         )
         if row is None:
             return None
@@ -203,14 +204,17 @@ async def withdraw(request: web.Request, body: WithdrawInput) -> web.Response:
                     details={"status": bank["status"]},
                 )
             currency = await conn.fetchval("SELECT currency FROM users WHERE id = $1", claims.user_id)
+            claim = claim_of(request)  # `idempotent` answers 400 before run() without a key
             row = await conn.fetchrow(
-                "INSERT INTO withdrawals (user_id, bank_account_id, amount, currency, idempotency_key)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING *",
+                "INSERT INTO withdrawals (user_id, bank_account_id, amount, currency, idempotency_key,"
+                " idempotency_record) VALUES ($1, $2, $3, $4, $5, $6)"
+                " ON CONFLICT (idempotency_record) DO NOTHING RETURNING *",
                 claims.user_id,
                 bank_account_id,
                 amount,
                 currency,
-                idem_key,
+                claim.key,
+                claim.record,
             )
             if row is None:  # made by a concurrent request with this key since the lookup above
                 earlier = await replay(conn)

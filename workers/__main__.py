@@ -45,7 +45,14 @@ async def _metrics_server(workers: WorkerSet, host: str, port: int) -> web.AppRu
 
 @contextlib.asynccontextmanager
 async def _resources(settings: Settings, dsn: str) -> AsyncIterator[WorkerSet]:
-    pool = await db.create_pool(dsn, min_size=2, max_size=6)
+    # The loops need few connections: at most 6, fewer when DATABASE_POOL_MAX says so.
+    size = min(settings.database_pool_max, 6)
+    pool = await db.create_pool(
+        dsn,
+        min_size=min(settings.database_pool_min, size),
+        max_size=size,
+        acquire_timeout=settings.database_acquire_timeout,
+    )
     redis = Redis.from_url(settings.redis_url, health_check_interval=15) if settings.redis_url else None
     # The worker only publishes; deliveries to this process would have nobody to go to.
     broker = create_broker(settings.broker_url, settings.redis_prefix, lambda _c, _d: None)

@@ -15,12 +15,13 @@ from collections.abc import Awaitable, Callable, Iterable
 import asyncpg
 from redis.exceptions import RedisError
 
+from hub.db import DatabaseUnavailable
 from hub.loops import Backoff, supervise
 from workers.metrics import WorkerMetrics
 
 log = logging.getLogger("gigwire.workers.listen")
 
-TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError)
+TRANSIENT = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, DatabaseUnavailable, RedisError)
 """What a lost or refusing database or Redis raises: the worker loops log these without a
 traceback (anything else is a bug and gets one); all are counted and retried alike."""
 

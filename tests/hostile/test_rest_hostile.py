@@ -95,9 +95,6 @@ def known_defect(case: Case) -> str | None:
     """The issue-13 defect this case runs into today, or None (each pinned in test_rest_pinned.py)."""
     if parser_refuses(case):
         return "the HTTP parser's refusals are plain text and logged as errors"
-    segment = case.target.split(b"?")[0].rsplit(b"/", 1)[-1]
-    if case.route.path == "/api/devices/{token}" and b"%00" in segment:
-        return "DELETE /api/devices/%00 is a 500"
     if case.identity == "deleted_user" and str(case.route) in DELETED_USER_500S:
         return "a deleted user's token on writes is a 500 (foreign-key violation)"
     return None

@@ -100,3 +100,73 @@ async def test_boost_bad_input_changes_nothing(client: Any, pool: asyncpg.Pool, 
     other = await client.post(url, json={"days": 2}, headers={**owner.headers, "Idempotency-Key": "g"})
     assert other.status == 422
     assert await wallet(pool, owner) == 99 * BOOST_PRICE_PER_DAY
+
+
+async def sweep_key(pool: asyncpg.Pool, key: str) -> None:
+    """Age the key's record past the retention and run the housekeeping sweep that deletes it."""
+    from workers.housekeeping import Housekeeping
+    from workers.metrics import WorkerMetrics
+
+    await pool.execute(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1", key
+    )
+    await Housekeeping(pool, WorkerMetrics(), idempotency_retention_s=86400).sweep()
+    assert await pool.fetchval("SELECT count(*) FROM idempotency_keys WHERE key = $1", key) == 0
+
+
+async def test_a_key_reused_after_retention_is_a_new_boost(
+    client: Any, pool: asyncpg.Pool, owner: TestUser
+) -> None:
+    """Issue 13 defect 6: was a 500 (the ledger refused `gig_boost:<gig>:<key>` a second time)."""
+    await fund_wallet(pool, owner, 10 * BOOST_PRICE_PER_DAY)
+    gig = await create_gig(client, owner)
+    url = f"/api/gigs/{gig['id']}/boost"
+    headers = {**owner.headers, "Idempotency-Key": "boost-reused"}
+    first = await client.post(url, json={"days": 1}, headers=headers)
+    assert first.status == 200, await first.text()
+    await sweep_key(pool, "boost-reused")
+    again = await client.post(url, json={"days": 1}, headers=headers)
+    assert again.status == 200, await again.text()
+    assert "Idempotent-Replayed" not in again.headers
+    assert await boost_charges(pool, gig["id"]) == 2
+    assert await wallet(pool, owner) == 8 * BOOST_PRICE_PER_DAY
+    # ...and that new boost replays like any other while its record lives
+    replay = await client.post(url, json={"days": 1}, headers=headers)
+    assert replay.headers.get("Idempotent-Replayed") == "true"
+    assert await boost_charges(pool, gig["id"]) == 2
+    assert await ledger.audit(pool) == []
+
+
+async def test_a_boost_retried_after_failing_past_its_charge_is_charged_once(
+    client: Any, pool: asyncpg.Pool, owner: TestUser, monkeypatch: Any
+) -> None:
+    """The failed attempt's record is released, not deleted: the retry keeps its id, finds the charge
+    it made and answers the boost without charging again."""
+    import rest.gig_boost
+
+    await fund_wallet(pool, owner, 10 * BOOST_PRICE_PER_DAY)
+    gig = await create_gig(client, owner)
+    url = f"/api/gigs/{gig['id']}/boost"
+    headers = {**owner.headers, "Idempotency-Key": "boost-retried"}
+    real = rest.gig_boost.load_gig
+    broken = {"left": 1}
+
+    def load_failing_once(row: Any) -> Any:
+        if broken["left"]:
+            broken["left"] -= 1
+            raise RuntimeError("answering failed after the commit")
+        return real(row)
+
+    monkeypatch.setattr(rest.gig_boost, "load_gig", load_failing_once)
+    failed = await client.post(url, json={"days": 2}, headers=headers)
+    assert failed.status == 500
+    retry = await client.post(url, json={"days": 2}, headers=headers)
+    assert retry.status == 200, await retry.text()
+    data = (await retry.json())["data"]
+    assert data["charge"] == {"amount": 2 * BOOST_PRICE_PER_DAY, "currency": "INR", "days": 2}
+    assert data["gig"]["isBoosted"] is True
+    assert await boost_charges(pool, gig["id"]) == 1
+    assert await wallet(pool, owner) == 8 * BOOST_PRICE_PER_DAY
+    # the released key does not take another body
+    other = await client.post(url, json={"days": 3}, headers=headers)
+    assert other.status == 422

@@ -184,3 +184,39 @@ async def test_withdrawal_retried_after_failing_past_its_commit_happens_once(
     assert await pool.fetchval("SELECT count(*) FROM withdrawals WHERE user_id = $1", d.id) == 1
     assert await pool.fetchval("SELECT wallet_balance FROM users WHERE id = $1", d.id) == 60_000
     assert len([c for c in razorpay.calls if c[1] == "/v1/payouts"]) == 1
+
+
+async def test_a_withdrawal_key_reused_after_retention_is_a_new_withdrawal(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: FakeRazorpay
+) -> None:
+    """Issue 13 defect 6: the repeat was answered 422 (or the old withdrawal) once the key's record
+    was swept; the README promises a repeat after retention runs as a new request."""
+    from workers.housekeeping import Housekeeping
+    from workers.metrics import WorkerMetrics
+
+    d = parties.doer
+    bank_id = await _wallet_with_bank(api, pool, parties)
+    headers = idem(d, "withdraw-reused")
+    first = await api.post(
+        "/api/wallet/withdraw", json={"amount": 10_000, "bankAccountId": bank_id}, headers=headers
+    )
+    assert first.status == 201, await first.text()
+    first_id = (await first.json())["data"]["id"]
+    await pool.execute(
+        "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1",
+        "withdraw-reused",
+    )
+    await Housekeeping(pool, WorkerMetrics(), idempotency_retention_s=86400).sweep()
+    for amount in (10_000, 5_000):  # the same body, then another: both new requests now
+        if amount == 5_000:
+            await pool.execute("DELETE FROM idempotency_keys WHERE key = $1", "withdraw-reused")
+        r = await api.post(
+            "/api/wallet/withdraw", json={"amount": amount, "bankAccountId": bank_id}, headers=headers
+        )
+        assert r.status == 201, await r.text()
+        assert "Idempotent-Replayed" not in r.headers
+        assert (await r.json())["data"]["id"] != first_id
+    assert await pool.fetchval("SELECT count(*) FROM withdrawals WHERE user_id = $1", d.id) == 3
+    assert await pool.fetchval("SELECT wallet_balance FROM users WHERE id = $1", d.id) == 90_000 - 25_000
+    assert len([c for c in razorpay.calls if c[1] == "/v1/payouts"]) == 3
+    assert await ledger.audit(pool) == []
