@@ -98,8 +98,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--number", type=int, default=100_000, help="calls per timeit run")
-    parser.add_argument("--repeat", type=int, default=7, help="timeit runs per case (best and median)")
+    parser.add_argument("--number", type=int, default=20_000, help="calls per timeit run")
+    parser.add_argument("--repeat", type=int, default=5, help="timeit runs per case (best and median)")
     args = parser.parse_args()
     import hub  # the checkout measured
 
