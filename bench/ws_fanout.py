@@ -5,7 +5,14 @@ send-to-deliver latency (client send to subscriber receipt, same clock) at p50/p
     .venv/bin/python bench/ws_fanout.py --subscribers 100 --rate 100 --seconds 3 --burst 1000
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres; a scratch database is created and dropped) and
-Redis on 127.0.0.1:6379 (a unique key prefix). Both hub processes are killed at the end."""
+Redis on 127.0.0.1:6379 (a unique key prefix). Both hub processes are killed at the end.
+
+Beside each phase it prints the CPU time (utime + stime from /proc) both hub processes spent in it,
+per delivery (per connection for the connect phase), and the load average: on a shared machine the
+wall-clock figures move with the other processes, the CPU per delivery much less. GIGWIRE_TREE
+names another checkout to benchmark (run it with that checkout's .venv/bin/python):
+
+    GIGWIRE_TREE=../before ../before/.venv/bin/python bench/ws_fanout.py"""
 
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("GIGWIRE_TREE") or Path(__file__).resolve().parent.parent).resolve()
 sys.path.insert(0, str(ROOT))
 
 from hub.db import create_pool, migrate_dsn  # noqa: E402
@@ -37,6 +44,32 @@ from tests.services import free_port  # noqa: E402
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(procs: Sequence[subprocess.Popen[bytes]]) -> float:
+    """User plus system CPU seconds the processes spent so far (fields 14 and 15 of /proc/pid/stat)."""
+    ticks = 0
+    for proc in procs:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS_PER_S
+
+
+class Usage:
+    """The hub processes' CPU seconds and the load average over one phase."""
+
+    def __init__(self, procs: Sequence[subprocess.Popen[bytes]]) -> None:
+        self.procs = procs
+        self.cpu = cpu_s(procs)
+        self.load = os.getloadavg()[0]
+
+    def line(self, per: int, unit: str) -> str:
+        cpu = cpu_s(self.procs) - self.cpu
+        return (
+            f"  hub CPU {cpu:.2f} s = {cpu / max(1, per) * 1e6:,.1f} us per {unit};"
+            f" load average {self.load:.2f} -> {os.getloadavg()[0]:.2f}"
+        )
 
 
 async def start_node(port: int, dsn: str, prefix: str, secret: str) -> subprocess.Popen[bytes]:
@@ -169,6 +202,7 @@ async def main(args: argparse.Namespace) -> None:
         procs = list(await asyncio.gather(*(start_node(p, dsn, prefix, secret) for p in ports)))
         # No connector limit: every WebSocket holds one connection for its whole life.
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+            usage, started = Usage(procs), time.perf_counter()
             sender = await connect(http, ports[0], client.token, order_id)
             subs: list[Subscriber] = []
             for i in range(args.subscribers):
@@ -176,17 +210,21 @@ async def main(args: argparse.Namespace) -> None:
                 subs.append(Subscriber(await connect(http, ports[i % 2], user.token, order_id), 0))
             readers = [asyncio.create_task(s.run()) for s in subs]
             print(
-                f"two hub processes on ports {ports}, {args.subscribers} subscribers (half on each),"
-                f" Redis {REDIS_URL}"
+                f"{ROOT}: two hub processes on ports {ports}, {args.subscribers} subscribers (half on"
+                f" each), Redis {REDIS_URL}"
             )
-            elapsed, lat = await phase(sender, subs, order_id, int(args.rate * args.seconds), args.rate)
-            print(
-                summary(
-                    f"paced {args.rate:.0f} msg/s", int(args.rate * args.seconds), len(subs), elapsed, lat
-                )
-            )
+            print(f"connect: {len(subs) + 1} one after another in {time.perf_counter() - started:.2f} s")
+            print(usage.line(len(subs) + 1, "connection"))
+            await asyncio.sleep(1.0)  # the hubs' after-connect work (presence) is not the phase's
+            usage, count = Usage(procs), int(args.rate * args.seconds)
+            elapsed, lat = await phase(sender, subs, order_id, count, args.rate)
+            print(summary(f"paced {args.rate:.0f} msg/s", count, len(subs), elapsed, lat))
+            print(usage.line(len(lat), "delivery"))
+            await asyncio.sleep(1.0)
+            usage = Usage(procs)
             elapsed, lat = await phase(sender, subs, order_id, args.burst, None)
             print(summary("burst", args.burst, len(subs), elapsed, lat))
+            print(usage.line(len(lat), "delivery"))
             print(f"out-of-order deliveries: {sum(s.out_of_order for s in subs)}")
             for task in readers:
                 task.cancel()

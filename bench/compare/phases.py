@@ -114,7 +114,7 @@ class Bench:
             need // len(self.workers) + (1 if i < need % len(self.workers) else 0)
             for i in range(len(self.workers))
         ]
-        started = time.monotonic()
+        started, cpu = time.monotonic(), self.cpu_s()
         replies = await asyncio.gather(
             *(
                 w.call(
@@ -134,7 +134,7 @@ class Bench:
                 for w, count in zip(self.workers, share, strict=True)
             )
         )
-        elapsed = time.monotonic() - started
+        elapsed, cpu = time.monotonic() - started, self.cpu_s() - cpu
         self.total = sum(r["total"] for r in replies)
         connected = sum(r["connected"] for r in replies)
         errors = [e for r in replies for e in r["errors"]]
@@ -144,6 +144,9 @@ class Bench:
             "seconds": elapsed,
             "per_s": connected / elapsed if elapsed else 0.0,
             "errors": errors[:3],
+            "server_cpu_s": cpu,
+            "server_cpu_us_per_connection": cpu / max(1, connected) * 1e6,
+            "load_average": os.getloadavg()[0],
         }
 
     async def drop_to(self, n: int) -> None:
@@ -180,7 +183,7 @@ class Bench:
         """Publish `messages` as fast as possible; deliveries/s up to the last receipt."""
         await self.settle()
         await self.all({"cmd": "reset"})
-        started = time.monotonic_ns()
+        started, cpu = time.monotonic_ns(), self.cpu_s()
         counter = iter(range(messages))
 
         async def publisher() -> None:
@@ -190,6 +193,7 @@ class Bench:
         await asyncio.gather(*(publisher() for _ in range(concurrency)))
         published = time.monotonic_ns()
         replies = await self.all({"cmd": "report", "expected": messages, "timeout": 60}, 120)
+        cpu = self.cpu_s() - cpu
         received = sum(r["received"] for r in replies)
         last = max(r["last"] for r in replies)
         seconds = (last - started) / 1e9 if last else float("nan")
@@ -201,6 +205,9 @@ class Bench:
             "publish_s": (published - started) / 1e9,
             "seconds": seconds,
             "deliveries_per_s": received / seconds if last else 0.0,
+            "server_cpu_s": cpu,
+            "server_cpu_us_per_delivery": cpu / max(1, received) * 1e6,
+            "load_average": os.getloadavg()[0],
         }
 
     async def latency(self, deliveries_per_s: float, seconds: float) -> dict[str, Any]:
@@ -226,6 +233,10 @@ class Bench:
             "max_ms": max(lat) / 1000.0 if lat else float("nan"),
             "settled_before": settled,
         }
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the system's server processes spent so far."""
+        return sum(cpu_ticks(p.pid) for p in self.system.procs) / _TICKS_PER_S
 
     def rss_kb(self) -> int:
         return sum(rss_kb(p.pid) for p in self.system.procs)

@@ -56,7 +56,9 @@ async def measure(system: System, workers: list[Worker], args: argparse.Namespac
         spy.stop()
         print(
             f"  {system.name}: {conn['connected']} connections in {conn['seconds']:.1f} s"
-            f" ({conn['per_s']:,.0f}/s, {conn['failed']} failed {conn['errors']})",
+            f" ({conn['per_s']:,.0f}/s, {conn['failed']} failed {conn['errors']});"
+            f" server CPU {conn['server_cpu_us_per_connection']:,.0f} us per connection,"
+            f" load average {conn['load_average']:.2f}",
             flush=True,
         )
         await asyncio.sleep(3.0)
@@ -87,7 +89,9 @@ async def measure(system: System, workers: list[Worker], args: argparse.Namespac
             points.append({"subscribers": bench.total, "saturation": sat, "latency": lat})
             print(
                 f"  {system.name} N={bench.total}: {sat['deliveries_per_s']:,.0f} deliveries/s"
-                f" ({sat['received']}/{sat['expected']} in {sat['seconds']:.2f} s);"
+                f" ({sat['received']}/{sat['expected']} in {sat['seconds']:.2f} s,"
+                f" server CPU {sat['server_cpu_us_per_delivery']:.2f} us per delivery,"
+                f" load average {sat['load_average']:.2f});"
                 f" at {args.rate:,.0f}/s p50 {lat['p50_ms']:.1f} ms p99 {lat['p99_ms']:.1f} ms"
                 f" ({lat['received']}/{lat['expected']})",
                 flush=True,

@@ -18,10 +18,16 @@ import aiohttp
 import socketio
 
 from hub.broker import Broker
-from hub.brokers import create_broker
 from hub.publish import publish_event
 
-ROOT = Path(__file__).resolve().parents[2]
+try:
+    from hub.brokers import create_broker
+except ImportError:  # gigwire before issue 11 (GIGWIRE_TREE naming an older checkout)
+    from hub.broker import create_broker  # type: ignore[attr-defined,no-redef]
+
+# The checkout whose `python -m hub` is measured: this one, or GIGWIRE_TREE (run then with that
+# checkout's .venv/bin/python, which imports its hub).
+ROOT = Path(os.environ.get("GIGWIRE_TREE") or Path(__file__).resolve().parents[2]).resolve()
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
