@@ -8,7 +8,7 @@ from aiohttp import web
 
 from rest.api import Routes
 from rest.errors import error_middleware
-from rest.http import cors_middleware
+from rest.http import cors_middleware, user_middleware
 from rest.ratelimit import rate_limit_middleware
 
 # The resource modules, one a line; each exports `routes`, a rest.api.Routes: aiohttp mounts its
@@ -35,7 +35,7 @@ MODULES: list[str] = [
 
 def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape and rate limits."""
-    app.middlewares.extend([cors_middleware, error_middleware, rate_limit_middleware])
+    app.middlewares.extend([cors_middleware, error_middleware, rate_limit_middleware, user_middleware])
     for name in MODULES:
         routes: Routes = importlib.import_module(name).routes
         app.router.add_routes(routes.table)
