@@ -24,7 +24,10 @@ import socketio
 
 from tests.conftest import TEST_JWT_SECRET
 from tests.factories import random_phone
+from tests.hub.conftest import make_node, pair
 from tests.services import Services, free_port
+
+__all__ = ["make_node", "pair"]  # the hub tests' nodes and order pairs, as fixtures here too
 
 ROOT = Path(__file__).resolve().parents[2]
 
