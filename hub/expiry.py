@@ -30,37 +30,36 @@ def notice_lead(claims: Claims) -> float:
 
 
 class Expiry:
-    """The two timers of one session: the notice and the end. `start` (re)arms them for a token;
-    `cancel` disarms them (the connection is gone)."""
+    """The timer of one session: first the notice, which then arms the end (one timer handle per
+    session at a time). `start` (re)arms it for a token; `cancel` disarms it (the connection is gone)."""
 
-    __slots__ = ("_end", "_notice", "_session", "expires_at")
+    __slots__ = ("_session", "_timer", "expires_at")
 
     def __init__(self, session: Session) -> None:
         self._session = session
-        self._notice: asyncio.TimerHandle | None = None
-        self._end: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.expires_at = 0  # epoch seconds of the current token's exp; 0 before `start`
 
     def start(self, claims: Claims) -> None:
-        """Arm the notice and the end for `claims` (a later token replaces an earlier one's timers)."""
+        """Arm the notice for `claims` (a later token replaces an earlier one's timer)."""
         self.cancel()
-        loop = asyncio.get_running_loop()
         self.expires_at = claims.expires_at
-        left = claims.expires_at - time.time()
-        self._notice = loop.call_later(max(left - notice_lead(claims), 0.0), self._warn)
-        self._end = loop.call_later(max(left, 0.0), self._expire)
+        due = claims.expires_at - notice_lead(claims) - time.time()
+        self._timer = asyncio.get_running_loop().call_later(max(due, 0.0), self._warn)
 
     def cancel(self) -> None:
-        for handle in (self._notice, self._end):
-            if handle is not None:
-                handle.cancel()
-        self._notice = self._end = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _warn(self) -> None:
-        self._notice = None
-        if not self._session.closing:
-            self._session.push(Frame.encode("SESSION_EXPIRING", SessionExpiring(self.expires_at * 1000)))
+        if self._session.closing:
+            self._timer = None
+            return
+        self._session.push(Frame.encode("SESSION_EXPIRING", SessionExpiring(self.expires_at * 1000)))
+        left = self.expires_at - time.time()
+        self._timer = asyncio.get_running_loop().call_later(max(left, 0.0), self._expire)
 
     def _expire(self) -> None:
-        self._end = None
+        self._timer = None
         end(self._session, EXPIRED)
