@@ -6,6 +6,7 @@ transports that record how their connection ended."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 import pytest
 import socketio
@@ -101,10 +103,26 @@ def _wait_healthy(hub: Proc, within: float = 30.0) -> None:
     raise AssertionError(f"{hub.name} did not become healthy: {hub.log.read_text(errors='replace')[-2000:]}")
 
 
+def _settle_outbox(dsn: str) -> None:
+    """Mark the outbox rows earlier tests of the run left unpublished (they ran without workers) as
+    published, so the relay starts with this module's events, not with a backlog of thousands."""
+
+    async def settle() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("UPDATE outbox SET published_at = now() WHERE published_at IS NULL")
+        finally:
+            await conn.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as executor:  # whatever loop the caller runs
+        executor.submit(asyncio.run, settle()).result()
+
+
 @pytest.fixture(scope="module")
 def cluster(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """Two hubs and a relay, started once for the module and stopped (SIGTERM, then SIGKILL) after."""
     tmp = tmp_path_factory.mktemp("cluster")
+    _settle_outbox(services.dsn)
     hubs: list[Proc] = []
     for name in ("hub-a", "hub-b"):
         port = free_port()
