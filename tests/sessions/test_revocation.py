@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import jwt
 import pytest
 
 from hub.codes import UNAUTHORIZED
@@ -80,13 +81,19 @@ async def _ws_refused(http: aiohttp.ClientSession, base: str, token: str) -> Non
 
 
 async def test_logout_closes_that_logins_sessions_on_both_hubs_and_transports_within_a_second(
-    cluster: Cluster, http: aiohttp.ClientSession, services: Services
+    cluster: Cluster, http: aiohttp.ClientSession, services: Services, pool: asyncpg.Pool
 ) -> None:
     first = await login(http, cluster)
     # The same user's second login (another family) must live on.
     await skip_resend_gap(services, first.phone)
     second = await login(http, cluster, first.phone)
     assert second.user_id == first.user_id
+    # Each login's access token names its refresh-token family (claim `fam`).
+    families = [jwt.decode(w.token, options={"verify_signature": False})["fam"] for w in (first, second)]
+    stored = await pool.fetch(
+        "SELECT DISTINCT family_id::text AS f FROM refresh_tokens WHERE user_id = $1", first.user_id
+    )
+    assert families[0] != families[1] and set(families) == {r["f"] for r in stored}
     doomed = await _sessions(http, cluster, first)
     kept = await ws_open(http, cluster.hubs[1].url, second.token)
     await kept.wait_for("AUTHENTICATED")
