@@ -278,9 +278,9 @@ def to_wire(data: Struct | list[Any]) -> Any:
 
 
 class SessionExpiring(_Data):
-    """SESSION_EXPIRING: the session's access token expires at `expiresAt` (sent EXPIRY_NOTICE_S
-    before, or at once when less is left); AUTHENTICATE with a fresh token of the same user moves
-    the expiry, otherwise the session ends then with ERROR unauthorized and close 4401."""
+    """SESSION_EXPIRING: the session's access token expires at `expiresAt` (sent 60 s before, or a
+    quarter of the token's lifetime before when shorter); AUTHENTICATE with a fresh token of the
+    same user moves the expiry, otherwise the session ends then with ERROR unauthorized and 4401."""
 
     expires_at: EpochMs
 
