@@ -272,3 +272,27 @@ encoder: Final = msgspec.json.Encoder()
 def to_wire(data: Struct | list[Any]) -> Any:
     """`data` as plain JSON values (for code that still hands dicts on, e.g. orjson or jsonb)."""
     return msgspec.to_builtins(data)
+
+
+# -- sessions (the right to a session ends) ----------------------------------------------------------
+
+
+class SessionExpiring(_Data):
+    """SESSION_EXPIRING: the session's access token expires at `expiresAt` (sent 60 s before, or a
+    quarter of the token's lifetime before when shorter); AUTHENTICATE with a fresh token of the
+    same user moves the expiry, otherwise the session ends then with ERROR unauthorized and 4401."""
+
+    expires_at: EpochMs
+
+
+class SessionRevoked(_Sparse):
+    """SESSION_REVOKED (a control event between processes, never sent to a client): every hub
+    closes the user's sessions, only those of the login `familyId` when given, with ERROR
+    unauthorized and close 4401. `reason`: logout, refresh_reused, account_deleted."""
+
+    user_id: str
+    reason: str
+    family_id: str | None = None
+
+
+SERVER_EVENTS["SESSION_EXPIRING"] = SessionExpiring

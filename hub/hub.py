@@ -19,7 +19,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
-from hub import chat
+from hub import chat, revoke
 from hub.broker import Broker
 from hub.chat_writer import ChatWriter
 from hub.clock import now_ms
@@ -275,6 +275,8 @@ class Hub:
         kind, _, key = channel.partition(":")
         if kind == "user":
             self.metrics.broker_messages.labels("user").inc()
+            if revoke.intercept(self, key, data):  # SESSION_REVOKED: closes sessions, never forwarded
+                return
             sessions = self.users.get(key)
             if sessions:
                 frame = Frame(data)

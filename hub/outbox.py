@@ -12,7 +12,7 @@ from hub.events import NewApplication, Notification, OrderUpdate, to_wire
 
 OUTBOX_CHANNEL = "gigwire_outbox"  # the PostgreSQL NOTIFY channel the relay listens on
 
-EventType = Literal["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"]
+EventType = Literal["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION", "SESSION_REVOKED"]
 Payload = OrderUpdate | NewApplication | Notification
 """The typed data of each outbox event (hub.events); a mapping of the same wire fields still works."""
 

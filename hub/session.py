@@ -41,6 +41,7 @@ class Session:
         "_max_frames",
         "_settings",
         "allowed",
+        "family_id",
         "metrics",
         "orders",
         "session_id",
@@ -53,6 +54,7 @@ class Session:
 
     def __init__(self, user_id: str, settings: Settings, metrics: HubMetrics) -> None:
         self.user_id = user_id
+        self.family_id: str | None = None  # the login (refresh-token family) of the session's token
         self.session_id = uuid.uuid4().hex
         self.metrics = metrics
         self.orders: set[str] = set()  # orders this session is subscribed to (live or replaying)

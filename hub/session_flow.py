@@ -9,6 +9,11 @@ HubError is answered with its code, any other failure with `internal`; AUTHENTIC
 fresh token of the same user answers AUTHENTICATED, another user's is `forbidden`, a bad one closes
 4401. When the transport reports the connection GONE, a joined session is removed from the hub.
 
+A session lasts as long as its right (hub.expiry, hub.revoke): a token whose user no longer exists
+or whose login (refresh-token family) was revoked is refused like a bad one, when the connection
+opens and on re-AUTHENTICATE; an open session is told SESSION_EXPIRING before its token expires and
+is closed with 4401 at expiry unless a fresh token moved it; a revocation closes it with 4401.
+
 The transport drives a `SessionFlow` with `open`, `on_frame` and `on_lost`; the flow calls back
 only the connection's `Session` side: `push` (server events), `answer` (the answer to one client
 frame, which each transport maps: an ACK or ERROR frame on /ws, an ack or ERROR event on
@@ -25,10 +30,12 @@ from typing import Any
 
 from hub import handlers
 from hub.clock import now_ms
-from hub.codes import AUTH_TIMEOUT, GOING_AWAY, UNAUTHORIZED
+from hub.codes import AUTH_TIMEOUT, GOING_AWAY, TRY_AGAIN_LATER, UNAUTHORIZED
+from hub.expiry import Expiry
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.protocol import BadFrame, ClientFrame, HubError
+from hub.revoke import Guard, end
 from hub.session import Reply, Session
 from hub.tokens import Claims, TokenCodec, TokenError
 
@@ -48,11 +55,13 @@ class Stage(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Realm:
-    """What every flow of one transport shares: the hub, the token codec, the auth time limit."""
+    """What every flow of one transport shares: the hub, the token codec, the auth time limit, and
+    the check of a token's standing (hub.revoke.guard; None checks nothing beyond the token)."""
 
     hub: Hub
     tokens: TokenCodec
     auth_timeout_s: float
+    guard: Guard | None = None
 
 
 def _token_of(frame: ClientFrame) -> str:
@@ -69,11 +78,12 @@ class SessionFlow:
     """One connection's authentication and dispatch (see the module's docstring). `session` is the
     connection's outgoing side; before authentication its `user_id` is empty."""
 
-    __slots__ = ("_realm", "_session", "_timer", "_unauthenticated", "stage")
+    __slots__ = ("_expiry", "_realm", "_session", "_timer", "_unauthenticated", "stage")
 
     def __init__(self, realm: Realm, session: Session) -> None:
         self._realm = realm
         self._session = session
+        self._expiry = Expiry(session)
         self._timer: asyncio.TimerHandle | None = None  # the authentication time limit
         self._unauthenticated = 0
         self.stage = Stage.WAITING
@@ -93,6 +103,27 @@ class SessionFlow:
             message = f"The token is not valid ({exc}); refresh it and reconnect."
             raise HubError("unauthorized", message) from None
 
+    async def vouch(self, token: str) -> Claims:
+        """`admit`, and the token's standing checked: raises HubError `unauthorized` (or `internal`
+        when the check itself failed). For a handshake that is refused before the connection opens."""
+        claims = self.admit(token)
+        refusal = await self._standing(claims)
+        if refusal is not None:
+            raise refusal
+        return claims
+
+    async def _standing(self, claims: Claims) -> HubError | None:
+        """None when the token's user exists and its login is not revoked; else the refusal."""
+        guard = self._realm.guard
+        if guard is None:
+            return None
+        try:
+            refusal = await guard(claims)
+        except Exception as exc:
+            log.warning("token standing check failed", extra={"userId": claims.user_id, "error": repr(exc)})
+            return HubError("internal", "The server could not check the token just now; reconnect.")
+        return None if refusal is None else HubError("unauthorized", refusal)
+
     def open(self, token: str | None) -> Coroutine[Any, Any, None] | None:
         """The connection is open. Without a token the authentication time limit starts; a bad one
         is refused (ERROR, close 4401); a good one gives the join for the transport to run before
@@ -107,13 +138,23 @@ class SessionFlow:
             return None
         return self.join(claims)
 
-    async def join(self, claims: Claims, ref: str | None = None, reply: Reply = None) -> None:
+    async def join(
+        self, claims: Claims, ref: str | None = None, reply: Reply = None, *, vouched: bool = False
+    ) -> None:
         """Authenticated: join the hub (its user feed), then greet with AUTHENTICATED, always the
         session's first event. A connection already ending is not registered; one authenticating
-        while the server shuts down is closed with 1001."""
+        while the server shuts down is closed with 1001. The token's standing is checked first
+        (unless `vouched` did) and again once registered (see hub.revoke)."""
         session = self._session
         if self.stage is not Stage.WAITING or session.ending:
             return
+        if not vouched:
+            refusal = await self._standing(claims)
+            if refusal is not None:
+                self._refuse_with(refusal, reply)
+                return
+            if self.stage is not Stage.WAITING or session.ending:
+                return
         hub = self._realm.hub
         if not hub.accepting:
             session.close(GOING_AWAY, "server going away: reconnect")
@@ -122,6 +163,7 @@ class SessionFlow:
             self._timer.cancel()
             self._timer = None
         session.user_id = claims.user_id
+        session.family_id = claims.family_id
         self.stage = Stage.OPEN
         await hub.add_session(session)
         if self.stage is Stage.GONE:  # the client left while we registered
@@ -129,6 +171,13 @@ class SessionFlow:
         hello = _hello(claims.user_id, session)
         session.push(Frame.encode("AUTHENTICATED", hello, ref))
         session.answer(reply, ack=hello, echoed=True)
+        self._expiry.start(claims)
+        if self._realm.guard is not None:
+            # A revocation committed after the first check but published before this hub listened
+            # on the user's channel did not reach the session: look once more, now that it listens.
+            late = await self._standing(claims)
+            if late is not None and late.code == "unauthorized" and self.stage is Stage.OPEN:
+                end(session, late.message)
 
     def _expired(self) -> None:
         self._timer = None
@@ -139,8 +188,15 @@ class SessionFlow:
 
     def _refuse(self, message: str, reply: Reply) -> None:
         """Answer `unauthorized` and close 4401."""
-        self._session.answer(reply, error=HubError("unauthorized", message), refusal=True)
-        self._session.close(UNAUTHORIZED, "unauthorized")
+        self._refuse_with(HubError("unauthorized", message), reply)
+
+    def _refuse_with(self, error: HubError, reply: Reply) -> None:
+        """Answer `error` and close: 4401 for `unauthorized`, 1013 (try again) when the check failed."""
+        self._session.answer(reply, error=error, refusal=True)
+        if error.code == "unauthorized":
+            self._session.close(UNAUTHORIZED, "unauthorized")
+        else:
+            self._session.close(TRY_AGAIN_LATER, "try again")
 
     # -- client frames ---------------------------------------------------------------------------
 
@@ -161,7 +217,7 @@ class SessionFlow:
         if self.stage is Stage.WAITING:
             await self._authenticate(frame, reply)
         elif frame.type == "AUTHENTICATE":
-            self._reauthenticate(frame, reply)
+            await self._reauthenticate(frame, reply)
         else:
             await self._dispatch(frame, reply)
 
@@ -176,8 +232,9 @@ class SessionFlow:
             return
         await self.join(claims, frame.ref, reply)
 
-    def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:
-        """A fresh token on a live connection (e.g. after a refresh): the same user only."""
+    async def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:
+        """A fresh token on a live connection (e.g. after a refresh): the same user only, in good
+        standing; it moves the session's expiry to its own and the session to its login."""
         session = self._session
         try:
             fresh = self._realm.tokens.verify(_token_of(frame))
@@ -188,6 +245,16 @@ class SessionFlow:
         if fresh.user_id != session.user_id:
             session.answer(reply, error=HubError("forbidden", "A connection serves one user; reconnect."))
             return
+        refusal = await self._standing(fresh)
+        if refusal is not None:
+            session.answer(reply, error=refusal)
+            if refusal.code == "unauthorized":
+                session.close(UNAUTHORIZED, "unauthorized")
+            return
+        if self.stage is not Stage.OPEN or session.closing:
+            return
+        session.family_id = fresh.family_id
+        self._expiry.start(fresh)
         hello = _hello(fresh.user_id, session)
         session.push(Frame.encode("AUTHENTICATED", hello, frame.ref))
         session.answer(reply, ack=hello, echoed=True)
@@ -213,6 +280,7 @@ class SessionFlow:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._expiry.cancel()
         if self.stage is Stage.OPEN:
             self._realm.hub.forget(self._session)
         self.stage = Stage.GONE

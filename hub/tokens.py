@@ -1,4 +1,6 @@
-"""Access tokens: JWTs with sub, iat, exp and jti, verified with the algorithm pinned."""
+"""Access tokens: JWTs with sub, iat, exp and jti, verified with the algorithm pinned. A token issued
+by a login (verify-otp) or a refresh also carries `fam`, its refresh-token family: the login it
+belongs to, so that logging out or a revoked family ends the realtime sessions opened with it."""
 
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ class Claims:
     jti: str
     issued_at: int
     expires_at: int
+    family_id: str | None = None
+    """The refresh-token family (the login) the token was issued for; None for tokens without one."""
 
 
 class TokenCodec:
@@ -53,10 +57,17 @@ class TokenCodec:
             self._sign_key = settings.jwt_private_key
             self._verify_key = settings.jwt_public_key
 
-    def issue(self, user_id: str, roles: tuple[str, ...] | list[str] = (), now: int | None = None) -> str:
-        """A signed access token for `user_id`, valid for the configured TTL."""
+    def issue(
+        self,
+        user_id: str,
+        roles: tuple[str, ...] | list[str] = (),
+        now: int | None = None,
+        family: str | None = None,
+    ) -> str:
+        """A signed access token for `user_id`, valid for the configured TTL; `family` (the refresh-token
+        family of the login) goes into the `fam` claim."""
         iat = int(time.time()) if now is None else now
-        payload = {
+        payload: dict[str, object] = {
             "sub": user_id,
             "iat": iat,
             "exp": iat + self.ttl,
@@ -64,6 +75,8 @@ class TokenCodec:
             "typ": "access",
             "roles": list(roles),
         }
+        if family is not None:
+            payload["fam"] = family
         return jwt.encode(payload, self._sign_key, algorithm=self.algorithm)
 
     def verify(self, token: str) -> Claims:
@@ -84,10 +97,12 @@ class TokenCodec:
         if payload.get("typ") != "access" or not isinstance(payload.get("sub"), str):
             raise TokenError("not an access token")
         roles = payload.get("roles") or []
+        family = payload.get("fam")
         return Claims(
             user_id=payload["sub"],
             roles=tuple(r for r in roles if isinstance(r, str)),
             jti=str(payload["jti"]),
             issued_at=int(payload["iat"]),
             expires_at=int(payload["exp"]),
+            family_id=family if isinstance(family, str) else None,
         )

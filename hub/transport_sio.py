@@ -29,6 +29,7 @@ import socketio
 from aiohttp import web
 
 from hub import compat_socketio as sio_compat
+from hub import revoke
 from hub.codes import AUTH_TIMEOUT, NORMAL, UNAUTHORIZED
 from hub.compat_socketio import HookedServer, Packet, message_packet
 from hub.frame import Frame
@@ -174,7 +175,8 @@ class GigwireSocketIO(HookedServer):
     @property
     def realm(self) -> Realm:
         if self._realm is None:
-            self._realm = Realm(self.hub, self.app[TOKENS], self.app[SETTINGS].ws_auth_timeout)
+            settings = self.app[SETTINGS]
+            self._realm = Realm(self.hub, self.app[TOKENS], settings.ws_auth_timeout, revoke.guard(self.hub))
         return self._realm
 
     def spawn(self, coro: Any) -> None:
@@ -194,7 +196,7 @@ class GigwireSocketIO(HookedServer):
         token = auth.get("token") if isinstance(auth, dict) else None
         if token is not None:
             try:
-                session.admitted = session.flow.admit(token)
+                session.admitted = await session.flow.vouch(token)
             except HubError as exc:
                 raise socketio.exceptions.ConnectionRefusedError(
                     exc.message, {"code": exc.code, "message": exc.message}
@@ -212,7 +214,7 @@ class GigwireSocketIO(HookedServer):
         session = self.sessions.get(sid) if sid is not None else None
         if session is not None and session.admitted is not None:
             claims, session.admitted = session.admitted, None
-            await session.flow.join(claims)
+            await session.flow.join(claims, vouched=True)
 
     # -- events ----------------------------------------------------------------------------------
 

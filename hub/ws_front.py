@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub import websocket
+from hub import revoke, websocket
 from hub.codes import GOING_AWAY
 from hub.hub import Hub
 from hub.metrics import HubMetrics
@@ -31,7 +31,7 @@ class WsFront:
         self.tokens = tokens
         self.settings = settings
         self.metrics = metrics
-        self.realm = Realm(hub, tokens, settings.ws_auth_timeout)
+        self.realm = Realm(hub, tokens, settings.ws_auth_timeout, revoke.guard(hub))
         self.connections: set[WsConnection] = set()
         self._pending: list[WsConnection] = []  # connections holding bytes to write this iteration
         self._sweeper: asyncio.Task[None] | None = None

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from rest.api import Routes
 from rest.errors import error_middleware
-from rest.http import cors_middleware
+from rest.http import cors_middleware, user_middleware
 from rest.inputs import input_middleware
 from rest.ratelimit import rate_limit_middleware
 
@@ -36,8 +36,10 @@ MODULES: list[str] = [
 
 def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape, refusal of
-    unstorable text in paths, queries and headers, and rate limits."""
-    app.middlewares.extend([cors_middleware, error_middleware, input_middleware, rate_limit_middleware])
+    unstorable text in paths, queries and headers, rate limits, and 401 for a vanished user."""
+    app.middlewares.extend(
+        [cors_middleware, error_middleware, input_middleware, rate_limit_middleware, user_middleware]
+    )
     for name in MODULES:
         routes: Routes = importlib.import_module(name).routes
         app.router.add_routes(routes.table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
@@ -154,6 +155,7 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
     left = 0
     user = None
     refresh = ""
+    family: uuid.UUID | None = None
     async with request.app[POOL].acquire() as conn, conn.transaction():
         # FOR UPDATE: concurrent tries of one phone are judged one after another, so a code is
         # used once and the try count is exact.
@@ -187,7 +189,8 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
             assert user is not None
             # No cleanup of the user's old refresh tokens here: a rotated one of a family still in
             # use must stay for reuse detection. Housekeeping deletes whole dead families.
-            refresh = await issue_refresh(conn, settings, user["id"])
+            family = uuid.uuid4()
+            refresh = await issue_refresh(conn, settings, user["id"], family)
     if reason == "wrong_code":
         message = (
             f"Wrong code; {left} tr{'y' if left == 1 else 'ies'} left."
@@ -197,8 +200,8 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
         raise ApiError("unauthorized", message, details={"reason": reason, "attemptsLeft": left})
     if reason:
         raise ApiError("unauthorized", _FAILURES[reason], details={"reason": reason})
-    assert user is not None
-    access = request.app[TOKENS].issue(str(user["id"]), list(user["roles"]))
+    assert user is not None and family is not None
+    access = request.app[TOKENS].issue(str(user["id"]), list(user["roles"]), family=str(family))
     data = Session(
         token=access,
         refresh_token=refresh,

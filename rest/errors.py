@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -16,6 +17,9 @@ from hub.app import Handler
 from hub.db import DatabaseUnavailable
 
 log = logging.getLogger("gigwire.rest")
+
+CALLER: web.RequestKey[str] = web.RequestKey("caller", str)
+"""The user id of the request's access token, once rest.http.user_middleware found its user row."""
 
 # code -> HTTP status, the REST error table (seeds/000 status codes).
 STATUS = {
@@ -97,6 +101,26 @@ _HTTP_CODES = {
 }
 
 
+def vanished_row(request: web.Request, exc: asyncpg.ForeignKeyViolationError) -> web.Response:
+    """The answer to a write that referred to a row deleted meanwhile (a foreign-key violation): 401
+    when the row is the caller's own user (its token outlived it), else 409. Never a 500: the
+    statement failed, so its transaction wrote nothing."""
+    detail = str(getattr(exc, "detail", "") or "")
+    if 'table "users"' in detail:
+        caller = request.get(CALLER)
+        if caller is not None and caller in detail:
+            return error_response(
+                401,
+                "unauthorized",
+                "The user of this access token no longer exists; log in again.",
+                {"reason": "user_gone"},
+            )
+        return error_response(409, "conflict", "A user this request refers to no longer exists.")
+    return error_response(
+        409, "conflict", "Something this request refers to was deleted meanwhile; reload it."
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every /api failure in the error shape; log unexpected ones with their traceback."""
@@ -128,6 +152,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             " (with the same Idempotency-Key where the route takes one).",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
         )
+    except asyncpg.ForeignKeyViolationError as exc:
+        return vanished_row(request, exc)
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal", "The server failed; nothing was changed. Try again.")

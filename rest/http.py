@@ -1,5 +1,9 @@
 """Shared request plumbing for /api handlers: the caller's identity, path and query parameters,
-CORS. Bodies in and out are rest/api.py's."""
+CORS. Bodies in and out are rest/api.py's.
+
+A token is only as good as its user: `user_middleware` refuses (401) every request carrying a valid
+access token whose user no longer exists, before any handler runs (so nothing is written and no
+gateway is called for them), and `require_user` hands out only claims that passed it."""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import uuid
 from aiohttp import web
 
 from hub.app import Handler
-from hub.keys import SETTINGS, TOKENS
+from hub.keys import POOL, SETTINGS, TOKENS
 from hub.tokens import Claims, TokenError
-from rest.errors import ApiError
+from rest.errors import CALLER, ApiError
 
 CLAIMS: web.RequestKey[Claims] = web.RequestKey("claims", Claims)
 """The verified claims of the request's access token, once something has verified it."""
@@ -34,7 +38,8 @@ def bearer_claims(request: web.Request) -> Claims | None:
 
 
 def require_user(request: web.Request) -> Claims:
-    """The caller's claims; ApiError unauthorized when there is no valid access token."""
+    """The caller's claims; ApiError unauthorized when there is no valid access token. The user row
+    of a valid token was checked by `user_middleware` (a vanished user is refused there)."""
     claims = request.get(CLAIMS) or bearer_claims(request)
     if claims is None:
         raise ApiError("unauthorized", "This route needs an access token: 'Authorization: Bearer <token>'.")
@@ -63,6 +68,45 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     if not low <= value <= high:
         raise ApiError("bad_request", f"Query parameter {name} must be from {low} to {high}.")
     return value
+
+
+GONE = "The user of this access token no longer exists; log in again."
+_UNCHECKED = ("/api/auth/",)
+"""Routes that take no access token (login, refresh, logout): a stale Authorization header sent
+along does not refuse them."""
+
+
+def _claims_of(request: web.Request) -> Claims | None:
+    """The valid access token's claims (as the rate limiter found them, else verified here); None
+    without one, or with a bad one (the handler refuses that in its own words)."""
+    claims: Claims | None = request.get(CLAIMS)
+    if claims is not None:
+        return claims
+    try:
+        return bearer_claims(request)
+    except ApiError:
+        return None
+
+
+@web.middleware
+async def user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """401 for a request whose valid access token names a user who no longer exists (deleted while
+    the token lives): one primary-key lookup per authenticated /api request."""
+    if request.path.startswith("/api") and not request.path.startswith(_UNCHECKED):
+        claims = _claims_of(request)
+        if claims is not None:
+            try:
+                user_id = uuid.UUID(claims.user_id)
+            except ValueError:
+                user_id = None
+            exists = user_id is not None and await request.app[POOL].fetchval(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id
+            )
+            if not exists:
+                raise ApiError("unauthorized", GONE, details={"reason": "user_gone"})
+            request[CLAIMS] = claims
+            request[CALLER] = claims.user_id
+    return await handler(request)
 
 
 _CORS_HEADERS = "Content-Type, Authorization, Idempotency-Key, X-Request-Id"

@@ -5,7 +5,10 @@ family; each refresh marks the presented token rotated and issues the next one o
 Presenting a rotated token again means it was copied: the whole family is revoked, so neither the
 thief nor the owner can go on refreshing (the owner logs in again). Two refreshes racing with one
 token count as reuse the same way: clients must not refresh concurrently with the same token.
-Logging out revokes the family; access tokens already issued stay valid until they expire."""
+Logging out revokes the family. Access tokens carry their family (`fam`): revoking a family (logout,
+reuse) also enqueues SESSION_REVOKED {userId, familyId, reason} in the same transaction, and every
+hub closes that login's realtime sessions (hub/revoke.py); over REST an access token stays valid
+until it expires, unless its user no longer exists (rest/http.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +16,15 @@ import hashlib
 import logging
 import secrets
 import uuid
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, cast
 
 import asyncpg
 import msgspec
 from aiohttp import web
 
+from hub.events import SessionRevoked, to_wire
 from hub.keys import POOL, SETTINGS, TOKENS
+from hub.outbox import enqueue
 from hub.settings import Settings
 from rest.api import Body, Routes, Wire, ok
 from rest.errors import ApiError
@@ -97,6 +102,25 @@ async def issue_refresh(
         float(settings.refresh_token_ttl),
     )
     return token
+
+
+async def revoke_family(conn: Conn, family_id: uuid.UUID, reason: str) -> bool:
+    """Revoke every token of the family not yet revoked and, when any was, tell every hub to close
+    the login's sessions (SESSION_REVOKED through the outbox, committed with the revocation).
+    Returns whether anything was revoked."""
+    user_id = await conn.fetchval(
+        "WITH revoked AS (UPDATE refresh_tokens SET revoked_at = now()"
+        " WHERE family_id = $1 AND revoked_at IS NULL RETURNING user_id)"
+        " SELECT user_id FROM revoked LIMIT 1",
+        family_id,
+    )
+    if user_id is None:
+        return False
+    event = SessionRevoked(user_id=str(user_id), reason=reason, family_id=str(family_id))
+    await enqueue(
+        cast("asyncpg.Connection", conn), "SESSION_REVOKED", to_wire(event), user_ids=[str(user_id)]
+    )
+    return True
 
 
 def set_cookie(response: web.StreamResponse, settings: Settings, token: str) -> None:
@@ -198,11 +222,7 @@ async def refresh(request: web.Request, body: TokenInput) -> web.Response:
                 reason = "rotated_just_now"
             elif old["rotated_at"] is not None:
                 reason = "reused"
-                await conn.execute(
-                    "UPDATE refresh_tokens SET revoked_at = now()"
-                    " WHERE family_id = $1 AND revoked_at IS NULL",
-                    old["family_id"],
-                )
+                await revoke_family(conn, old["family_id"], "refresh_reused")
                 log.warning(
                     "refresh token reused; its family is revoked",
                     extra={"userId": str(old["user_id"]), "family": str(old["family_id"])},
@@ -221,7 +241,7 @@ async def refresh(request: web.Request, body: TokenInput) -> web.Response:
         }[reason]
         return _refused(settings, message, reason)
     assert row is not None and user is not None
-    access = request.app[TOKENS].issue(str(row["user_id"]), list(user["roles"]))
+    access = request.app[TOKENS].issue(str(row["user_id"]), list(user["roles"]), family=str(row["family_id"]))
     data = Tokens(token=access, refresh_token=new_refresh, expires_in=settings.access_token_ttl)
     return session_response(data, settings, new_refresh)
 
@@ -229,8 +249,9 @@ async def refresh(request: web.Request, body: TokenInput) -> web.Response:
 @routes.post(
     "/api/auth/logout",
     summary="Log out: revoke the refresh token's family and clear the cookie",
-    description="Idempotent: answers 200 with or without a valid token. Access tokens already issued"
-    " stay valid until they expire.",
+    description="Idempotent: answers 200 with or without a valid token. Ends the login's realtime"
+    " sessions (/ws and Socket.IO, every process) within a second; its access tokens are refused by the"
+    " realtime hub from then on and stay valid over REST until they expire.",
     body=TokenInput,
     body_required=False,
     response=LoggedOut,
@@ -241,11 +262,12 @@ async def logout(request: web.Request, body: TokenInput) -> web.Response:
     settings = request.app[SETTINGS]
     token = _presented(request, body)
     if token is not None:
-        await request.app[POOL].execute(
-            "UPDATE refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL"
-            " AND family_id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)",
-            token_hash(token),
-        )
+        async with request.app[POOL].acquire() as conn, conn.transaction():
+            family = await conn.fetchval(
+                "SELECT family_id FROM refresh_tokens WHERE token_hash = $1", token_hash(token)
+            )
+            if family is not None:
+                await revoke_family(conn, family, "logout")
     response = ok(LoggedOut(logged_out=True))
     clear_cookie(response, settings)
     return response

@@ -81,22 +81,10 @@ def parser_refuses(case: Case) -> bool:
     return too_long or any(_FIELD_CONTROLS.search(v) for v in case.headers.values())
 
 
-# The writes where a deleted user's token is a 500 today (test_a_deleted_users_token_on_writes).
-DELETED_USER_500S = {
-    "POST /api/gigs",
-    "POST /api/gigs/{id}/applications",
-    "POST /api/devices",
-    "POST /api/bank-accounts",
-    "PUT /api/notifications/preferences",
-}
-
-
 def known_defect(case: Case) -> str | None:
     """The issue-13 defect this case runs into today, or None (each pinned in test_rest_pinned.py)."""
     if parser_refuses(case):
         return "the HTTP parser's refusals are plain text and logged as errors"
-    if case.identity == "deleted_user" and str(case.route) in DELETED_USER_500S:
-        return "a deleted user's token on writes is a 500 (foreign-key violation)"
     return None
 
 

@@ -46,6 +46,7 @@ SERVER = {
     "ACK",
     "ERROR",
     "PONG",
+    "SESSION_EXPIRING",
 }
 ORDER = "6f1c0b7e-3a52-4d8e-9a0e-2f4b8c1d7e90"
 

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from hub import handlers
-from hub.codes import AUTH_TIMEOUT, GOING_AWAY, UNAUTHORIZED
+from hub.codes import AUTH_TIMEOUT, GOING_AWAY, TRY_AGAIN_LATER, UNAUTHORIZED
 from hub.frame import Frame
 from hub.hub import Hub
 from hub.metrics import HubMetrics
@@ -219,3 +219,45 @@ async def test_only_a_joined_session_is_removed_from_the_hub_once_lost() -> None
     flow.on_lost()
     flow.on_lost()
     assert hub.forgotten == [session]
+
+
+def _guarded(verdicts: list[str | Exception | None]) -> tuple[SessionFlow, Recorder, FakeHub]:
+    """A flow whose standing check answers `verdicts` in turn (an exception is raised)."""
+    hub = FakeHub()
+    session = Recorder()
+
+    async def guard(claims: Any) -> str | None:
+        verdict = verdicts.pop(0)
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+    return SessionFlow(Realm(cast(Hub, hub), TOKENS, 10.0, guard), session), session, hub
+
+
+async def test_a_token_without_standing_is_refused_4401_and_a_failed_check_closes_1013() -> None:
+    flow, session, hub = _guarded(["This account no longer exists."])
+    await cast(Any, flow.open(TOKENS.issue("u1")))
+    assert session.answers == [Answer(None, None, "unauthorized", False, True)]
+    assert session.closed == UNAUTHORIZED and not hub.added and not session.pushed
+    flow, session, hub = _guarded([OSError("database down")])
+    flow.open(None)
+    await flow.on_frame(_frame("AUTHENTICATE", {"token": TOKENS.issue("u1")}, "a"), "a")
+    assert session.answers == [Answer("a", None, "internal", False, True)]
+    assert session.closed == TRY_AGAIN_LATER and not hub.added
+
+
+async def test_a_revocation_found_once_registered_ends_the_session_and_reauth_is_checked() -> None:
+    flow, session, hub = _guarded([None, "revoked"])
+    await cast(Any, flow.open(TOKENS.issue("u1")))
+    assert hub.added == [session] and session.pushed[0]["type"] == "AUTHENTICATED"
+    assert session.answers[-1] == Answer(None, None, "unauthorized", False, True)
+    assert session.closed == UNAUTHORIZED
+    flow.on_lost()
+    flow, session, hub = _guarded([None, None, "revoked"])
+    await cast(Any, flow.open(TOKENS.issue("u1")))
+    assert session.closed is None
+    await flow.on_frame(_frame("AUTHENTICATE", {"token": TOKENS.issue("u1")}, "r"), "r")
+    assert session.answers[-1] == Answer("r", None, "unauthorized", False, False)
+    assert session.closed == UNAUTHORIZED and [p["type"] for p in session.pushed] == ["AUTHENTICATED"]
+    flow.on_lost()
