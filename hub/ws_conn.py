@@ -51,6 +51,11 @@ class State(enum.IntEnum):
     CLOSED = 4  # the transport is lost
 
 
+# The hot path (`push`, once per delivered frame) compares with a module constant: looking a member
+# up on the enum class costs several times the comparison (bench/README.md, the issue-11 figures).
+_CLOSING = State.CLOSING
+
+
 class WsConnection(Session, asyncio.Protocol):
     """One /ws connection, which is also its hub session. Before authentication `user_id` is empty
     and the hub does not know it.
@@ -136,7 +141,7 @@ class WsConnection(Session, asyncio.Protocol):
         return (len(queue), self._queued_bytes) if queue else (0, 0)
 
     def push(self, frame: Frame) -> None:
-        if self._state >= State.CLOSING:
+        if self._state >= _CLOSING:
             return
         wire = frame.for_transport("ws-wire", ws_wire)
         out = self._out
