@@ -60,16 +60,16 @@ def _token_of(frame: ClientFrame) -> str:
     return frame.token
 
 
-def _hello(user_id: str, session: Session) -> dict[str, Any]:
-    """The AUTHENTICATED data."""
-    return {"userId": user_id, "sessionId": session.session_id, "serverTime": now_ms()}
+def _hello(user_id: str, session: Session, feed_seq: int) -> dict[str, Any]:
+    """The AUTHENTICATED data (`feed_seq`: the user's last feedSeq)."""
+    return {"userId": user_id, "sessionId": session.session_id, "serverTime": now_ms(), "feedSeq": feed_seq}
 
 
 class SessionFlow:
     """One connection's authentication and dispatch (see the module's docstring). `session` is the
     connection's outgoing side; before authentication its `user_id` is empty."""
 
-    __slots__ = ("_realm", "_session", "_timer", "_unauthenticated", "stage")
+    __slots__ = ("_realm", "_session", "_timer", "_unauthenticated", "since_feed_seq", "stage")
 
     def __init__(self, realm: Realm, session: Session) -> None:
         self._realm = realm
@@ -77,6 +77,7 @@ class SessionFlow:
         self._timer: asyncio.TimerHandle | None = None  # the authentication time limit
         self._unauthenticated = 0
         self.stage = Stage.WAITING
+        self.since_feed_seq: int | None = None  # resume the feed after it (given with the connection)
 
     @property
     def joined(self) -> bool:
@@ -123,12 +124,15 @@ class SessionFlow:
             self._timer = None
         session.user_id = claims.user_id
         self.stage = Stage.OPEN
-        await hub.add_session(session)
-        if self.stage is Stage.GONE:  # the client left while we registered
-            return
-        hello = _hello(claims.user_id, session)
-        session.push(Frame.encode("AUTHENTICATED", hello, ref))
-        session.answer(reply, ack=hello, echoed=True)
+
+        def greet(feed_seq: int) -> None:
+            if self.stage is Stage.GONE:  # the client left while we registered
+                return
+            hello = _hello(claims.user_id, session, feed_seq)
+            session.push(Frame.encode("AUTHENTICATED", hello, ref))
+            session.answer(reply, ack=hello, echoed=True)
+
+        await hub.add_session(session, self.since_feed_seq, greet)
 
     def _expired(self) -> None:
         self._timer = None
@@ -174,6 +178,7 @@ class SessionFlow:
         except TokenError as exc:
             self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", reply)
             return
+        self.since_feed_seq = frame.since_feed_seq
         await self.join(claims, frame.ref, reply)
 
     def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:
@@ -188,7 +193,7 @@ class SessionFlow:
         if fresh.user_id != session.user_id:
             session.answer(reply, error=HubError("forbidden", "A connection serves one user; reconnect."))
             return
-        hello = _hello(fresh.user_id, session)
+        hello = _hello(fresh.user_id, session, self._realm.hub.feed_seq(fresh.user_id))
         session.push(Frame.encode("AUTHENTICATED", hello, frame.ref))
         session.answer(reply, ack=hello, echoed=True)
 
