@@ -65,10 +65,10 @@ async def last_seq(pool: asyncpg.Pool, user_id: str) -> int:
 async def entries_after(
     pool: asyncpg.Pool, user_id: str, after: int, upto: int, limit: int = 200
 ) -> list[asyncpg.Record]:
-    """Feed entries with after < seq <= upto, in seq order, at most `limit` (seq, type, data)."""
+    """Feed entries with after < seq <= upto, in seq order, at most `limit` (seq, type, data, created_at)."""
     return list(
         await pool.fetch(
-            "SELECT seq, type, data FROM feed WHERE user_id = $1 AND seq > $2 AND seq <= $3"
+            "SELECT seq, type, data, created_at FROM feed WHERE user_id = $1 AND seq > $2 AND seq <= $3"
             " ORDER BY seq LIMIT $4",
             user_id,
             after,
