@@ -169,3 +169,25 @@ async def test_a_client_away_during_the_faults_resumes_with_its_last_feed_seq(
         assert seqs == list(range(1, len(seqs) + 1)), name
     for reader in everyone.values():
         await reader.stop()
+
+
+async def test_after_a_reconnect_each_hub_refills_its_sessions_from_postgres(
+    make_node: NodeFactory, pair: Pair, pool: asyncpg.Pool, redis_server: RedisServer
+) -> None:
+    """Events committed while Redis is down, with no relay to publish them and no later event to
+    reveal the gap: the reconnect alone makes every hub read them from PostgreSQL."""
+    a, b = await make_node(redis_url=redis_server.url), await make_node(redis_url=redis_server.url)
+    readers = await sessions(a, b, pair)
+    redis_server.stop()
+    for _ in range(3):
+        await order_update(pool, pair)
+        await notification(pool, pair.client.id)
+    redis_server.start()
+    rows = {u: await feed_rows(pool, u) for u in (pair.client.id, pair.doer.id)}
+    for name, reader in readers.items():
+        last = rows[user_of(name, pair)][-1][0]
+        await until(lambda r=reader, last=last: r.feed_seqs()[-1:] == [last], within=20)  # type: ignore[misc]
+    for name, reader in readers.items():
+        assert_complete(reader, rows[user_of(name, pair)])
+        assert still_connected(reader), name
+        await reader.stop()
