@@ -9,7 +9,7 @@ import contextlib
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import asyncpg
@@ -47,7 +47,9 @@ async def order_update(pool: asyncpg.Pool, pair: Pair) -> None:
     n = next(_counter)
     event = OrderUpdate(pair.order_id, "in_progress", "held", f"step-{n}", pair.client.id, now_ms())
     async with pool.acquire() as conn, conn.transaction():
-        await enqueue(conn, "ORDER_UPDATE", event, user_ids=[pair.client.id, pair.doer.id])
+        await enqueue(
+            cast(asyncpg.Connection, conn), "ORDER_UPDATE", event, user_ids=[pair.client.id, pair.doer.id]
+        )
 
 
 async def notification(pool: asyncpg.Pool, user_id: str) -> None:
@@ -55,7 +57,7 @@ async def notification(pool: asyncpg.Pool, user_id: str) -> None:
     n = next(_counter)
     event = Notification(str(uuid.uuid4()), "system", f"Notice {n}", "body", {"n": n}, now_ms())
     async with pool.acquire() as conn, conn.transaction():
-        await enqueue(conn, "NOTIFICATION", event, user_ids=[user_id])
+        await enqueue(cast(asyncpg.Connection, conn), "NOTIFICATION", event, user_ids=[user_id])
 
 
 @contextlib.asynccontextmanager

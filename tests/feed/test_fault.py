@@ -57,7 +57,7 @@ async def faults(redis: RedisServer, nodes: list[Node]) -> None:
         redis.stop()  # SIGKILL
         await asyncio.sleep(1.0)
         redis.start()
-        await until(lambda n=n: all(c._value.get() >= n for c in reconnects), within=20)  # type: ignore[misc]
+        await until(lambda n=n: all(c._value.get() >= n for c in reconnects), within=20)
 
 
 def assert_complete(reader: Reader, rows: list[tuple[int, str]], first: int = 1) -> None:
@@ -106,7 +106,7 @@ async def test_every_event_reaches_every_session_in_order_through_three_redis_ki
         rows = {u: await feed_rows(pool, u) for u in (pair.client.id, pair.doer.id)}
         for name, reader in readers.items():
             last = rows[user_of(name, pair)][-1][0]
-            await until(lambda r=reader, last=last: bool(r.feed_seqs()) and r.feed_seqs()[-1] >= last)  # type: ignore[misc]
+            await until(lambda r=reader, last=last: bool(r.feed_seqs()) and r.feed_seqs()[-1] >= last)
     await asyncio.sleep(0.3)  # anything late (a duplicate) would arrive now
     assert committed > 150
     for name, reader in readers.items():
@@ -152,7 +152,7 @@ async def test_a_client_away_during_the_faults_resumes_with_its_last_feed_seq(
         for name, reader in everyone.items():
             reader.name = name
             last = rows[user_of(name, pair)][-1][0]
-            await until(lambda r=reader, last=last: bool(r.feed_seqs()) and r.feed_seqs()[-1] >= last)  # type: ignore[misc]
+            await until(lambda r=reader, last=last: bool(r.feed_seqs()) and r.feed_seqs()[-1] >= last)
     await asyncio.sleep(0.3)
     for name, reader in readers.items():
         assert_complete(reader, rows[user_of(name, pair)])
@@ -186,7 +186,7 @@ async def test_after_a_reconnect_each_hub_refills_its_sessions_from_postgres(
     rows = {u: await feed_rows(pool, u) for u in (pair.client.id, pair.doer.id)}
     for name, reader in readers.items():
         last = rows[user_of(name, pair)][-1][0]
-        await until(lambda r=reader, last=last: r.feed_seqs()[-1:] == [last], within=20)  # type: ignore[misc]
+        await until(lambda r=reader, last=last: r.feed_seqs()[-1:] == [last], within=20)
     for name, reader in readers.items():
         assert_complete(reader, rows[user_of(name, pair)])
         assert still_connected(reader), name
