@@ -51,7 +51,8 @@ def _description() -> str:
     return (
         "The realtime wire contract of gigwire (docs/protocol.md). Authenticate with `?token=` on"
         " /ws, Socket.IO's `auth: {token}`, or a first `AUTHENTICATE` event; the server answers"
-        " `AUTHENTICATED`. A client frame with `ref` gets exactly one `ACK` or `ERROR` with that"
+        " `AUTHENTICATED`. Resume the user's feed with `sinceFeedSeq` beside the token (all three"
+        " ways): the feed events after it follow in feedSeq order, or one `FEED_EXPIRED`. A client frame with `ref` gets exactly one `ACK` or `ERROR` with that"
         " `ref`. A bad frame gets an `ERROR` and the connection stays open. Timestamps are epoch"
         " milliseconds; ids are UUID strings; unknown fields in `data` are ignored.\n\n"
         "## ERROR codes\n\n| code | when |\n|---|---|\n" + errors + "\n\n"
