@@ -178,7 +178,8 @@ class SessionFlow:
         except TokenError as exc:
             self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", reply)
             return
-        self.since_feed_seq = frame.since_feed_seq
+        if frame.since_feed_seq is not None:  # else the one given with the connection, if any
+            self.since_feed_seq = frame.since_feed_seq
         await self.join(claims, frame.ref, reply)
 
     def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:

@@ -44,5 +44,6 @@ $$;
 CREATE TRIGGER users_gone AFTER DELETE ON users FOR EACH ROW EXECUTE FUNCTION gigwire_user_gone();
 
 -- Notification preferences get a third channel: `live` (the NOTIFICATION event to connected
--- sessions) beside the inbox (in_app) and push. No row still means all three on.
-ALTER TABLE notification_preferences ADD COLUMN live boolean NOT NULL DEFAULT true;
+-- sessions) beside the inbox (in_app) and push. No row still means all three on. IF NOT EXISTS:
+-- 0010_notices.sql (F2) adds the same column, and a database may have run that one first.
+ALTER TABLE notification_preferences ADD COLUMN IF NOT EXISTS live boolean NOT NULL DEFAULT true;
