@@ -1,6 +1,6 @@
 """End to end through the whole web process with its embedded workers: an order approved over REST
-reaches the doer's live WebSocket as ORDER_UPDATE (the relay queues no push of its own for it: pushes
-come from domain.notify); a chat message reaches the phone of the participant not watching live."""
+reaches the doer's live WebSocket as ORDER_UPDATE and the doer's phone as the approval's push
+notification through FCM."""
 
 from __future__ import annotations
 
@@ -66,18 +66,35 @@ async def test_rest_approve_reaches_live_socket_and_offline_phone(
     assert frame["data"]["status"] == "completed" and frame["data"]["previousStatus"] == "submitted"
     assert frame["data"]["actorId"] == buyer.id
 
-    assert isinstance(frame["data"]["feedSeq"], int)  # the doer's feed entry
-    # Pushes about order changes come from domain.notify (issue 12): the relay no longer queues one
-    # of its own for an ORDER_UPDATE. (Once notify does, this test asserts its pushes at FCM.)
-    async with asyncio.timeout(20):
-        while await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
-    assert await pool.fetchval("SELECT count(*) FROM push_jobs WHERE outbox_id IS NOT NULL") == 0
-    await asyncio.sleep(0.5)  # the push worker's poll: a queued push would be sent by now
-    assert fcm.sent_to(phone) == [] and fcm.sent_to(buyer_phone) == [] and fcm.sent_to(ipad["token"]) == []
+    def completed(token: str) -> list[dict[str, Any]]:
+        # The approval's notification (domain/notices.py) is what pushes, not the ORDER_UPDATE.
+        return [m for m in fcm.sent_to(token) if m["data"].get("event") == "order_approved"]
+
+    try:
+        async with asyncio.timeout(20):
+            while not completed(phone) or not completed("doer-ipad-1"):  # noqa: ASYNC110 - another task's state
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"pushes missing after 20 s; FCM got {fcm.attempts}") from None
+    pushes = completed(phone)
+    assert len(pushes) == 1, pushes
+    push = pushes[0]
+    assert push["notification"]["title"] == "Payment released"
+    assert "Logo design" in push["notification"]["body"]
+    assert push["data"]["orderId"] == order_id and push["data"]["type"] == "NOTIFICATION"
+    assert push["data"]["notificationType"] == "payment"
+    assert completed("doer-ipad-1")[0]["apns"]["headers"]["apns-priority"] == "10"
+    # The client approved it: no push to the client about their own action.
+    assert completed(buyer_phone) == []
+    metrics = app[WORKERS].metrics.registry
+    # The fake FCM records a push when it receives it; the worker counts it once the answer is
+    # back, a moment later.
+    async with asyncio.timeout(5):
+        while (metrics.get_sample_value("gigwire_push_sent_total") or 0) < 2:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
     # The embedded workers count on the web process's own /metrics.
     text = await (await client.get("/metrics")).text()
-    assert "gigwire_outbox_published_total" in text
+    assert "gigwire_push_sent_total" in text and "gigwire_outbox_published_total" in text
 
 
 async def _ack(ws: aiohttp.ClientWebSocketResponse, ref: str) -> dict[str, Any]:
