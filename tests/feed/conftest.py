@@ -7,9 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, cast
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 import aiohttp
 import asyncpg
@@ -22,7 +26,7 @@ from hub.events import Notification, OrderUpdate
 from hub.outbox import enqueue
 from hub.settings import Settings
 from tests.hub.conftest import Conn, Node, Pair, make_node, node, pair
-from tests.services import RedisServer
+from tests.services import RedisServer, Services, free_port
 from tests.sio.conftest import SioConn
 from workers.metrics import WorkerMetrics
 from workers.relay import Relay
@@ -30,7 +34,104 @@ from workers.relay import Relay
 __all__ = ["Node", "Pair", "make_node", "node", "pair"]
 
 FEED_TYPES = ("ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION")
+ROOT = Path(__file__).resolve().parents[2]
 _counter = itertools.count(1)
+
+
+class Endpoint(Protocol):
+    """A hub to connect sessions to: a test Node or a HubProcess."""
+
+    @property
+    def base_url(self) -> str: ...
+
+    async def ws_connect(self, path: str) -> aiohttp.ClientWebSocketResponse: ...
+
+
+class NodeEndpoint:
+    """A test Node (a whole app in this process) as an Endpoint."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def base_url(self) -> str:
+        return str(self.node.client.make_url("")).rstrip("/")
+
+    async def ws_connect(self, path: str) -> aiohttp.ClientWebSocketResponse:
+        ws: aiohttp.ClientWebSocketResponse = await self.node.client.ws_connect(path)
+        return ws
+
+
+@dataclass
+class HubProcess:
+    """`python -m hub` (the web process, workers off) on a loopback port."""
+
+    proc: asyncio.subprocess.Process
+    port: int
+    http: aiohttp.ClientSession
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def ws_connect(self, path: str) -> aiohttp.ClientWebSocketResponse:
+        return await self.http.ws_connect(self.base_url + path)
+
+    async def metric(self, name: str) -> float:
+        """The value of one unlabelled sample of the process's /metrics (0 when absent)."""
+        async with self.http.get(self.base_url + "/metrics") as resp:
+            text = await resp.text()
+        for line in text.splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return 0.0
+
+
+@pytest.fixture
+async def hub_processes(
+    services: Services, settings: Settings, redis_server: RedisServer, tmp_path: Path
+) -> AsyncIterator[list[HubProcess]]:
+    """Two web processes on this run's database and the private Redis (this run's key prefix)."""
+    procs: list[HubProcess] = []
+    http = aiohttp.ClientSession()
+    try:
+        for name in ("a", "b"):
+            port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": services.dsn,
+                "REDIS_URL": redis_server.url,
+                "REDIS_PREFIX": settings.redis_prefix,
+                "JWT_SECRET": settings.jwt_secret,
+                "GIGWIRE_ENV": "dev",
+                "GIGWIRE_DATA_DIR": str(tmp_path / name),
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "RUN_WORKERS": "false",
+                "LOG_LEVEL": "WARNING",
+            }
+            log = (tmp_path / f"hub-{name}.log").open("wb")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hub", cwd=ROOT, env=env, stdout=log, stderr=log
+            )
+            procs.append(HubProcess(proc, port, http))
+        for hub in procs:
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        async with http.get(hub.base_url + "/healthz") as resp:
+                            if resp.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+        yield procs
+    finally:
+        for hub in procs:
+            if hub.proc.returncode is None:
+                hub.proc.terminate()
+                await asyncio.wait_for(hub.proc.wait(), 15)
+        await http.close()
 
 
 @pytest.fixture
@@ -130,16 +231,20 @@ class SioReader(Reader):
             self.events.append((event, data or {}))
 
 
-async def ws_session(node: Node, token: str, since: int | None = None) -> WsReader:
+def _endpoint(where: Node | Endpoint) -> Endpoint:
+    return NodeEndpoint(where) if isinstance(where, Node) else where
+
+
+async def ws_session(where: Node | Endpoint, token: str, since: int | None = None) -> WsReader:
     """A /ws session authenticated in the query, resuming after `since` when given."""
     query = f"/ws?token={token}" + (f"&sinceFeedSeq={since}" if since is not None else "")
-    return WsReader("ws", Conn(await node.client.ws_connect(query)))
+    return WsReader("ws", Conn(await _endpoint(where).ws_connect(query)))
 
 
-async def sio_session(node: Node, token: str, since: int | None = None) -> SioReader:
+async def sio_session(where: Node | Endpoint, token: str, since: int | None = None) -> SioReader:
     """A Socket.IO session authenticated in the handshake (`auth: {token, sinceFeedSeq}`)."""
     conn = SioConn()
-    url = str(node.client.make_url("")).rstrip("/")
+    url = _endpoint(where).base_url
     auth: dict[str, Any] = {"token": token}
     if since is not None:
         auth["sinceFeedSeq"] = since

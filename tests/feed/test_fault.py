@@ -1,5 +1,5 @@
-"""Issue 12's fault test: two hub nodes (each with its own Redis connections) and a private Redis
-killed -9 and started again three times while a publisher commits ORDER_UPDATEs and NOTIFICATIONs
+"""Issue 12's fault test: two hub processes (`python -m hub`) and a private Redis killed -9 and
+started again three times while a publisher commits ORDER_UPDATEs and NOTIFICATIONs
 through hub.outbox.enqueue at a steady rate and a relay publishes them. Every event reaches every
 session of its user, raw /ws and Socket.IO, in feedSeq order, none twice, without the client
 reconnecting; and a client away during the faults resumes with its last feedSeq and misses nothing."""
@@ -11,10 +11,10 @@ import itertools
 
 import asyncpg
 
-from hub.metrics import METRICS
 from hub.settings import Settings
 from tests.feed.conftest import (
     FEED_TYPES,
+    HubProcess,
     Reader,
     SioReader,
     WsReader,
@@ -26,7 +26,7 @@ from tests.feed.conftest import (
     until,
     ws_session,
 )
-from tests.hub.conftest import Node, NodeFactory, Pair
+from tests.hub.conftest import Pair
 from tests.services import RedisServer
 
 RATE_S = 0.03  # one commit every 30 ms: ~33 events a second, a third of them for both users
@@ -49,15 +49,24 @@ async def publisher(pool: asyncpg.Pool, pair: Pair, stop: asyncio.Event) -> int:
     return committed
 
 
-async def faults(redis: RedisServer, nodes: list[Node]) -> None:
-    """Kill Redis -9 and start it again KILLS times; wait for every node to resubscribe each time."""
-    reconnects = [node.app[METRICS].broker_reconnects for node in nodes]
+async def reconnected(hubs: list[HubProcess], times: int) -> None:
+    """Wait until every hub process counted `times` broker reconnects (its /metrics)."""
+    async with asyncio.timeout(30):
+        while True:
+            counts = [await h.metric("gigwire_broker_reconnects_total") for h in hubs]
+            if all(c >= times for c in counts):
+                return
+            await asyncio.sleep(0.1)
+
+
+async def faults(redis: RedisServer, hubs: list[HubProcess]) -> None:
+    """Kill Redis -9 and start it again KILLS times; wait for every hub to resubscribe each time."""
     for n in range(1, KILLS + 1):
         await asyncio.sleep(1.0)
         redis.stop()  # SIGKILL
         await asyncio.sleep(1.0)
         redis.start()
-        await until(lambda n=n: all(c._value.get() >= n for c in reconnects), within=20)
+        await reconnected(hubs, n)
 
 
 def assert_complete(reader: Reader, rows: list[tuple[int, str]], first: int = 1) -> None:
@@ -66,8 +75,8 @@ def assert_complete(reader: Reader, rows: list[tuple[int, str]], first: int = 1)
     assert got == [r for r in rows if r[0] >= first], reader.name
 
 
-async def sessions(a: Node, b: Node, pair: Pair) -> dict[str, Reader]:
-    """Each user on both nodes and both transports (crossed, so each node serves both kinds)."""
+async def sessions(a: HubProcess, b: HubProcess, pair: Pair) -> dict[str, Reader]:
+    """Each user on both hubs and both transports (crossed, so each hub serves both kinds)."""
     readers: dict[str, Reader] = {
         "client ws@a": await ws_session(a, pair.client.token),
         "client sio@b": await sio_session(b, pair.client.token),
@@ -92,14 +101,18 @@ def still_connected(reader: Reader) -> bool:
 
 
 async def test_every_event_reaches_every_session_in_order_through_three_redis_kills(
-    make_node: NodeFactory, pair: Pair, pool: asyncpg.Pool, settings: Settings, redis_server: RedisServer
+    hub_processes: list[HubProcess],
+    pair: Pair,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    redis_server: RedisServer,
 ) -> None:
-    a, b = await make_node(redis_url=redis_server.url), await make_node(redis_url=redis_server.url)
+    a, b = hub_processes
     readers = await sessions(a, b, pair)
     stop = asyncio.Event()
     async with relay(pool, redis_server.url, settings):
         publishing = asyncio.create_task(publisher(pool, pair, stop))
-        await faults(redis_server, [a, b])
+        await faults(redis_server, hub_processes)
         await asyncio.sleep(1.0)  # events after the last restart, live
         stop.set()
         committed = await publishing
@@ -118,9 +131,13 @@ async def test_every_event_reaches_every_session_in_order_through_three_redis_ki
 
 
 async def test_a_client_away_during_the_faults_resumes_with_its_last_feed_seq(
-    make_node: NodeFactory, pair: Pair, pool: asyncpg.Pool, settings: Settings, redis_server: RedisServer
+    hub_processes: list[HubProcess],
+    pair: Pair,
+    pool: asyncpg.Pool,
+    settings: Settings,
+    redis_server: RedisServer,
 ) -> None:
-    a, b = await make_node(redis_url=redis_server.url), await make_node(redis_url=redis_server.url)
+    a, b = hub_processes
     readers = await sessions(a, b, pair)
     stop = asyncio.Event()
     async with relay(pool, redis_server.url, settings):
@@ -135,7 +152,7 @@ async def test_a_client_away_during_the_faults_resumes_with_its_last_feed_seq(
                 assert isinstance(reader, SioReader)
                 await reader.conn.close()
             await reader.stop()
-        await faults(redis_server, [a, b])
+        await faults(redis_server, hub_processes)
         # Back, each on the other node, with its last feedSeq: on /ws in the query, on Socket.IO in
         # the handshake's auth.
         client_last = away["client ws@a"].feed_seqs()[-1]
@@ -172,11 +189,11 @@ async def test_a_client_away_during_the_faults_resumes_with_its_last_feed_seq(
 
 
 async def test_after_a_reconnect_each_hub_refills_its_sessions_from_postgres(
-    make_node: NodeFactory, pair: Pair, pool: asyncpg.Pool, redis_server: RedisServer
+    hub_processes: list[HubProcess], pair: Pair, pool: asyncpg.Pool, redis_server: RedisServer
 ) -> None:
     """Events committed while Redis is down, with no relay to publish them and no later event to
     reveal the gap: the reconnect alone makes every hub read them from PostgreSQL."""
-    a, b = await make_node(redis_url=redis_server.url), await make_node(redis_url=redis_server.url)
+    a, b = hub_processes
     readers = await sessions(a, b, pair)
     redis_server.stop()
     for _ in range(3):
