@@ -17,7 +17,7 @@ from aiohttp import web
 from msgspec import Struct
 
 from hub.codes import ERROR_CODES
-from hub.events import ACKS, CLIENT_EVENTS, MAX_REF, SERVER_EVENTS, Error
+from hub.events import ACKS, CLIENT_EVENTS, FEED_EVENTS, FEED_SEQ, MAX_REF, SERVER_EVENTS, Error
 
 REF: Final = "#/components/schemas/{name}"
 CLOSE_CODES: Final = {
@@ -41,7 +41,7 @@ ERROR_MEANINGS: Final = {
     "internal": "the server failed or its database is busy: the message says what was not done; retry",
 }
 # Events delivered through the broker channels (the rest are answers to one session).
-USER_EVENTS: Final = ("ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION")
+USER_EVENTS: Final = FEED_EVENTS
 ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_STOP")
 
 
@@ -51,7 +51,9 @@ def _description() -> str:
     return (
         "The realtime wire contract of gigwire (docs/protocol.md). Authenticate with `?token=` on"
         " /ws, Socket.IO's `auth: {token}`, or a first `AUTHENTICATE` event; the server answers"
-        " `AUTHENTICATED`. A client frame with `ref` gets exactly one `ACK` or `ERROR` with that"
+        " `AUTHENTICATED`. Resume the user's feed with `sinceFeedSeq` beside the token (all three"
+        " ways): the feed events after it follow in feedSeq order, or one `FEED_EXPIRED`. A"
+        " client frame with `ref` gets exactly one `ACK` or `ERROR` with that"
         " `ref`. A bad frame gets an `ERROR` and the connection stays open. Timestamps are epoch"
         " milliseconds; ids are UUID strings; unknown fields in `data` are ignored.\n\n"
         "## ERROR codes\n\n| code | when |\n|---|---|\n" + errors + "\n\n"
@@ -157,6 +159,10 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
     models: set[type[Struct]] = {*CLIENT_EVENTS.values(), *ACKS.values()}
     models.update(m for m in SERVER_EVENTS.values() if m is not None)
     _, schemas = msgspec.json.schema_components(sorted(models, key=_name), ref_template=REF)
+    for kind in FEED_EVENTS:  # hub.feed adds feedSeq to a feed event's data
+        feed_model = SERVER_EVENTS[kind]
+        assert feed_model is not None
+        schemas[_name(feed_model)]["properties"]["feedSeq"] = FEED_SEQ
     messages = _messages()
     ws_keys = [k for k in messages if k.startswith("ws.")]
     sio_keys = [k for k in messages if k.startswith("sio.")]
@@ -173,7 +179,14 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
                     "method": "GET",
                     "query": {
                         "type": "object",
-                        "properties": {"token": {"type": "string", "description": "An access token."}},
+                        "properties": {
+                            "token": {"type": "string", "description": "An access token."},
+                            "sinceFeedSeq": {
+                                "type": "integer",
+                                "minimum": 0,
+                                "description": "Resume the user's feed after this feedSeq.",
+                            },
+                        },
                     },
                     "bindingVersion": "0.1.0",
                 }
@@ -183,7 +196,7 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
             "address": "/socket.io/",
             "title": "Socket.IO",
             "description": "Socket.IO v5 (Engine.IO v4), namespace `/`: event name = `type`, argument"
-            " = `data`; handshake `auth: {token}`.",
+            " = `data`; handshake `auth: {token, sinceFeedSeq?}`.",
             "servers": [{"$ref": "#/servers/socketio"}],
             "messages": _channel_refs(sio_keys),
         },
@@ -191,7 +204,11 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
             "address": "user:{userId}",
             "title": "A user's feed",
             "description": "Every session of the user joins it on AUTHENTICATED, on every node and"
-            " transport; no subscription needed. ORDER_UPDATE goes to both parties' feeds.",
+            " transport; no subscription needed. ORDER_UPDATE goes to both parties' feeds. Each"
+            " event carries the user's gapless `feedSeq` and arrives in feedSeq order, also across"
+            " broker outages (refilled from PostgreSQL); AUTHENTICATED carries the last feedSeq and"
+            " sinceFeedSeq (AUTHENTICATE, `?sinceFeedSeq=`, `auth.sinceFeedSeq`) replays what came"
+            " after it, or sends FEED_EXPIRED when it is no longer kept.",
             "parameters": {"userId": {"description": "The user's id."}},
             "messages": _channel_refs([f"ws.server.{k}" for k in USER_EVENTS]),
         },

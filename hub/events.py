@@ -58,9 +58,11 @@ class _Sparse(_Data, omit_defaults=True):
 
 
 class Authenticate(_Data):
-    """AUTHENTICATE: the access token from /api/auth."""
+    """AUTHENTICATE: the access token from /api/auth; with sinceFeedSeq (the last feedSeq the client
+    saw), every feed event after it is replayed first (or FEED_EXPIRED when no longer kept)."""
 
     token: Annotated[str, _text(MAX_TOKEN, "An access token (JWT).", min_length=1)]
+    since_feed_seq: Count | None = None
 
 
 class SubscribeChat(_Sparse):
@@ -115,6 +117,7 @@ class Authenticated(_Data):
     user_id: str
     session_id: str
     server_time: EpochMs
+    feed_seq: Annotated[int, Meta(ge=0, description="The user's last feedSeq at authentication.")]
 
 
 class ChatMessage(_Data):
@@ -176,6 +179,24 @@ class Notification(_Data):
     body: str
     data: dict[str, Any]
     created_at: EpochMs
+
+
+class FeedExpired(_Data):
+    """FEED_EXPIRED: the feed events after sinceFeedSeq are no longer kept (FEED_RETENTION) or
+    sinceFeedSeq is ahead of the feed; refetch state over REST. Live events follow from feedSeq."""
+
+    since_feed_seq: int
+    feed_seq: int
+
+
+FEED_SEQ: Final = {
+    "type": "integer",
+    "minimum": 1,
+    "description": "The event's place in the user's feed (gapless per user); resume after it with"
+    " sinceFeedSeq. Absent when the event is not from the feed.",
+}
+"""The `feedSeq` every feed event's data carries (added by hub.feed; documented by hub.asyncapi)."""
+FEED_EVENTS: Final = ("ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION")
 
 
 class SubscribeAck(_Data):
@@ -246,6 +267,7 @@ SERVER_EVENTS: Final[dict[str, type[Struct] | None]] = {
     "ORDER_UPDATE": OrderUpdate,
     "NEW_APPLICATION": NewApplication,
     "NOTIFICATION": Notification,
+    "FEED_EXPIRED": FeedExpired,
     "ACK": None,
     "ERROR": Error,
     "PONG": None,

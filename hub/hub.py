@@ -1,12 +1,11 @@
 """The Hub: this process's sessions per channel and the delivery of broker messages to them.
 
-Channels: `user:<userId>` (every session of a user, joined on authentication) and `order:<orderId>`
-(joined by SUBSCRIBE_CHAT). An order channel delivers chat messages in `seq` order: a message that
-arrives ahead of a missing one waits, and the missing ones are read back from PostgreSQL after a
-short delay (a lost publish) or at once after a broker reconnect. A joining session is first
-*replaying*: its live frames are buffered while it reads what it missed, then flushed without
-the ones it already has, so there is no gap and no reordering. That buffer is bounded like the
-session's queue: a joining session past it is closed with 1013 (reconnect and resume with sinceSeq)."""
+Channels: `user:<userId>` (a user's feed: every session of the user, joined on authentication) and
+`order:<orderId>` (an order's chat, joined by SUBSCRIBE_CHAT). Both are sequenced channels
+(hub/sequenced.py): chat messages by `seq`, feed events by `feedSeq`, delivered in order with gap
+fill from PostgreSQL, refill after a broker reconnect, and joining sessions buffered while they
+replay what they missed (`sinceSeq`, `sinceFeedSeq`). Control events on a user channel
+(SESSION_REVOKED) are never sent to clients."""
 
 from __future__ import annotations
 
@@ -14,95 +13,30 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import asyncpg
 
-from hub import chat, revoke
+from hub import chat, feed, revoke
 from hub.broker import Broker
 from hub.chat_writer import ChatWriter
-from hub.clock import now_ms
-from hub.codes import TRY_AGAIN_LATER
-from hub.events import Typing
+from hub.events import FeedExpired, Typing
 from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.presence import Presence
 from hub.publisher import BatchPublisher
-from hub.session import SLOW, Session, close_all
+from hub.sequenced import CHAT, FEED, Prelude, Replay, SeqChannel, Source
+from hub.session import Session, close_all
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.hub")
 
-GAP_WAIT_S = 0.3  # how long an out-of-order chat message waits for the missing ones before a DB read
-REPLAY_PAGE = 200
 PARTICIPANTS_CACHED = 100_000  # orders whose participants a process remembers
 
 K = TypeVar("K")
 V = TypeVar("V")
-_TYPING = frozenset({"TYPING_START", "TYPING_STOP"})
-
-
-@dataclass
-class Replay:
-    """A joining session's buffer; `upto` is the seq its replay covers, once read. `size` is the
-    buffered frames' bytes."""
-
-    frames: list[Frame] = field(default_factory=list)
-    upto: int | None = None
-    size: int = 0
-
-
-class OrderChannel:
-    """This process's view of one order's chat channel. A joining session's buffer is bounded like
-    a session's queue (`max_frames` frames, `max_bytes` bytes): past it the session is closed."""
-
-    def __init__(self, order_id: str, max_frames: int, max_bytes: int) -> None:
-        self.order_id = order_id
-        self.max_frames = max_frames
-        self.max_bytes = max_bytes
-        self.live: set[Session] = set()
-        self.joining: dict[Session, Replay] = {}
-        self.last: int | None = None  # seq of the last chat message emitted; None until first read
-        self.pending: dict[int, Frame] = {}
-        self.gap_timer: asyncio.TimerHandle | None = None
-        self.filling = False
-        self.refill = False  # a fill was asked for while one ran: its target may be stale
-        self.ready: asyncio.Future[None] | None = None  # resolved once the broker subscription is in place
-
-    @property
-    def empty(self) -> bool:
-        return not self.live and not self.joining
-
-    def emit(self, frame: Frame, skip_user: str | None = None) -> None:
-        """Hand one frame to every live session (and each joining session's buffer). A joining
-        session whose buffer would pass the bound is closed with 1013 and leaves the channel."""
-        for session in self.live:
-            if session.user_id != skip_user:
-                session.push(frame)
-        overflowed: list[Session] = []
-        for session, replay in self.joining.items():
-            if session.user_id == skip_user:
-                continue
-            if len(replay.frames) >= self.max_frames or replay.size + frame.size > self.max_bytes:
-                overflowed.append(session)
-                continue
-            replay.frames.append(frame)
-            replay.size += frame.size
-        for session in overflowed:
-            self._overflow(session)
-
-    def _overflow(self, session: Session) -> None:
-        """A joining session too slow to read its history while the channel is busy: dropped with
-        its buffer and closed with 1013, like a session whose queue overflows. Its subscribe sees
-        it gone and returns; its removal from the hub follows the close."""
-        del self.joining[session]
-        session.metrics.queue_overflows.labels(session.transport).inc()
-        log.info(
-            "slow joining reader disconnected",
-            extra={"userId": session.user_id, "session": session.session_id, "orderId": self.order_id},
-        )
-        session.close(TRY_AGAIN_LATER, SLOW, flush=False)
+OrderChannel = SeqChannel  # the name before the feed shared the machinery
 
 
 class Bounded(Generic[K, V]):
@@ -133,7 +67,8 @@ class Hub:
         self.metrics = metrics
         self.sessions: set[Session] = set()
         self.users: dict[str, set[Session]] = {}
-        self.orders: dict[str, OrderChannel] = {}
+        self.orders: dict[str, SeqChannel] = {}  # order id -> its chat channel
+        self.feeds: dict[str, SeqChannel] = {}  # user id -> the user's feed channel
         self.accepting = True
         self.participants: Bounded[str, chat.Participants] = Bounded(PARTICIPANTS_CACHED)
         self._refs: dict[str, int] = {}
@@ -266,7 +201,7 @@ class Hub:
     def _feed_local(self, order_id: str, frame: Frame) -> None:
         oc = self.orders.get(order_id)
         if oc is not None:
-            self._feed(oc, frame)
+            oc.offer(frame)
 
     # -- delivery --------------------------------------------------------------------------------
 
@@ -277,150 +212,104 @@ class Hub:
             self.metrics.broker_messages.labels("user").inc()
             if revoke.intercept(self, key, data):  # SESSION_REVOKED: closes sessions, never forwarded
                 return
-            sessions = self.users.get(key)
-            if sessions:
-                frame = Frame(data)
-                for session in sessions:
-                    session.push(frame)
-                self.metrics.deliveries.inc(len(sessions))
+            fc = self.feeds.get(key)
+            if fc is not None:
+                fc.offer(Frame(data))
         elif kind == "order":
             self.metrics.broker_messages.labels("order").inc()
             oc = self.orders.get(key)
             if oc is not None:
-                self._feed(oc, Frame(data))
+                oc.offer(Frame(data))
 
-    def _feed(self, oc: OrderChannel, frame: Frame) -> None:
-        try:
-            kind = frame.type
-            if kind != "CHAT_MESSAGE":
-                skip = frame.payload.get("userId") if kind in _TYPING else None
-                oc.emit(frame, skip if isinstance(skip, str) else None)
-                self.metrics.deliveries.inc(len(oc.live))
-                return
-            payload = frame.payload
-            seq = int(payload["seq"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("undeliverable order frame dropped", extra={"orderId": oc.order_id})
-            return
-        created = payload.get("createdAt")
-        if isinstance(created, int):
-            self.metrics.latency.observe(max(0, now_ms() - created) / 1000)
-        if oc.last is None or seq > oc.last + 1:
-            oc.pending[seq] = frame
-            if oc.last is not None:
-                self._schedule_fill(oc, GAP_WAIT_S)
-            return
-        if seq <= oc.last:
-            return  # a duplicate: already delivered (local fallback, gap fill, replay)
-        self._emit_chat(oc, frame, seq)
-        self._drain(oc)
+    def feed_seq(self, user_id: str) -> int:
+        """The last feedSeq this process delivered to the user's sessions (0 when none)."""
+        fc = self.feeds.get(user_id)
+        return fc.last or 0 if fc is not None else 0
 
-    def _emit_chat(self, oc: OrderChannel, frame: Frame, seq: int) -> None:
-        oc.emit(frame)
-        oc.last = seq
-        self.metrics.deliveries.inc(len(oc.live))
-
-    def _drain(self, oc: OrderChannel) -> None:
-        """Emit pending messages that are next in line; promote joining sessions caught up."""
-        assert oc.last is not None
-        while (frame := oc.pending.pop(oc.last + 1, None)) is not None:
-            self._emit_chat(oc, frame, oc.last + 1)
-        for stale in [s for s in oc.pending if s <= oc.last]:
-            del oc.pending[stale]
-        if not oc.pending and oc.gap_timer is not None:
-            oc.gap_timer.cancel()
-            oc.gap_timer = None
-        self._promote(oc)
-
-    def _promote(self, oc: OrderChannel) -> None:
-        """Move joining sessions whose replay reaches the channel's position to live: flush each
-        buffer without the messages its replay already sent."""
-        if oc.last is None:
-            return
-        ready = [(s, r) for s, r in oc.joining.items() if r.upto is not None and r.upto <= oc.last]
-        for session, replay in ready:
-            del oc.joining[session]
-            upto = replay.upto
-            assert upto is not None
-            for frame in replay.frames:
-                if frame.type == "CHAT_MESSAGE" and int(frame.payload["seq"]) <= upto:
-                    continue
-                session.push(frame)
-            oc.live.add(session)
-
-    def _schedule_fill(self, oc: OrderChannel, delay: float) -> None:
-        if oc.filling:
-            oc.refill = True
-            return
-        if oc.gap_timer is not None:
-            return
-        loop = asyncio.get_running_loop()
-
-        def fire() -> None:
-            oc.gap_timer = None
-            self.spawn(self._fill(oc), f"gigwire-gap-fill-{oc.order_id}")
-
-        oc.gap_timer = loop.call_later(delay, fire)
-
-    async def _fill(self, oc: OrderChannel) -> None:
-        """Read the messages the channel misses from PostgreSQL and emit them in order."""
-        if self.orders.get(oc.order_id) is not oc:
-            return
-        if oc.filling:
-            oc.refill = True
-            return
-        oc.filling = True
-        oc.refill = False
-        try:
-            target = await chat.last_seq(self.pool, oc.order_id)
-            while oc.last is not None and oc.last < target and self.orders.get(oc.order_id) is oc:
-                rows = await chat.messages_after(self.pool, oc.order_id, oc.last, target, REPLAY_PAGE)
-                if not rows:
-                    break
-                for row in rows:
-                    if row["seq"] > oc.last:
-                        oc.pending.setdefault(int(row["seq"]), chat.message_frame(row))
-                self.metrics.gap_fills.inc(len(rows))
-                self._drain(oc)
-        except Exception as exc:
-            log.warning("gap fill failed; retrying", extra={"orderId": oc.order_id, "error": repr(exc)})
-            oc.filling = False
-            self._schedule_fill(oc, 1.0)
-            return
-        oc.filling = False
-        if oc.refill:
-            # Asked for again while this fill ran (a joining subscriber, a reconnect): its target
-            # may be past the one this fill read, so read again now.
-            oc.refill = False
-            self._schedule_fill(oc, 0)
-        elif oc.pending:
-            self._schedule_fill(oc, GAP_WAIT_S)
+    def current(self, channel: SeqChannel) -> bool:
+        """Whether `channel` is still this hub's channel for its key (not dropped)."""
+        channels = self.orders if channel.source is CHAT else self.feeds
+        return channels.get(channel.key) is channel
 
     def _after_reconnect(self) -> None:
-        """The broker lost messages while disconnected: catch every order channel up from PostgreSQL."""
+        """The broker lost messages while disconnected: catch every order channel and user feed up
+        from PostgreSQL, from the last seq each delivered."""
         self.metrics.broker_reconnects.inc()
-        for oc in list(self.orders.values()):
-            if oc.last is not None:
-                self.spawn(self._fill(oc), f"gigwire-catch-up-{oc.order_id}")
+        for channel in [*self.orders.values(), *self.feeds.values()]:
+            if channel.last is not None:
+                self.spawn(channel.fill(), f"gigwire-catch-up-{channel.key}")
 
     # -- sessions ----------------------------------------------------------------------------------
 
-    async def add_session(self, session: Session) -> None:
-        """Register an authenticated session: join its user channel (subscribed before returning)."""
+    def _channel(self, source: Source, key: str) -> SeqChannel:
+        """The channel of `source` for `key`, made when missing (not yet subscribed)."""
+        channels = self.orders if source is CHAT else self.feeds
+        channel = channels.get(key)
+        if channel is None:
+            settings = self.settings
+            channel = SeqChannel(self, source, key, settings.ws_queue_max_frames, settings.ws_queue_max_bytes)
+            channels[key] = channel
+        return channel
+
+    async def _enter(
+        self, channel: SeqChannel, session: Session, since: int | None, prelude: Prelude | None
+    ) -> tuple[bool, int, int]:
+        """Join `session` to `channel` with replay from `since` (see SeqChannel.replay): the broker
+        subscription first, then the history. Returns (still on the channel: it may have left or
+        been closed meanwhile, last seq read, replayed); undoes the join on failure."""
+        replay = channel.joining[session] = Replay()
+        try:
+            if channel.ready is None:
+                channel.ready = asyncio.get_running_loop().create_future()
+                try:
+                    await self._join(channel.name)
+                finally:
+                    channel.ready.set_result(None)
+            else:
+                await asyncio.shield(channel.ready)
+            if channel.joining.get(session) is not replay:
+                return False, 0, 0
+            last, replayed = await channel.replay(session, since, prelude)
+        except BaseException:
+            if channel.joining.get(session) is replay:
+                del channel.joining[session]
+            await self._drop_if_empty(channel)
+            raise
+        return channel.joining.get(session) is replay or session in channel.live, last, replayed
+
+    async def add_session(
+        self, session: Session, since: int | None = None, greet: Callable[[int], None] | None = None
+    ) -> None:
+        """Register an authenticated session and join it to its user's feed: `greet(feedSeq)` is
+        called with the user's last feedSeq before any feed event reaches the session (it sends
+        AUTHENTICATED). With `since`, every feed event after it is replayed first; when those are
+        no longer kept (or `since` is ahead of the feed) the session gets FEED_EXPIRED instead and
+        goes live from feedSeq."""
         self.sessions.add(session)
         self.metrics.connections.labels(session.transport).inc()
-        await self._join(f"user:{session.user_id}")
-        if self.presence is not None and session in self.sessions:
-            await self.presence.announce(session.user_id, session.session_id)
-        if session not in self.sessions:
-            # Closed (and removed) while we awaited: registering it now would leak it.
-            return
-        # Last, with no await after it: the caller pushes AUTHENTICATED at once, so no event of the
-        # user's feed can reach the session ahead of it.
         self.users.setdefault(session.user_id, set()).add(session)
+        user_id = session.user_id
+
+        async def prelude(last: int, asked: int | None) -> int:
+            if session not in self.sessions:
+                return last
+            if self.presence is not None:
+                await self.presence.announce(user_id, session.session_id)
+            if session not in self.sessions:
+                return last
+            if greet is not None:
+                greet(last)
+            if asked is None:
+                return last
+            if asked > last or not await feed.resumable(self.pool, user_id, asked, last):
+                session.push(Frame.encode("FEED_EXPIRED", FeedExpired(asked, last)))
+                return last
+            return asked
+
+        await self._enter(self._channel(FEED, user_id), session, since, prelude)
 
     async def remove_session(self, session: Session) -> None:
-        """Forget a closed session: leave its orders and user channel, withdraw its presence."""
+        """Forget a closed session: leave its orders and user feed, withdraw its presence."""
         if session not in self.sessions:
             return
         self.sessions.discard(session)
@@ -433,61 +322,26 @@ class Hub:
             users.discard(session)
             if not users:
                 del self.users[session.user_id]
-        await self._leave(f"user:{session.user_id}")
+        fc = self.feeds.get(session.user_id)
+        if fc is not None:
+            fc.live.discard(session)
+            fc.joining.pop(session, None)
+            await self._drop_if_empty(fc)
         if self.presence is not None:
             await self.presence.withdraw(session.user_id, session.session_id, orders)
 
     async def subscribe(self, session: Session, order_id: str, since: int | None) -> tuple[int, int]:
         """Join the order's channel with replay: subscribe first, read the last seq, send every
         message after `since` (none when None), then go live. Returns (last seq read, replayed)."""
-        oc = self.orders.get(order_id)
-        if oc is None:
-            settings = self.settings
-            oc = OrderChannel(order_id, settings.ws_queue_max_frames, settings.ws_queue_max_bytes)
-            self.orders[order_id] = oc
+        oc = self._channel(CHAT, order_id)
         oc.live.discard(session)
-        replay = oc.joining[session] = Replay()
         session.orders.add(order_id)
         try:
-            if oc.ready is None:
-                oc.ready = asyncio.get_running_loop().create_future()
-                try:
-                    await self._join(f"order:{order_id}")
-                finally:
-                    oc.ready.set_result(None)
-            else:
-                await asyncio.shield(oc.ready)
-            last = await chat.last_seq(self.pool, order_id)
-            replayed = 0
-            after = last if since is None else since
-            while after < last and not session.closing:
-                rows = await chat.messages_after(self.pool, order_id, after, last, REPLAY_PAGE)
-                if not rows:
-                    break
-                # Room is awaited frame by frame, in bytes too: one page of large messages can
-                # exceed the byte bound on its own, and pushing it at once would cut the reader.
-                for row in rows:
-                    frame = chat.message_frame(row)
-                    await session.wait_room(1, frame.size)
-                    session.push(frame)
-                replayed += len(rows)
-                after = int(rows[-1]["seq"])
+            joined, last, replayed = await self._enter(oc, session, since, None)
         except BaseException:
-            if oc.joining.get(session) is replay:
-                del oc.joining[session]
             session.orders.discard(order_id)
-            await self._drop_if_empty(oc)
             raise
-        if oc.joining.get(session) is not replay:
-            return last, replayed  # unsubscribed meanwhile
-        replay.upto = last
-        if oc.last is None:
-            oc.last = last
-            self._drain(oc)
-        elif last > oc.last:
-            self._schedule_fill(oc, 0)  # the broker is behind PostgreSQL: catch up now
-        self._promote(oc)
-        if self.presence is not None:
+        if joined and self.presence is not None:
             await self.presence.announce(session.user_id, session.session_id, [order_id])
         return last, replayed
 
@@ -512,12 +366,11 @@ class Hub:
         if announce and self.presence is not None:
             await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
 
-    async def _drop_if_empty(self, oc: OrderChannel) -> None:
-        if oc.empty and self.orders.get(oc.order_id) is oc:
-            del self.orders[oc.order_id]
-            if oc.gap_timer is not None:
-                oc.gap_timer.cancel()
-            await self._leave(f"order:{oc.order_id}")
+    async def _drop_if_empty(self, channel: SeqChannel) -> None:
+        if channel.empty and self.current(channel):
+            del (self.orders if channel.source is CHAT else self.feeds)[channel.key]
+            channel.cancel()
+            await self._leave(channel.name)
 
     def presence_entries(self) -> list[tuple[str, str, list[str]]]:
         """(user id, session id, subscribed order ids) of every local session, for the refresh."""

@@ -83,6 +83,12 @@ class ClientFrame(Struct, frozen=True):
         assert isinstance(self.data, Authenticate), self.type
         return self.data.token
 
+    @property
+    def since_feed_seq(self) -> int | None:
+        """AUTHENTICATE's sinceFeedSeq (resume the user's feed after it), if given."""
+        assert isinstance(self.data, Authenticate), self.type
+        return self.data.since_feed_seq
+
 
 class BadFrame(HubError):
     """A frame that could not be parsed; carries the ref when one could be read."""

@@ -20,6 +20,12 @@ def encode_frame(event_type: str, data: Struct | Mapping[str, Any]) -> bytes:
     return Frame.encode(event_type, data).data
 
 
+def feed_frame(event_type: str, data: Mapping[str, Any], feed_seq: int) -> Frame:
+    """The frame of a user's feed entry: the event's data (its stored wire form) with `feedSeq`
+    added, so both transports carry it the same way (Socket.IO has no envelope beside the data)."""
+    return Frame.encode(event_type, {**data, "feedSeq": feed_seq})
+
+
 async def publish_event(
     broker: Broker, channel: str, event_type: str, data: Struct | Mapping[str, Any]
 ) -> None:

@@ -69,16 +69,16 @@ def _token_of(frame: ClientFrame) -> str:
     return frame.token
 
 
-def _hello(user_id: str, session: Session) -> dict[str, Any]:
-    """The AUTHENTICATED data."""
-    return {"userId": user_id, "sessionId": session.session_id, "serverTime": now_ms()}
+def _hello(user_id: str, session: Session, feed_seq: int) -> dict[str, Any]:
+    """The AUTHENTICATED data (`feed_seq`: the user's last feedSeq)."""
+    return {"userId": user_id, "sessionId": session.session_id, "serverTime": now_ms(), "feedSeq": feed_seq}
 
 
 class SessionFlow:
     """One connection's authentication and dispatch (see the module's docstring). `session` is the
     connection's outgoing side; before authentication its `user_id` is empty."""
 
-    __slots__ = ("_expiry", "_realm", "_session", "_timer", "_unauthenticated", "stage")
+    __slots__ = ("_expiry", "_realm", "_session", "_timer", "_unauthenticated", "since_feed_seq", "stage")
 
     def __init__(self, realm: Realm, session: Session) -> None:
         self._realm = realm
@@ -87,6 +87,7 @@ class SessionFlow:
         self._timer: asyncio.TimerHandle | None = None  # the authentication time limit
         self._unauthenticated = 0
         self.stage = Stage.WAITING
+        self.since_feed_seq: int | None = None  # resume the feed after it (given with the connection)
 
     @property
     def joined(self) -> bool:
@@ -165,12 +166,17 @@ class SessionFlow:
         session.user_id = claims.user_id
         session.family_id = claims.family_id
         self.stage = Stage.OPEN
-        await hub.add_session(session)
+
+        def greet(feed_seq: int) -> None:
+            if self.stage is Stage.GONE:  # the client left while we registered
+                return
+            hello = _hello(claims.user_id, session, feed_seq)
+            session.push(Frame.encode("AUTHENTICATED", hello, ref))
+            session.answer(reply, ack=hello, echoed=True)
+
+        await hub.add_session(session, self.since_feed_seq, greet)
         if self.stage is Stage.GONE:  # the client left while we registered
             return
-        hello = _hello(claims.user_id, session)
-        session.push(Frame.encode("AUTHENTICATED", hello, ref))
-        session.answer(reply, ack=hello, echoed=True)
         self._expiry.start(claims)
         if self._realm.guard is not None:
             # A revocation committed after the first check but published before this hub listened
@@ -230,6 +236,8 @@ class SessionFlow:
         except TokenError as exc:
             self._refuse(f"The token is not valid ({exc}); refresh it and reconnect.", reply)
             return
+        if frame.since_feed_seq is not None:  # else the one given with the connection, if any
+            self.since_feed_seq = frame.since_feed_seq
         await self.join(claims, frame.ref, reply)
 
     async def _reauthenticate(self, frame: ClientFrame, reply: Reply) -> None:
@@ -255,7 +263,7 @@ class SessionFlow:
             return
         session.family_id = fresh.family_id
         self._expiry.start(fresh)
-        hello = _hello(fresh.user_id, session)
+        hello = _hello(fresh.user_id, session, self._realm.hub.feed_seq(fresh.user_id))
         session.push(Frame.encode("AUTHENTICATED", hello, frame.ref))
         session.answer(reply, ack=hello, echoed=True)
 

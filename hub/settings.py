@@ -91,6 +91,7 @@ class Settings:
     timer_sweep_s: float = 30.0
     payout_retry_s: float = 300.0
     idempotency_retention_s: float = 86400.0
+    feed_retention_s: float = 7 * 86400.0  # FEED_RETENTION: how long a user's feed entries are kept
     worker_metrics_port: int = 0
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -219,6 +220,7 @@ class Settings:
             timer_sweep_s=float(r.integer("TIMER_SWEEP_S", 30, 1, 3600)),
             payout_retry_s=float(r.integer("PAYOUT_RETRY_AFTER_S", 300, 1, 86400)),
             idempotency_retention_s=float(r.integer("IDEMPOTENCY_KEY_RETENTION_S", 86400, 3600, 365 * 86400)),
+            feed_retention_s=float(r.duration("FEED_RETENTION", 7 * 86400)),
             worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),
         )
 

@@ -29,7 +29,7 @@ import socketio
 from aiohttp import web
 
 from hub import compat_socketio as sio_compat
-from hub import revoke
+from hub import feed, revoke
 from hub.codes import AUTH_TIMEOUT, NORMAL, UNAUTHORIZED
 from hub.compat_socketio import HookedServer, Packet, message_packet
 from hub.frame import Frame
@@ -194,6 +194,9 @@ class GigwireSocketIO(HookedServer):
             )
         session = SioSession(self, sid, self.eio_sid_of(sid, NAMESPACE))
         token = auth.get("token") if isinstance(auth, dict) else None
+        session.flow.since_feed_seq = (
+            feed.parse_since(auth.get("sinceFeedSeq")) if isinstance(auth, dict) else None
+        )
         if token is not None:
             try:
                 session.admitted = await session.flow.vouch(token)

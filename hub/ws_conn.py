@@ -114,8 +114,10 @@ class WsConnection(Session, asyncio.Protocol):
         self._beat = 0
         self._started = 0.0
 
-    def start(self, token: str | None) -> None:
-        """Begin the session flow with the query's token, if any (after `connection_made`)."""
+    def start(self, token: str | None, since_feed_seq: int | None = None) -> None:
+        """Begin the session flow with the query's token and sinceFeedSeq, if any (after
+        `connection_made`)."""
+        self._flow.since_feed_seq = since_feed_seq
         first = self._flow.open(token)
         if first is not None:
             self._task = asyncio.get_running_loop().create_task(self._serve(first), name="gigwire-ws-frames")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from hub import revoke, websocket
+from hub import feed, revoke, websocket
 from hub.codes import GOING_AWAY
 from hub.hub import Hub
 from hub.metrics import HubMetrics
@@ -54,7 +54,7 @@ class WsFront:
         transport.set_protocol(conn)
         transport.write(upgrade.response())
         conn.connection_made(transport)
-        conn.start(upgrade.query.get("token"))
+        conn.start(upgrade.query.get("token"), feed.parse_since(upgrade.query.get("sinceFeedSeq")))
         transport.resume_reading()  # in case the protocol before paused it
         if rest:
             conn.data_received(rest)

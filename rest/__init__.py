@@ -24,6 +24,7 @@ MODULES: list[str] = [
     "rest.applications",
     "rest.devices",
     "rest.notifications",
+    "rest.feed",
     "rest.orders",
     "rest.messages",
     "rest.payments",

@@ -72,7 +72,10 @@ class WorkerSet:
             payout_retry_s=settings.payout_retry_s,
         )
         self.housekeeping = Housekeeping(
-            pool, self.metrics, idempotency_retention_s=settings.idempotency_retention_s
+            pool,
+            self.metrics,
+            idempotency_retention_s=settings.idempotency_retention_s,
+            feed_retention_s=settings.feed_retention_s,
         )
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

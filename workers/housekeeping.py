@@ -1,5 +1,5 @@
-"""Housekeeping: deletes login codes, refresh tokens and Idempotency-Key records that can no longer
-matter, so those tables stop growing without bound.
+"""Housekeeping: deletes login codes, refresh tokens, Idempotency-Key records and user feed entries
+that can no longer matter, so those tables stop growing without bound.
 
 What goes, and why it is safe (the rules of rest/auth.py, rest/refresh.py, rest/idempotency.py):
 
@@ -15,6 +15,10 @@ What goes, and why it is safe (the rules of rest/auth.py, rest/refresh.py, rest/
 - `idempotency_keys`: records created more than `idempotency_retention_s` ago (the setting
   IDEMPOTENCY_KEY_RETENTION_S, default 24 h): a repeat after that runs as a new request. A record
   still running (no answer) is reclaimable after 120 s anyway; past the retention its request died.
+- `feed`: entries created more than `feed_retention_s` ago (FEED_RETENTION, default 7 days). A
+  client resuming from before the oldest kept entry is told FEED_EXPIRED (GET /api/feed answers
+  `expired`) and refetches state over REST; feed_sequences keeps each user's last feedSeq, so the
+  numbering never restarts.
 
 Each batch is one short transaction: `SELECT ctid ... LIMIT n FOR UPDATE SKIP LOCKED`, then
 `DELETE ... WHERE ctid = ANY(...)` (a row we lock keeps its ctid until we commit). SKIP LOCKED
@@ -56,11 +60,13 @@ _DOOMED = {
     "idempotency_keys": "SELECT ctid FROM idempotency_keys"
     " WHERE created_at < now() - make_interval(secs => $2)"
     " LIMIT $1 FOR UPDATE SKIP LOCKED",
+    "feed": "SELECT ctid FROM feed WHERE created_at < now() - make_interval(secs => $2)"
+    " LIMIT $1 FOR UPDATE SKIP LOCKED",
 }
 
 
 class Housekeeping:
-    """Deletes what can no longer matter from otp_codes, refresh_tokens and idempotency_keys, in
+    """Deletes what can no longer matter from otp_codes, refresh_tokens, idempotency_keys and feed, in
     batches of `batch` rows, every `interval` seconds; any number may run side by side."""
 
     def __init__(
@@ -69,6 +75,7 @@ class Housekeeping:
         metrics: WorkerMetrics,
         *,
         idempotency_retention_s: float = 86400.0,
+        feed_retention_s: float = 7 * 86400.0,
         interval: float = 600.0,
         batch: int = 500,
     ) -> None:
@@ -78,6 +85,7 @@ class Housekeeping:
             "otp_codes": OTP_KEEP_S,
             "refresh_tokens": REFRESH_KEEP_S,
             "idempotency_keys": idempotency_retention_s,
+            "feed": feed_retention_s,
         }
         self.interval = interval
         self.batch = batch

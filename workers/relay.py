@@ -1,10 +1,16 @@
-"""The outbox relay: publishes committed server events to the broker and queues their pushes.
+"""The outbox relay: publishes committed server events to the broker (and the pushes a row asks for).
 
 At least once, never lost: a batch of rows is claimed with FOR UPDATE SKIP LOCKED in one
 transaction, published, turned into push jobs and marked published in that same transaction. A
 crash after publishing and before the commit leaves the rows unpublished and unlocked, so the next
-relay publishes them again (clients drop duplicates by id); push jobs are unique per (row, user),
-so a re-run never queues a push twice. Relays side by side each take different rows."""
+relay publishes them again (the hub drops a user's duplicates by feedSeq, an order's by seq); push
+jobs are unique per (row, user), so a re-run never queues a push twice. Relays side by side each
+take different rows.
+
+A user channel of a feed event gets the frame with that user's `feedSeq` (the row's feed_seqs);
+an order channel and a control event (SESSION_REVOKED) get the plain frame. Pushes come from
+domain.notify (in the transaction of the change); the relay queues one only for a row whose
+`push` asks for it explicitly, never on its own for ORDER_UPDATE or NEW_APPLICATION."""
 
 from __future__ import annotations
 
@@ -13,24 +19,21 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 
 from domain.notify import queue_push
 from hub.broker import Broker
 from hub.outbox import OUTBOX_CHANNEL
-from hub.publish import encode_frame
+from hub.publish import encode_frame, feed_frame
 from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
-
-if TYPE_CHECKING:
-    from hub.db import Conn
 
 log = logging.getLogger("gigwire.workers.relay")
 
 _CLAIM = (
-    "SELECT id, event_type, channels, payload, push, created_at FROM outbox"
+    "SELECT id, event_type, channels, payload, push, feed_seqs, created_at FROM outbox"
     " WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED"
 )
 
@@ -47,78 +50,48 @@ class PushText:
     order_id: str | None = None
 
 
-def _money(amount: Any, currency: str) -> str:
-    if not isinstance(amount, int):
-        return ""
-    return f"{amount // 100}.{amount % 100:02d} {currency}"
-
-
-_ORDER_TEXT = {
-    "pending_payment": ("New order", "“{gig}” is waiting for payment."),
-    "in_progress": ("Order funded", "Payment for “{gig}” is in escrow; work can start."),
-    "submitted": ("Work submitted", "The work for “{gig}” was delivered; review and approve it."),
-    "approved": ("Order approved", "“{gig}” was approved and the payment released."),
-    "completed": ("Order completed", "“{gig}” is complete and the payment released."),
-    "disputed": ("Order disputed", "“{gig}” is in dispute; support will look into it."),
-    "cancelled": ("Order cancelled", "“{gig}” was cancelled."),
-}
-
-
 def _users_of(channels: list[str]) -> list[str]:
     return [c.removeprefix("user:") for c in channels if c.startswith("user:")]
 
 
-async def push_text(conn: Conn, row: asyncpg.Record | Mapping[str, Any]) -> PushText | None:
-    """The push an outbox row asks for, or None. ORDER_UPDATE and NEW_APPLICATION push to their
-    users by default (not to the actor of an order change); NOTIFICATION only when the row's
-    `push` says so. A `push` object may set userIds, type, title, body and data, or be
-    {"skip": true}."""
+def push_text(row: asyncpg.Record | Mapping[str, Any]) -> PushText | None:
+    """The push an outbox row explicitly asks for, or None (no `push`, or {"skip": true}). A `push`
+    object may set userIds (default: the row's users), type, title, body and data; the title and
+    body default to the payload's (a NOTIFICATION's)."""
     spec: dict[str, Any] = dict(row["push"] or {})
-    if spec.get("skip"):
+    if not spec or spec.get("skip"):
         return None
     event, payload = row["event_type"], dict(row["payload"])
     users = [str(u) for u in spec["userIds"]] if "userIds" in spec else _users_of(row["channels"])
+    type_ = str(payload.get("type", "system")) if event == "NOTIFICATION" else event.lower()
     data: dict[str, Any] = {"type": event, "outboxId": str(row["id"])}
-    order_id: str | None = None
-    if event == "ORDER_UPDATE":
-        order_id = str(payload.get("orderId"))
-        actor = payload.get("actorId")
-        users = [u for u in users if u != actor]
-        status = str(payload.get("status"))
-        if status == "in_progress" and payload.get("previousStatus") == "submitted":
-            title, body = "Revision requested", "Changes were requested on “{gig}”."
-        else:
-            title, body = _ORDER_TEXT.get(status, ("Order updated", "“{gig}” is now " + status + "."))
-        gig = await conn.fetchval(
-            "SELECT g.title FROM orders o JOIN gigs g ON g.id = o.gig_id WHERE o.id = $1::uuid", order_id
-        )
-        body = body.format(gig=gig or "your order")
-        data.update(orderId=order_id, status=status, escrowState=payload.get("escrowState"))
-        type_ = "order_update"
-    elif event == "NEW_APPLICATION":
-        gig_row = await conn.fetchrow(
-            "SELECT title, currency FROM gigs WHERE id = $1::uuid", str(payload.get("gigId"))
-        )
-        gig_title = gig_row["title"] if gig_row else "your gig"
-        title = f"New application for “{gig_title}”"[:200]
-        bid = _money(payload.get("bidAmount"), gig_row["currency"] if gig_row else "")
-        body = f"A doer bid {bid}; review it." if bid else "Review the new application."
-        data.update(gigId=payload.get("gigId"), applicationId=payload.get("applicationId"))
-        type_ = "new_application"
-    else:
-        if not spec:
-            return None
-        title, body = str(payload.get("title", "")), str(payload.get("body", ""))
-        type_ = str(payload.get("type", "system"))
+    if event == "NOTIFICATION":
         data.update(notificationId=payload.get("id"), notificationType=type_)
+    order_id = payload.get("orderId")
     return PushText(
         user_ids=users,
         type=str(spec.get("type", type_)),
-        title=str(spec.get("title", title)) or "gigwire",
-        body=str(spec.get("body", body)),
+        title=str(spec.get("title", payload.get("title", ""))) or "gigwire",
+        body=str(spec.get("body", payload.get("body", ""))),
         data={**data, **dict(spec.get("data") or {})},
-        order_id=order_id,
+        order_id=str(order_id) if order_id is not None else None,
     )
+
+
+def row_frames(row: asyncpg.Record | Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """(channel, frame bytes) of one outbox row: a user's feed entry carries its feedSeq."""
+    seqs = row["feed_seqs"] or []
+    plain: bytes | None = None
+    out: list[tuple[str, bytes]] = []
+    for i, channel in enumerate(row["channels"]):
+        seq = seqs[i] if i < len(seqs) else None
+        if seq is not None:
+            out.append((channel, feed_frame(row["event_type"], row["payload"], int(seq)).data))
+        else:
+            if plain is None:
+                plain = encode_frame(row["event_type"], row["payload"])
+            out.append((channel, plain))
+    return out
 
 
 class Relay:
@@ -147,11 +120,10 @@ class Relay:
             if not rows:
                 return 0
             for row in rows:
-                frame = encode_frame(row["event_type"], row["payload"])
-                for channel in row["channels"]:
+                for channel, frame in row_frames(row):
                     await self._broker.publish(channel, frame)
                 self._metrics.outbox_frames.inc(len(row["channels"]))
-                text = await push_text(conn, row)
+                text = push_text(row)
                 if text is not None:
                     for user_id in text.user_ids:
                         queued = await queue_push(

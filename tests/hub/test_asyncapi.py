@@ -41,6 +41,7 @@ SERVER = {
     "TYPING_START",
     "TYPING_STOP",
     "ORDER_UPDATE",
+    "FEED_EXPIRED",
     "NEW_APPLICATION",
     "NOTIFICATION",
     "ACK",

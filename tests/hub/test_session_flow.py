@@ -4,6 +4,7 @@ client frame before and after authentication (the /ws and Socket.IO wire tests c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -85,8 +86,15 @@ class FakeHub:
     added: list[Session] = field(default_factory=list)
     forgotten: list[Session] = field(default_factory=list)
 
-    async def add_session(self, session: Session) -> None:
+    async def add_session(
+        self, session: Session, since: int | None = None, greet: Callable[[int], None] | None = None
+    ) -> None:
         self.added.append(session)
+        if greet is not None:
+            greet(0)  # the user's last feedSeq: an empty feed
+
+    def feed_seq(self, user_id: str) -> int:
+        return 0
 
     def forget(self, session: Session) -> None:
         self.forgotten.append(session)

@@ -221,7 +221,7 @@ async def test_a_sweep_asked_to_stop_deletes_no_further_batch(pool: asyncpg.Pool
     stopping = asyncio.Event()
     stopping.set()
     deleted = await Housekeeping(pool, WorkerMetrics(), batch=2).sweep(stopping)
-    assert deleted == {"otp_codes": 0, "refresh_tokens": 0, "idempotency_keys": 0}
+    assert deleted == {"otp_codes": 0, "refresh_tokens": 0, "idempotency_keys": 0, "feed": 0}
     assert await otp_phones(pool, phones) == set(phones)
 
 

@@ -27,7 +27,9 @@ async def _drain(relay: Relay) -> None:
         pass
 
 
-async def _order_update(pool: asyncpg.Pool, client: Any, doer: Any, order_id: str, **extra: Any) -> int:
+async def _order_update(
+    pool: asyncpg.Pool, client: Any, doer: Any, order_id: str, push: Any = None, **extra: Any
+) -> int:
     payload = {
         "orderId": order_id,
         "status": "completed",
@@ -38,10 +40,12 @@ async def _order_update(pool: asyncpg.Pool, client: Any, doer: Any, order_id: st
         **extra,
     }
     async with pool.acquire() as conn, conn.transaction():
-        return await enqueue(conn, "ORDER_UPDATE", payload, user_ids=[client.id, doer.id], order_id=order_id)
+        return await enqueue(
+            conn, "ORDER_UPDATE", payload, user_ids=[client.id, doer.id], order_id=order_id, push=push
+        )
 
 
-async def test_publishes_each_channel_marks_and_queues_push_for_the_other_party(
+async def test_publishes_each_channel_with_each_users_feed_seq_and_marks(
     pool: asyncpg.Pool, broker: Broker, recorder: Recorder, metrics: WorkerMetrics, user_factory: Any
 ) -> None:
     client, doer = await user_factory(), await user_factory()
@@ -55,16 +59,14 @@ async def test_publishes_each_channel_marks_and_queues_push_for_the_other_party(
         (frame,) = recorder.frames[channel]
         assert frame["type"] == "ORDER_UPDATE" and frame["data"]["orderId"] == order_id
         assert frame["data"]["status"] == "completed"
+        # Each user's frame carries their own feedSeq (their first event); the order's none.
+        assert frame["data"].get("feedSeq") == (None if channel.startswith("order:") else 1)
     assert await pool.fetchval("SELECT published_at IS NOT NULL FROM outbox WHERE id = $1", row_id)
-    jobs = await pool.fetch("SELECT * FROM push_jobs WHERE outbox_id = $1", row_id)
-    assert [str(j["user_id"]) for j in jobs] == [doer.id]  # not to the client who approved
-    (job,) = jobs
-    assert job["type"] == "order_update" and job["title"] == "Order completed"
-    assert "Logo design" in job["body"]
-    assert job["data"]["orderId"] == order_id and job["data"]["outboxId"] == str(row_id)
+    # Pushes come from domain.notify (issue 12): the relay invents none for ORDER_UPDATE.
+    assert await pool.fetchval("SELECT count(*) FROM push_jobs WHERE outbox_id = $1", row_id) == 0
 
 
-async def test_new_application_push_names_the_gig_and_the_bid(
+async def test_new_application_is_published_without_a_relay_push(
     pool: asyncpg.Pool, broker: Broker, metrics: WorkerMetrics, user_factory: Any
 ) -> None:
     client, doer = await user_factory(), await user_factory()
@@ -78,10 +80,9 @@ async def test_new_application_push_names_the_gig_and_the_bid(
             user_ids=[client.id],
         )
     await _drain(Relay(pool, broker, metrics))
-    (job,) = await pool.fetch("SELECT * FROM push_jobs WHERE outbox_id = $1", row_id)
-    assert str(job["user_id"]) == client.id
-    assert job["title"] == "New application for “Logo design”"
-    assert job["body"] == "A doer bid 1250.50 INR; review it."
+    assert await pool.fetchval("SELECT published_at IS NOT NULL FROM outbox WHERE id = $1", row_id)
+    # Pushes come from domain.notify (issue 12): the relay invents none for NEW_APPLICATION.
+    assert await pool.fetchval("SELECT count(*) FROM push_jobs WHERE outbox_id = $1", row_id) == 0
 
 
 async def test_notify_keeps_inbox_row_sends_event_and_queues_push(
@@ -159,7 +160,9 @@ async def test_crash_mid_batch_republishes_everything_and_queues_each_push_once(
     client, doer = await user_factory(), await user_factory()
     order_id = await make_order(pool, client, doer)
     await recorder.subscribe(f"user:{doer.id}")
-    ids = [await _order_update(pool, client, doer, order_id, seq=i) for i in range(30)]
+    # Each row asks for its push explicitly (the relay queues none on its own).
+    asked = {"userIds": [doer.id], "title": "Order completed"}
+    ids = [await _order_update(pool, client, doer, order_id, push=asked, seq=i) for i in range(30)]
     crashing = Relay(pool, CrashingBroker(broker, after=25), metrics, batch_size=200)  # type: ignore[arg-type]
     with pytest.raises(ConnectionError):
         await crashing.run_once()
@@ -218,7 +221,7 @@ async def test_worker_set_wakes_on_notify_without_polling(
         await recorder.wait_for(lambda: recorder.frames.get(f"user:{user.id}"), within=20)
     finally:
         await workers.stop()
-    assert recorder.frames[f"user:{user.id}"][0]["data"] == {"id": "woken"}
+    assert recorder.frames[f"user:{user.id}"][0]["data"] == {"id": "woken", "feedSeq": 1}
 
 
 async def test_listener_reconnects_after_its_connection_is_killed(pool: asyncpg.Pool) -> None:
