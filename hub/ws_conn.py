@@ -11,7 +11,6 @@ out as it drains. An idle connection holds no task and no deque."""
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,8 +21,9 @@ from hub.codes import ABNORMAL, INTERNAL_ERROR, NO_STATUS, NORMAL
 from hub.compat_aiohttp import tell_lost
 from hub.frame import Frame
 from hub.protocol import BadFrame, ClientFrame, HubError, parse
-from hub.session import CLOSE_GRACE_S, Reply, Session
+from hub.session import CLOSE_GRACE_S, Reply
 from hub.session_flow import SessionFlow
+from hub.ws_output import _CLOSING, _OUT_MAX, State, WsOutput, ws_wire
 
 if TYPE_CHECKING:
     from hub.ws_front import WsFront
@@ -33,30 +33,9 @@ log = logging.getLogger("gigwire.ws")
 _INBOX_PAUSE = 32  # client frames waiting to be handled before the socket stops being read
 _INBOX_RESUME = 8
 _YIELD_EVERY = 16  # client frames handled before the frame task lets other work run
-_OUT_MAX = 64 * 1024  # bytes gathered for one write; past it frames wait in the bounded queue
 
 
-def ws_wire(frame: Frame) -> bytes:
-    """The complete unmasked WebSocket text frame (RFC 6455 5.2) carrying `frame.data`."""
-    return websocket.frame(websocket.OP_TEXT, frame.data)
-
-
-class State(enum.IntEnum):
-    """A connection's way from open to closed; it only moves forward."""
-
-    OPEN = 0  # reading; client frames are handled
-    ENDING = 1  # input ended (the client's close, or a violation): frames received are handled first
-    CLOSING = 2  # a close started: frames not yet handled are dropped; queued ones, then the close go out
-    CLOSE_SENT = 3  # the close frame is written: the client's close frame or EOF ends the connection
-    CLOSED = 4  # the transport is lost
-
-
-# The hot path (`push`, once per delivered frame) compares with a module constant: looking a member
-# up on the enum class costs several times the comparison (bench/README.md, the issue-11 figures).
-_CLOSING = State.CLOSING
-
-
-class WsConnection(Session, asyncio.Protocol):
+class WsConnection(WsOutput, asyncio.Protocol):
     """One /ws connection, which is also its hub session. Before authentication `user_id` is empty
     and the hub does not know it.
 
@@ -69,24 +48,14 @@ class WsConnection(Session, asyncio.Protocol):
     __slots__ = (
         "_beat",
         "_closed",
-        "_code",
         "_flow",
         "_front",
         "_handover",
         "_inbox",
-        "_out",
-        "_paused",
-        "_pong",
-        "_queue",
-        "_queued_bytes",
-        "_reader",
         "_reading_paused",
-        "_reason",
         "_started",
-        "_state",
         "_task",
         "_timer",
-        "_transport",
     )
 
     transport = "ws"
@@ -207,62 +176,6 @@ class WsConnection(Session, asyncio.Protocol):
         """Cut the socket at once (the peer did not finish closing, or stopped answering)."""
         if self._transport is not None and self._state is not State.CLOSED:
             self._transport.abort()
-
-    # -- writing ---------------------------------------------------------------------------------
-
-    def flush(self) -> None:
-        """Write the bytes gathered in this loop iteration, then what waits in the queue."""
-        out = self._out
-        if out is not None:
-            self._out = None
-            if self._transport is not None and self._state is not State.CLOSED:
-                self._transport.write(out)
-        if self._queue and not self._paused:
-            self._drain()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self._pong is not None and self._transport is not None:
-            pong, self._pong = self._pong, None
-            self._transport.write(websocket.frame(websocket.OP_PONG, pong))
-        self._drain()
-
-    def _drain(self) -> None:
-        """Write queued frames, up to 64 KiB a write, until the transport pushes back; once the
-        queue is empty, the close frame of a close waiting for it."""
-        queue = self._queue
-        transport = self._transport
-        if transport is None or self._state is State.CLOSED:
-            return
-        while queue and not self._paused:
-            size = 0
-            chunks: list[bytes] = []
-            while queue and size < _OUT_MAX:
-                chunk = queue.popleft()
-                chunks.append(chunk)
-                size += len(chunk)
-            self._queued_bytes -= size
-            transport.write(b"".join(chunks))
-        if not queue:
-            self._queue = None
-            if self._state is State.CLOSING:
-                self._send_close()
-
-    def _send_close(self) -> None:
-        """Write what is gathered, then the close frame. With input ended the socket is closed
-        now; otherwise the client's close frame closes it."""
-        self.flush()
-        if self._state is not State.CLOSING:
-            return
-        self._state = State.CLOSE_SENT
-        if self._transport is not None:
-            code = self._code if self._code is not None else NORMAL
-            self._transport.write(websocket.close_frame(code, self._reason))
-            if self._reader is None:
-                self._transport.close()
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         if self._timer is not None:
