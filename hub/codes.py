@@ -13,6 +13,7 @@ PROTOCOL_ERROR = 1002
 NO_STATUS = 1005
 ABNORMAL = 1006
 INVALID_DATA = 1007
+POLICY_VIOLATION = 1008
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
@@ -26,6 +27,7 @@ CLOSE_CODES: dict[int, str] = {
     NO_STATUS: "never sent: a client close frame without a code (answered with 1000)",
     ABNORMAL: "never sent: recorded when the connection was lost without a close frame",
     INVALID_DATA: "a text message or close reason that is not UTF-8",
+    POLICY_VIOLATION: "the connection kept sending over its rate limits after being told (rate_limited)",
     TOO_BIG: "a message over WS_MAX_FRAME_BYTES (or in too many fragments)",
     INTERNAL_ERROR: "the server failed handling the connection's frames",
     TRY_AGAIN_LATER: "too slow a reader: its queue overflowed; reconnect and resume with sinceSeq",
@@ -39,7 +41,8 @@ ERROR_MEANINGS: dict[str, str] = {
     "unauthorized": "no valid token, or a frame other than AUTHENTICATE before authenticating",
     "forbidden": "not allowed: not a participant of the order, or another user's token",
     "not_found": "a well-formed id that names nothing",
-    "rate_limited": "too many chat messages; retryAfterMs says when to try again",
+    "rate_limited": "over the connection's budget of events (chat messages, or any other event); retryAfterMs"
+    " says when to try again; a connection that keeps going is closed 1008",
     "too_large": "a field, text or attachment list over its limit",
     "internal": "the server failed or its database is busy: the message says what was not done; retry",
 }

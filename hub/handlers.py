@@ -106,9 +106,6 @@ async def _unsubscribe(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
 
 
 async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
-    wait_ms = session.bucket.take()
-    if wait_ms:
-        raise HubError("rate_limited", f"Too many messages; retry in {wait_ms} ms.", retry_after_ms=wait_ms)
     order_id = data.order_id
     await _check(hub, session, order_id)
     outgoing = chat.Outgoing(
@@ -132,7 +129,7 @@ async def _read(hub: Hub, session: Session, data: MessageRead) -> ReadAck:
     mark, read_at, moved = await chat.mark_read(hub.pool, order_id, session.user_id, message_id, seq)
     if moved:
         event = ReadReceipt(order_id, session.user_id, message_id, mark, read_at)
-        await hub.publish(f"order:{order_id}", Frame.encode("MESSAGE_READ", event))
+        hub.publish_soon(f"order:{order_id}", Frame.encode("MESSAGE_READ", event))
     return ReadAck(order_id, mark)
 
 
@@ -145,16 +142,13 @@ async def _typing_start(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
         handle.cancel()
     if handle is None or now - session.typing_sent.get(order_id, 0.0) >= TYPING_RELAY_EVERY_S:
         session.typing_sent[order_id] = now
-        await hub.publish(f"order:{order_id}", _typing("TYPING_START", order_id, session.user_id))
+        hub.publish_soon(f"order:{order_id}", _typing("TYPING_START", order_id, session.user_id))
 
     def expire() -> None:
         if session.typing.get(order_id) is timer:
             del session.typing[order_id]
             session.typing_sent.pop(order_id, None)
-            hub.spawn(
-                hub.publish(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id)),
-                "gigwire-typing-expired",
-            )
+            hub.publish_soon(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
 
     timer = asyncio.get_running_loop().call_later(TYPING_TTL_S, expire)
     session.typing[order_id] = timer
@@ -168,7 +162,7 @@ async def _typing_stop(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
     session.typing_sent.pop(order_id, None)
     if handle is not None:
         handle.cancel()
-        await hub.publish(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
+        hub.publish_soon(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
     return OrderAck(order_id)
 
 

@@ -87,7 +87,7 @@ class Hub:
         """Attach the process's pool, broker and presence writer."""
         self._pool, self._broker, self.presence = pool, broker, presence
         self._writer = ChatWriter(pool)
-        self._publisher = BatchPublisher(broker, self.metrics.publish_failures.inc)
+        self._publisher = BatchPublisher(broker, self.metrics.publish_failures.inc, self.deliver)
         broker.on_reconnect(self._after_reconnect)
 
     @property
@@ -189,6 +189,12 @@ class Hub:
                 "publish failed; delivered locally only", extra={"channel": channel, "error": repr(exc)}
             )
             self.deliver(channel, frame.data)
+
+    def publish_soon(self, channel: str, frame: Frame) -> None:
+        """`publish` without waiting for the broker (read marks, typing: the sender's answer and its
+        next frames never wait on a stalled broker); a failed publish still reaches this process's
+        sessions."""
+        self.publisher.send(channel, frame.data, fallback=True)
 
     def send_chat(self, order_id: str, frame: Frame) -> None:
         """A stored chat message: to this process's subscribers right after the sender's ACK (at the

@@ -70,6 +70,18 @@ class HubMetrics:
             ["transport"],
             registry=r,
         )
+        self.rate_limited = Counter(
+            "gigwire_rate_limited",
+            "Client events refused over a connection's budget (rate_limited), by event type.",
+            ["type"],
+            registry=r,
+        )
+        self.rate_limit_closes = Counter(
+            "gigwire_rate_limit_closes",
+            "Connections closed with 1008 for going on over their rate limits.",
+            ["transport"],
+            registry=r,
+        )
         self.gap_fills = Counter(
             "gigwire_chat_gap_fills",
             "Chat messages read back from PostgreSQL to fill a live gap.",

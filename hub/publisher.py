@@ -21,17 +21,31 @@ MAX_QUEUED = 50_000  # past this (a broker stalled for long) the oldest are drop
 class BatchPublisher:
     """Publishes queued (channel, bytes) in order, one pipeline per batch, one batch at a time."""
 
-    def __init__(self, broker: Broker, on_failure: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        on_failure: Callable[[int], None],
+        deliver_locally: Callable[[str, bytes], None] | None = None,
+    ) -> None:
         self._broker = broker
         self._on_failure = on_failure
+        self._deliver_locally = deliver_locally
         self._queue: list[tuple[str, bytes]] = []
+        self._local: set[int] = set()  # ids of queued messages this process gets only if publishing fails
         self._task: asyncio.Task[None] | None = None
 
-    def send(self, channel: str, data: bytes) -> None:
-        """Queue one message for every process; never awaits."""
-        self._queue.append((channel, data))
+    def send(self, channel: str, data: bytes, *, fallback: bool = False) -> None:
+        """Queue one message for every process; never awaits. With `fallback` (a frame this process
+        delivers only through the broker: read marks, typing), a failed publish delivers it to this
+        process's sessions at least."""
+        item = (channel, data)
+        self._queue.append(item)
+        if fallback:
+            self._local.add(id(item))
         if len(self._queue) > MAX_QUEUED:
             dropped = len(self._queue) - MAX_QUEUED
+            for old in self._queue[:dropped]:
+                self._local.discard(id(old))
             del self._queue[:dropped]
             self._on_failure(dropped)
         if self._task is None:
@@ -46,6 +60,8 @@ class BatchPublisher:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:MAX_PIPELINE], self._queue[MAX_PIPELINE:]
+                local = [item for item in batch if id(item) in self._local]
+                self._local.difference_update(id(item) for item in local)
                 try:
                     await self._broker.publish_many(batch)
                 except asyncio.CancelledError:
@@ -56,5 +72,8 @@ class BatchPublisher:
                         "publish failed; other processes read back from PostgreSQL",
                         extra={"messages": len(batch), "error": repr(exc)},
                     )
+                    if self._deliver_locally is not None:
+                        for channel, data in local:
+                            self._deliver_locally(channel, data)
         finally:
             self._task = None

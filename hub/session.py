@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from typing import Any, ClassVar
 
-from hub.codes import GOING_AWAY, TRY_AGAIN_LATER
+from hub.codes import GOING_AWAY, POLICY_VIOLATION, TRY_AGAIN_LATER
 from hub.frame import Frame
 from hub.metrics import HubMetrics
 from hub.protocol import HubError
@@ -26,6 +26,8 @@ Reply = str | int | None
 """How a transport names the answer to one client frame: the frame's ref on /ws, the ack id on
 Socket.IO; None when the client asked for no answer."""
 
+REFUSALS_PER_S = 5.0  # rate_limited answers a connection may draw a second, sustained
+REFUSALS_BURST = 50
 SLOW = "too slow a reader: reconnect and resume with sinceSeq"
 CLOSE_GRACE_S = 5.0
 """How long a closing session may take to flush before its transport is cut."""
@@ -37,8 +39,10 @@ class Session:
 
     __slots__ = (
         "_bucket",
+        "_events",
         "_max_bytes",
         "_max_frames",
+        "_refusals",
         "_settings",
         "allowed",
         "family_id",
@@ -63,6 +67,8 @@ class Session:
         self.typing_sent: dict[str, float] = {}
         self._settings = settings
         self._bucket: TokenBucket | None = None
+        self._events: TokenBucket | None = None
+        self._refusals: TokenBucket | None = None
         self._max_frames = settings.ws_queue_max_frames
         self._max_bytes = settings.ws_queue_max_bytes
 
@@ -72,6 +78,28 @@ class Session:
         if self._bucket is None:
             self._bucket = TokenBucket(self._settings.chat_rate_per_s, self._settings.chat_burst)
         return self._bucket
+
+    def spend(self, event_type: str) -> int:
+        """Take one client event of `event_type` from the connection's budget: 0 when allowed, else
+        the milliseconds until it would be. CHAT_MESSAGE spends the chat budget (CHAT_RATE_PER_S,
+        CHAT_BURST), every other event the events budget (EVENT_RATE_PER_S, EVENT_BURST). Each
+        refusal also spends patience (REFUSALS_BURST refusals, refilled at REFUSALS_PER_S): a
+        connection out of patience keeps hammering after being told, and is closed with 1008."""
+        if event_type == "CHAT_MESSAGE":
+            wait_ms = self.bucket.take()
+        else:
+            if self._events is None:
+                self._events = TokenBucket(self._settings.event_rate_per_s, self._settings.event_burst)
+            wait_ms = self._events.take()
+        if wait_ms:
+            self.metrics.rate_limited.labels(event_type).inc()
+            if self._refusals is None:
+                self._refusals = TokenBucket(REFUSALS_PER_S, REFUSALS_BURST)
+            if self._refusals.take():
+                self.metrics.rate_limit_closes.labels(self.transport).inc()
+                log.info("rate limits ignored; connection closed", extra={"session": self.session_id})
+                self.close(POLICY_VIOLATION, "over the rate limit after being told: slow down")
+        return wait_ms
 
     @property
     def closing(self) -> bool:

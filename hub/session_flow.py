@@ -215,6 +215,14 @@ class SessionFlow:
             if self._unauthenticated > MAX_UNAUTHENTICATED_FRAMES:
                 self._refuse("Too many frames before AUTHENTICATE.", None)
                 return
+        else:  # every event of an open session, a bad one too, spends its budget (Session.spend)
+            kind = "invalid" if isinstance(frame, BadFrame) else frame.type
+            wait_ms = session.spend(kind)
+            if wait_ms:
+                what = "messages" if kind == "CHAT_MESSAGE" else "events"
+                error = HubError("rate_limited", f"Too many {what}; retry in {wait_ms} ms.", wait_ms)
+                session.answer(reply, error=error)
+                return
         if isinstance(frame, BadFrame):
             session.metrics.frame_in(session.transport, "invalid")
             session.answer(reply, error=frame)

@@ -83,6 +83,8 @@ class Settings:
     ws_heartbeat_s: float = 15.0
     chat_rate_per_s: float = 10.0
     chat_burst: int = 20
+    event_rate_per_s: float = 30.0
+    event_burst: int = 60
     presence_ttl: int = 45
     # workers
     run_workers: bool = True
@@ -213,6 +215,8 @@ class Settings:
             ws_heartbeat_s=float(r.integer("WS_HEARTBEAT", 15, 1, 3600)),
             chat_rate_per_s=float(r.integer("CHAT_RATE_PER_S", 10, 1, 10**6)),
             chat_burst=r.integer("CHAT_BURST", 20, 1, 10**6),
+            event_rate_per_s=float(r.integer("EVENT_RATE_PER_S", 30, 1, 10**6)),
+            event_burst=r.integer("EVENT_BURST", 60, 1, 10**6),
             presence_ttl=r.integer("PRESENCE_TTL", 45, 5, 3600),
             run_workers=r.flag("RUN_WORKERS", redis_url is None),
             auto_approve_days=float(r.integer("AUTO_APPROVE_DAYS", 7, 1, 365)),

@@ -71,7 +71,9 @@ def draw_payloads(count: int) -> list[tuple[str, Any]]:
 
 
 async def test_malformed_frames_never_break_the_hub(make_node: NodeFactory, pair: Pair) -> None:
-    node: Node = await make_node(chat_rate_per_s=1000.0, chat_burst=1000)
+    node: Node = await make_node(
+        chat_rate_per_s=1000.0, chat_burst=1000, event_rate_per_s=10_000.0, event_burst=10_000
+    )
     samples = draw_payloads(2400)
     assert len(samples) > 1000
     a = await node.connect(pair.client, subscribe=pair.order_id)

@@ -161,7 +161,7 @@ async def test_database_failure_is_internal_and_stores_nothing(
 
 
 async def test_slow_reader_is_closed_1013_and_others_unaffected(make_node: NodeFactory, pair: Pair) -> None:
-    node = await make_node(ws_queue_max_frames=50)
+    node = await make_node(ws_queue_max_frames=50, event_rate_per_s=10_000.0, event_burst=10_000)
     slow = await node.connect(pair.client)
     fast = await node.connect(pair.doer)
     broker = node.app[BROKER]

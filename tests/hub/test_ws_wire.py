@@ -175,7 +175,8 @@ async def test_fragments_and_interleaved_pings(node: Node, pair: Pair) -> None:
     assert pong == {"type": "PONG", "ref": "fragmented"}
 
 
-async def test_frames_sent_in_one_burst_are_answered_in_order(node: Node, pair: Pair) -> None:
+async def test_frames_sent_in_one_burst_are_answered_in_order(make_node: NodeFactory, pair: Pair) -> None:
+    node = await make_node(event_rate_per_s=10_000.0, event_burst=10_000)  # the burst is the point
     raw = await Raw.session(node, pair.client.token)
     # More than the inbox holds before the socket stops being read: reading pauses and resumes.
     await raw.write(
@@ -459,7 +460,8 @@ async def test_each_connection_end_is_logged_once(
 async def test_a_burst_of_bad_frames_from_a_peer_that_never_reads_ends_in_1013(
     make_node: NodeFactory, pair: Pair
 ) -> None:
-    node = await make_node(ws_queue_max_frames=50)
+    # Budgets lifted: the queue's bound is what this checks (tests/hub/test_budgets.py: the budgets).
+    node = await make_node(ws_queue_max_frames=50, event_rate_per_s=10**6, event_burst=10**6)
     raw = await Raw.open(node, rcvbuf=4096)
     await raw.upgrade(f"?token={pair.client.token}")
     (conn,) = node.app[WS_FRONT].connections
