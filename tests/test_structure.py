@@ -219,3 +219,17 @@ def test_the_checks_see_what_they_look_for(tmp_path: Path) -> None:
 
 def test_domain_error_codes_are_the_rest_error_table() -> None:
     assert set(CODES) == set(STATUS)
+
+
+MAX_MODULE_LINES = 420
+"""About 400 lines a module (docs/architecture.md): a module past this is doing more than one thing."""
+
+
+def test_no_module_over_about_400_lines() -> None:
+    too_long = {
+        str(path.relative_to(ROOT)): n
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not too_long, f"split these modules (lines): {too_long}"
