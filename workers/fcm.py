@@ -7,7 +7,7 @@ workers/compat_firebase.py with the versions they were checked against. The OAut
 needs no hook: it is the service account's `token_uri`.
 
 The path to FCM is HTTP/2 over TLS: one connection per sender, reused while it lives, each message
-a stream on it; up to CONCURRENCY streams are in flight at once. The OAuth token is refreshed in a
+a stream on it, at most 100 at a time. The OAuth token is refreshed in a
 thread before a batch (google-auth refreshes with a blocking call) and set as a default header,
 so a message costs no auth work. TLS trust is the default one; SSL_CERT_FILE (httpx) and
 REQUESTS_CA_BUNDLE (the token endpoint, through requests) name another CA file."""
@@ -29,9 +29,11 @@ from workers import compat_firebase
 log = logging.getLogger("gigwire.workers.fcm")
 
 BATCH_MAX = 500  # send_each_async refuses more than 500 messages per call
-CONCURRENCY = 100
-"""Messages in flight at once: httpx's HTTP/2 connection never opens more than 100 streams, and
-more waiting inside its pool costs a scan of the queue per request (measured in bench/README.md)."""
+CONCURRENCY = BATCH_MAX
+"""Messages handed to the SDK at once. send_each_async starts them all; httpx puts at most 100 on
+the wire at a time (its cap on a connection's HTTP/2 streams) and queues the rest. Smaller groups,
+sent one after another, drain the connection at each boundary: 100 measured no less CPU per push
+and a lower rate (bench/README.md, Push throughput)."""
 DEFAULT_ENDPOINT = "https://fcm.googleapis.com"
 
 Status = Literal["sent", "prune", "retry", "fail"]
