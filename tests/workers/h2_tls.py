@@ -127,6 +127,7 @@ class H2Server:
         self._ssl = certificates.server_context(["h2"])
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.open: set[asyncio.Transport] = set()
 
     async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -135,6 +136,8 @@ class H2Server:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for transport in list(self.open):
+            transport.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -159,6 +162,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.server.open.add(transport)
         tls = transport.get_extra_info("ssl_object")
         if tls is None or tls.selected_alpn_protocol() != "h2":
             self.server.refused += 1
@@ -174,6 +178,8 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.server.open.discard(self.transport)
         self.transport = None
         self.window_open.set()
 
@@ -208,7 +214,10 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
     async def _respond(self, stream_id: int, request: H2Request) -> None:
-        response = await self.server.handler(request)
+        try:
+            response = await self.server.handler(request)
+        except Exception as exc:  # a broken fake must fail the test, not hang the client
+            response = H2Response(500, repr(exc).encode(), {"content-type": "text/plain"})
         if self.transport is None:
             return
         headers = [
