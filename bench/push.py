@@ -1,14 +1,16 @@
 """Push throughput through the real firebase-admin SDK to a local FCM v1 server.
 
-Two figures: the sender alone (workers.fcm.FcmSender.send, batches of 500 through
-messaging.send_each_async), and the whole push worker (push_jobs claimed from PostgreSQL, devices
-looked up, sent, jobs deleted). The fake FCM server (tests/workers/fake_fcm.py: the v1 API over
-HTTP/2 + TLS, as fcm.googleapis.com) runs in its own process so it does not share the sender's event
-loop; this process trusts its CA. At the end the server says how the sends arrived (HTTP version,
-TLS connections). The worker figure needs PostgreSQL at
-127.0.0.1:5432 (or BENCH_ADMIN_DSN): a scratch database is created, migrated and dropped.
+Three figures: the sender alone (workers.fcm.FcmSender.send, batches of 500 through
+messaging.send_each_async), the same sends through bare httpx (the floor under the SDK), and the
+whole push worker (push_jobs claimed from PostgreSQL, devices looked up, sent, jobs deleted). Each
+is pushes per second of wall time and this process's CPU time per push. The fake FCM server
+(tests/workers/fake_fcm.py: the v1 API over HTTP/2 + TLS, as fcm.googleapis.com) runs in its own
+process so it does not share the sender's event loop; this process trusts its CA. At the end the
+server says how the sends arrived (HTTP version, TLS connections) and its CPU per request. The
+worker figure needs PostgreSQL at 127.0.0.1:5432 (or BENCH_ADMIN_DSN): a scratch database is
+created, migrated and dropped.
 
-    .venv/bin/python -m bench.push [--messages 5000] [--jobs 2000]
+    .venv/bin/python -m bench.push [--messages 5000] [--jobs 2000] [--concurrency 500]
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 
 from hub.db import create_pool, migrate_dsn
 from tests.services import _with_database
-from tests.workers.fake_fcm import TRUST_VARIABLES
+from tests.workers.fake_fcm import PROJECT, TRUST_VARIABLES
 from workers.fcm import CONCURRENCY, FcmSender, PushMessage
 from workers.metrics import WorkerMetrics
 from workers.push import PushWorker
@@ -82,6 +85,43 @@ async def _sender_rate(sender: FcmSender, n: int) -> Rate:
     results = await sender.send(messages)
     rate = Rate(n, time.perf_counter() - started, time.process_time() - cpu)
     assert all(r.status == "sent" for r in results), {r.reason for r in results if r.status != "sent"}
+    return rate
+
+
+async def _httpx_rate(credentials_file: str, url: str, n: int) -> Rate:
+    """The floor under the sender: the same sends with bare httpx (HTTP/2, one client, the body the
+    SDK would encode, 500 gathered at a time), no firebase-admin and no gigwire."""
+    from google.auth.transport.requests import Request
+    from google.oauth2 import service_account
+
+    scopes = ["https://www.googleapis.com/auth/firebase.messaging"]
+    credential = service_account.Credentials.from_service_account_file(credentials_file, scopes=scopes)
+    await asyncio.to_thread(credential.refresh, Request())
+    send_url = f"{url}/v1/projects/{PROJECT}/messages:send"
+
+    async def one(client: httpx.AsyncClient, i: int) -> int:
+        message = {
+            "token": f"bare-{i}",
+            "notification": {"title": "Bench", "body": "A push"},
+            "data": {"i": str(i)},
+            "android": {"priority": "high"},
+            "apns": {"headers": {"apns-priority": "10"}},
+            "webpush": {"headers": {"Urgency": "high"}},
+        }
+        response = await client.post(send_url, json={"message": message})
+        return response.status_code
+
+    headers = {"authorization": f"Bearer {credential.token}"}
+    async with httpx.AsyncClient(http2=True, headers=headers, timeout=30) as client:
+        await asyncio.gather(*(one(client, i) for i in range(50)))  # warm-up: the connection
+        started, cpu = time.perf_counter(), time.process_time()
+        codes: set[int] = set()
+        for start in range(0, n, CONCURRENCY):
+            codes.update(
+                await asyncio.gather(*(one(client, i) for i in range(start, min(n, start + CONCURRENCY))))
+            )
+        rate = Rate(n, time.perf_counter() - started, time.process_time() - cpu)
+    assert codes == {200}, codes
     return rate
 
 
@@ -143,6 +183,8 @@ async def main() -> None:
         try:
             rate = await _sender_rate(sender, args.messages)
             print(f"sender: {args.messages} messages through firebase-admin: {rate}")
+            bare = await _httpx_rate(credentials, url, args.messages)
+            print(f"bare httpx (no SDK, no gigwire): {args.messages} requests: {bare}")
             worker = await _worker_rate(sender, args.jobs)
             if worker is not None:
                 print(f"push worker: {args.jobs} jobs (one device each), end to end: {worker}")
