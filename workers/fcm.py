@@ -6,11 +6,11 @@ retries have one owner (workers/push.py); both need firebase-admin internals, wh
 workers/compat_firebase.py with the versions they were checked against. The OAuth token endpoint
 needs no hook: it is the service account's `token_uri`.
 
-The path to FCM is HTTP/2 over TLS: one connection per sender, reused while it lives, each message
-a stream on it, at most 100 at a time. The OAuth token is refreshed in a
-thread before a batch (google-auth refreshes with a blocking call) and set as a default header,
-so a message costs no auth work. TLS trust is the default one; SSL_CERT_FILE (httpx) and
-REQUESTS_CA_BUNDLE (the token endpoint, through requests) name another CA file."""
+The path to FCM is HTTP/2 over TLS: one connection per sender, reused from batch to batch (httpx
+closes it after 5 s idle), each message a stream on it, at most 100 at a time. The OAuth token is
+refreshed in a thread before a batch (google-auth refreshes with a blocking call) and set as a
+default header, so a message costs no auth work. TLS trust is the default one; SSL_CERT_FILE (httpx)
+and REQUESTS_CA_BUNDLE (the token endpoint, through requests) name another CA file."""
 
 from __future__ import annotations
 
