@@ -15,12 +15,20 @@ What is used, and why there is no public way:
   `_retry.HttpxRetry`: the SDK's async transport retries 500/503 by itself (up to 4 times,
   sleeping up to 4 s). The client is replaced by one with `max_retries=0`, so that retries have
   one owner (workers/push.py: durable, with jitter and retry-after, never holding a claim while
-  sleeping)."""
+  sleeping). It speaks HTTP/2 (`http2=True`, the SDK's default, said explicitly): every send of a
+  process goes over one TLS connection as concurrent streams.
+- `HttpxAsyncClient.async_client` (a public property of that private class): the httpx client
+  underneath, whose per-request auth flow is removed. That flow builds a `requests.Session` for
+  every message and refreshes an expired token with a blocking call in the event loop; instead the
+  sender refreshes in a thread before each batch and sets the token in the client's default
+  headers (workers/fcm.py), with google-auth's and httpx's public APIs."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
+
+import httpx
 
 FIREBASE_ADMIN_VERSIONS = ">=7.0,<8"
 """The firebase-admin versions this module was checked against (pyproject.toml pins the same)."""
@@ -61,10 +69,12 @@ def messaging_service(app: Any) -> Any:
     return messaging._get_messaging_service(app)
 
 
-def tune_service(service: Any, project_id: str, endpoint: str | None) -> None:
-    """Send through `endpoint` (scheme and host; None keeps the SDK's) and without the transport's
-    own retries. Raises RuntimeError, naming what is missing, when this firebase-admin lacks an
-    attribute used: a sender then fails at start instead of silently sending elsewhere."""
+def tune_service(service: Any, project_id: str, endpoint: str | None) -> httpx.AsyncClient:
+    """Send through `endpoint` (scheme and host; None keeps the SDK's), over HTTP/2, without the
+    transport's own retries and without per-request auth: returns the httpx client, in whose default
+    headers the caller keeps `Authorization` current. Raises RuntimeError, naming what is missing,
+    when this firebase-admin lacks an attribute used: a sender then fails at start instead of
+    silently sending elsewhere."""
     from firebase_admin import _http_client, _retry
 
     missing = [name for name in SERVICE_ATTRIBUTES if not hasattr(service, name)]
@@ -75,11 +85,16 @@ def tune_service(service: Any, project_id: str, endpoint: str | None) -> None:
         )
     if endpoint is not None:
         service._fcm_url = endpoint + FCM_PATH.format(project=project_id)
-    service._async_client = _http_client.HttpxAsyncClient(
+    client = _http_client.HttpxAsyncClient(
         credential=service._credential,
         retry_config=_retry.HttpxRetry(max_retries=0),
         timeout=_SEND_TIMEOUT_S,
+        http2=True,
     )
+    http: httpx.AsyncClient = client.async_client
+    http.auth = httpx.Auth()  # the base class adds nothing to a request
+    service._async_client = client
+    return http
 
 
 async def close_service(service: Any) -> None:

@@ -4,7 +4,13 @@ Each FcmSender has its own named firebase App. Its messaging service is pointed 
 FCM endpoint (a local test server, a proxy) and loses the SDK transport's own retries, so that
 retries have one owner (workers/push.py); both need firebase-admin internals, which are all in
 workers/compat_firebase.py with the versions they were checked against. The OAuth token endpoint
-needs no hook: it is the service account's `token_uri`."""
+needs no hook: it is the service account's `token_uri`.
+
+The path to FCM is HTTP/2 over TLS: one connection per sender, reused from batch to batch (httpx
+closes it after 5 s idle), each message a stream on it, at most 100 at a time. The OAuth token is
+refreshed in a thread before a batch (google-auth refreshes with a blocking call) and set as a
+default header, so a message costs no auth work. TLS trust is the default one; SSL_CERT_FILE (httpx)
+and REQUESTS_CA_BUNDLE (the token endpoint, through requests) name another CA file."""
 
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ from workers import compat_firebase
 log = logging.getLogger("gigwire.workers.fcm")
 
 BATCH_MAX = 500  # send_each_async refuses more than 500 messages per call
+CONCURRENCY = BATCH_MAX
+"""Messages handed to the SDK at once. send_each_async starts them all; httpx puts at most 100 on
+the wire at a time (its cap on a connection's HTTP/2 streams) and queues the rest. Smaller groups,
+sent one after another, drain the connection at each boundary: 100 measured no less CPU per push
+and a lower rate (bench/README.md, Push throughput)."""
 DEFAULT_ENDPOINT = "https://fcm.googleapis.com"
 
 Status = Literal["sent", "prune", "retry", "fail"]
@@ -116,18 +127,23 @@ def classify(exc: BaseException) -> SendResult:
 
 
 class FcmSender:
-    """Sends through firebase-admin's `messaging.send_each_async`, in batches of at most 500."""
+    """Sends through firebase-admin's `messaging.send_each_async`, `concurrency` messages at a time
+    (at most 500, the SDK's limit)."""
 
-    def __init__(self, credentials_file: str, endpoint: str = DEFAULT_ENDPOINT) -> None:
+    def __init__(
+        self, credentials_file: str, endpoint: str = DEFAULT_ENDPOINT, *, concurrency: int = CONCURRENCY
+    ) -> None:
         import firebase_admin
         from firebase_admin import credentials
 
+        self.concurrency = max(1, min(concurrency, BATCH_MAX))
         self._cred = credentials.Certificate(credentials_file)
         self._app = firebase_admin.initialize_app(self._cred, name=f"gigwire-push-{uuid.uuid4().hex}")
         self._service = compat_firebase.messaging_service(self._app)
-        compat_firebase.tune_service(
+        self._http = compat_firebase.tune_service(
             self._service, self._app.project_id, None if endpoint == DEFAULT_ENDPOINT else endpoint
         )
+        self._token_refused = False  # FCM answered 401: refresh the token before the next batch
         log.info("FCM sender ready", extra={"project": self._app.project_id, "endpoint": endpoint})
 
     def _message(self, m: PushMessage) -> Any:
@@ -156,30 +172,39 @@ class FcmSender:
             webpush=messaging.WebpushConfig(headers={"Urgency": "high" if high else "normal"}),
         )
 
-    async def _fresh_token(self) -> None:
-        # The SDK refreshes an expired OAuth token with a blocking HTTP call inside its async auth
-        # flow; doing it here in a thread keeps the event loop free.
+    async def _authorize(self) -> None:
+        """Put a valid OAuth token in the client's default headers, refreshing it in a thread (a
+        blocking HTTP call) when it expires soon or FCM refused it."""
         google_cred = self._cred.get_credential()
-        if not google_cred.valid:
+        if self._token_refused or not google_cred.valid:
             from google.auth.transport.requests import Request
 
             await asyncio.to_thread(google_cred.refresh, Request())
+            self._token_refused = False
+        headers: dict[str, str] = {}
+        google_cred.apply(headers)
+        self._http.headers.update(headers)
 
     async def send(self, messages: Sequence[PushMessage]) -> list[SendResult]:
-        from firebase_admin import messaging
+        from firebase_admin import exceptions, messaging
 
         results: list[SendResult] = []
-        for start in range(0, len(messages), BATCH_MAX):
-            chunk = messages[start : start + BATCH_MAX]
+        for start in range(0, len(messages), self.concurrency):
+            chunk = messages[start : start + self.concurrency]
             try:
-                await self._fresh_token()
+                await self._authorize()
                 batch = await messaging.send_each_async([self._message(m) for m in chunk], app=self._app)
             except Exception as exc:
                 log.warning("FCM batch failed", extra={"error": repr(exc), "messages": len(chunk)})
                 results.extend(SendResult("retry", f"batch: {type(exc).__name__}") for _ in chunk)
                 continue
             for response in batch.responses:
-                results.append(SendResult("sent") if response.success else classify(response.exception))
+                if response.success:
+                    results.append(SendResult("sent"))
+                    continue
+                if isinstance(response.exception, exceptions.UnauthenticatedError):
+                    self._token_refused = True
+                results.append(classify(response.exception))
         return results
 
     async def close(self) -> None:

@@ -12,6 +12,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -70,7 +71,7 @@ def test_the_private_classes_take_the_arguments_given_to_them() -> None:
     from firebase_admin import _http_client, _retry
 
     for call, needs in (
-        (_http_client.HttpxAsyncClient, {"credential", "retry_config", "timeout"}),
+        (_http_client.HttpxAsyncClient, {"credential", "retry_config", "timeout", "http2"}),
         (_retry.HttpxRetry, {"max_retries"}),
     ):
         params = set(inspect.signature(call).parameters)
@@ -79,6 +80,8 @@ def test_the_private_classes_take_the_arguments_given_to_them() -> None:
                 f"{WHERE}: {call.__module__}.{call.__qualname__} no longer takes"
                 f" {', '.join(sorted(needs - params))}"
             )
+    if not isinstance(inspect.getattr_static(_http_client.HttpxAsyncClient, "async_client", None), property):
+        pytest.fail(f"{WHERE}: HttpxAsyncClient no longer has the async_client property (its httpx client)")
 
 
 def test_the_messaging_service_has_every_private_attribute_used(app: Any) -> None:
@@ -97,9 +100,11 @@ async def test_tune_service_points_the_sdk_elsewhere_with_a_client_that_does_not
     from firebase_admin import _http_client
 
     service = compat_firebase.messaging_service(app)
-    compat_firebase.tune_service(service, app.project_id, "http://127.0.0.1:9")
+    http = compat_firebase.tune_service(service, app.project_id, "http://127.0.0.1:9")
     assert service._fcm_url == f"http://127.0.0.1:9/v1/projects/{PROJECT}/messages:send"
     assert isinstance(service._async_client, _http_client.HttpxAsyncClient)
+    assert service._async_client.async_client is http
+    assert type(http.auth) is httpx.Auth  # no per-request auth flow: the sender sets the header
     await compat_firebase.close_service(service)
 
 

@@ -1,4 +1,5 @@
-"""The push sender through the real firebase-admin SDK against a local FCM v1 server."""
+"""The push sender through the real firebase-admin SDK against a local FCM v1 server speaking
+HTTP/2 over TLS."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import asyncio
 from typing import Any
 
 import asyncpg
+import httpx
+import pytest
 
 from domain.notify import queue_push
 from tests.workers.conftest import add_device
-from tests.workers.fake_fcm import FakeFcm, Reply
+from tests.workers.fake_fcm import PROJECT, FakeFcm, Reply
+from workers.fcm import PushMessage
 from workers.metrics import WorkerMetrics
 from workers.push import PushWorker
 
@@ -202,3 +206,36 @@ async def test_batches_of_more_than_500_messages(
     job = await _job(pool, user.id)
     await _drain(push_worker, pool, [job])
     assert {m["token"] for m in fcm.received} >= set(tokens)
+
+
+async def test_pushes_arrive_over_http2_and_tls_on_one_reused_connection(
+    pool: asyncpg.Pool, fcm: FakeFcm, push_worker: PushWorker, user_factory: Any
+) -> None:
+    user = await user_factory()
+    tokens = [await add_device(pool, user) for _ in range(3)]
+    for _ in range(2):  # two batches, one after the other
+        await _drain(push_worker, pool, [await _job(pool, user.id)])
+    assert fcm.url.startswith("https://")
+    assert len(fcm.send_requests) == 2 * len(tokens)
+    # The fake's FCM port negotiates only h2 by ALPN and counts each request's HTTP version.
+    assert {version for version, _ in fcm.send_requests} == {"HTTP/2"}
+    # Every message of both batches was a stream on the same TLS connection.
+    assert fcm.connections == 1 and {connection for _, connection in fcm.send_requests} == {1}
+    assert fcm.refused == 0
+
+
+async def test_the_fake_fcm_refuses_a_client_without_http2(fcm: FakeFcm) -> None:
+    async with httpx.AsyncClient(http2=False) as client:  # trusts the fake's CA (SSL_CERT_FILE)
+        with pytest.raises(httpx.TransportError):
+            await client.post(f"{fcm.url}/v1/projects/{PROJECT}/messages:send", json={})
+    assert fcm.refused == 1 and fcm.send_requests == []
+
+
+async def test_a_token_fcm_refuses_is_refreshed_before_the_next_batch(fcm: FakeFcm, sender: Any) -> None:
+    message = PushMessage(token="tok-refresh", platform="android", title="Hi", body="there")
+    assert [r.status for r in await sender.send([message])] == ["sent"]
+    issued = fcm.token_requests
+    fcm.tokens_issued.clear()  # FCM stops accepting the token the sender holds (revoked)
+    assert [(r.status, r.reason) for r in await sender.send([message])] == [("retry", "UnauthenticatedError")]
+    assert [r.status for r in await sender.send([message])] == ["sent"]
+    assert fcm.token_requests == issued + 1
