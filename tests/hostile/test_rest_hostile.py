@@ -216,7 +216,7 @@ def cases(draw: st.DrawFn, route: Route, world: World, document: dict[str, Any])
 
 
 # Log lines of known defects that the property tests tolerate (each pinned by an xfail below).
-KNOWN_LOG_LINES = ("unsupported version of the Socket.IO or Engine.IO",)
+KNOWN_LOG_LINES: tuple[str, ...] = ()
 
 
 def problems(case: Case, reply: Reply, errors: list[str]) -> list[str]:
