@@ -13,7 +13,6 @@ its xfail passes, the run fails, and the fixer removes the mark and its entry in
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,17 +69,6 @@ class Case:
         return f"{self.route} as {self.identity}: {self.target[:300]!r} headers={headers} body={body!r}"
 
 
-# What aiohttp's HTTP parser refuses before any handler runs (RFC 9110 field values; its 8190-byte
-# line limit): its answer is a plain-text 400 and an ERROR record with traceback (see below).
-_FIELD_CONTROLS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-LINE_LIMIT = 8190
-
-
-def parser_refuses(case: Case) -> bool:
-    too_long = len(case.target) > LINE_LIMIT or any(len(v) > LINE_LIMIT for v in case.headers.values())
-    return too_long or any(_FIELD_CONTROLS.search(v) for v in case.headers.values())
-
-
 # The writes where a deleted user's token is a 500 today (test_a_deleted_users_token_on_writes).
 DELETED_USER_500S = {
     "POST /api/gigs",
@@ -93,8 +81,6 @@ DELETED_USER_500S = {
 
 def known_defect(case: Case) -> str | None:
     """The issue-13 defect this case runs into today, or None (each pinned in test_rest_pinned.py)."""
-    if parser_refuses(case):
-        return "the HTTP parser's refusals are plain text and logged as errors"
     segment = case.target.split(b"?")[0].rsplit(b"/", 1)[-1]
     if case.route.path == "/api/devices/{token}" and b"%00" in segment:
         return "DELETE /api/devices/%00 is a 500"
