@@ -19,9 +19,9 @@ the pins.
 - `AsyncServer._handle_eio_message(eio_sid, data)`: replaced by the same dispatch with a Socket.IO
   packet that cannot be decoded (bad JSON, integers over 100 digits, unknown types) answered as a
   client fault: an EVENT asking for an ack gets a `bad_request` error ack, nothing is logged at ERROR.
-- `AsyncServer._engineio_server_class()`: answers `GuardedEngineIO`, whose `disconnect` flushes a
-  socket's queue for at most FLUSH_S (Engine.IO waits for the polling client's next GET forever),
-  whose `shutdown` waits for the service task at most FLUSH_S (it swallows cancellation), and whose
+- `AsyncServer._engineio_server_class()`: answers `GuardedEngineIO`, whose `disconnect` does not
+  wait for a polling socket's queue (Engine.IO waits for the client's next GET, forever), whose
+  `shutdown` waits for the service task at most FLUSH_S (it swallows cancellation), and whose
   WebSocket wrapper (`_async["websocket"]`, the aiohttp driver's `WebSocket`) ends a connection that
   sends a packet Engine.IO cannot decode (it would raise out of the handler and leave its writer)."""
 
@@ -62,7 +62,7 @@ CHECKED_RANGE = ("python-socketio>=5.18,<5.19", "python-engineio>=4.15,<4.16")
 log = logging.getLogger("gigwire.sio")
 
 FLUSH_S = 2.0
-"""How long closing an Engine.IO socket waits for its queued packets to be taken by the client."""
+"""How long Engine.IO's shutdown waits for its service task, and for its WebSockets to close."""
 _EIO_TYPES = frozenset("0123456")
 
 
@@ -97,7 +97,8 @@ def _decodable(text: str) -> bool:
 
 
 class GuardedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
-    """python-engineio's AsyncServer whose closes and shutdown end within FLUSH_S."""
+    """python-engineio's AsyncServer: polling sockets close without waiting on their client, the
+    shutdown is bounded, and a WebSocket sending what Engine.IO cannot decode is closed."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -107,14 +108,20 @@ class GuardedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
         self.logger.handlers.clear()
 
     async def disconnect(self, sid: str | None = None) -> None:
-        try:
-            async with asyncio.timeout(FLUSH_S):
-                await super().disconnect(sid)
-        except TimeoutError:  # a polling client that never fetches its queue: the socket is closed
-            if sid is None:
-                self.sockets.clear()
-            else:
-                self.sockets.pop(sid, None)
+        """As Engine.IO's, but a polling socket is closed without waiting for its queue: Engine.IO
+        waits for the client's next GET, which a client that stopped polling never sends (a POST
+        carrying an unknown packet type hung forever on that). A WebSocket's queue drains itself."""
+        for key in list(self.sockets) if sid is None else [sid]:
+            socket = self.sockets.get(key)
+            if socket is not None and not socket.upgraded:
+                await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+                self.sockets.pop(key, None)
+        if sid is None:
+            if self.sockets:  # bounded without cancelling: engineio's handlers swallow cancellation
+                closing = asyncio.ensure_future(super().disconnect())
+                await asyncio.wait({closing}, timeout=FLUSH_S)
+        elif sid in self.sockets:
+            await super().disconnect(sid)
 
     async def shutdown(self) -> None:
         """Stop the service task (waiting at most FLUSH_S), then close every socket."""
