@@ -116,7 +116,7 @@ def test_engineio_and_socketio_internals_the_guards_replace_are_there() -> None:
         "python-socketio: _handle_eio_message(eio_sid, data) changed (HookedServer's dispatch)"
     )
     assert "_binary_packet" in inspect.getsource(socketio.AsyncServer._handle_eio_message)
-    assert "self._async['websocket']" in inspect.getsource(AsyncSocket._upgrade_websocket), (
+    assert "self.server._async['websocket']" in inspect.getsource(AsyncSocket._upgrade_websocket), (
         "python-engineio: the WebSocket wrapper is no longer taken from server._async (GuardedEngineIO)"
     )
     for name in ("service_task_event", "service_task_handle"):
