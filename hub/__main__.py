@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import sys
 from collections.abc import Callable
@@ -64,7 +65,8 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
 
 
 def serve(settings: Settings) -> None:
-    """Run the web process until SIGINT/SIGTERM, then close connections and stop cleanly. Raises
+    """Run the web process until SIGINT/SIGTERM, then stop within SHUTDOWN_TIMEOUT seconds (close
+    connections, cancel what is left, abandon what ignores cancellation; hub.lifecycle). Raises
     ListenError when HOST:PORT cannot be bound: before anything starts, or after the app's cleanup
     when another process took the port meanwhile."""
     _raise_fd_limit()
@@ -81,11 +83,22 @@ def serve(settings: Settings) -> None:
         mode = "embedded PostgreSQL" if embedded else "PostgreSQL"
         broker = "Redis" if settings.redis_url else "in-process broker"
         listening = f"gigwire listening on {where} ({settings.env} mode, {mode}, {broker}); Ctrl-C stops it"
-        serve_app(app, settings.host, settings.port, on_listening=lambda: print(listening, flush=True))
+        stopped = serve_app(
+            app,
+            settings.host,
+            settings.port,
+            shutdown_timeout=settings.shutdown_timeout,
+            on_listening=lambda: print(listening, flush=True),
+        )
     finally:
         if embedded is not None:
             embedded.stop()
     print("gigwire stopped", flush=True)
+    if not stopped.clean:
+        # Abandoned tasks or executor threads may never end: exiting normally would join them.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 async def _grant_admin(dsn: str, phone: str) -> bool:

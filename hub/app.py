@@ -16,7 +16,7 @@ from hub.asyncapi import asyncapi_json
 from hub.broker import Broker, Deliver
 from hub.brokers import create_broker
 from hub.keys import BROKER, POOL, REDIS, SETTINGS, STORE, TOKENS
-from hub.logs import request_id
+from hub.logs import client_peer, install_client_fault_filter, request_id
 from hub.settings import Settings
 from hub.store import close_store, create_store
 from hub.tokens import TokenCodec
@@ -40,6 +40,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
     incoming = request.headers.get("X-Request-Id", "")
     rid = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
     token = request_id.set(rid)
+    peer = client_peer.set(request.remote)  # for the per-peer rate limit of client-fault lines
     started = time.perf_counter()
     status = 500
     try:
@@ -64,6 +65,7 @@ async def request_context(request: web.Request, handler: Handler) -> web.StreamR
                 },
             )
         request_id.reset(token)
+        client_peer.reset(peer)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -106,6 +108,7 @@ def create_redis(
 def build_core_app(settings: Settings, dsn: str) -> web.Application:
     """The application with its state contexts (pool, Redis, store, broker) and health routes.
     Contexts start in order and stop in reverse; nothing connects before the app starts."""
+    install_client_fault_filter()  # a client's bad input logs one warning line, not an ERROR
     app = web.Application(middlewares=[request_context], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[TOKENS] = TokenCodec(settings)

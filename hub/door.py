@@ -21,10 +21,13 @@ from aiohttp import web
 from hub import websocket
 from hub.compat_aiohttp import GateRunner, hand_to_aiohttp
 from hub.keys import WS_FRONT
+from hub.lifecycle import CANCEL_SHARE, FINAL_SHARE, Stopped, run_bounded
 
 _PREFIX = b"GET /ws"
 _HEAD_END = b"\r\n\r\n"
 _HEAD_TIMEOUT_S = 30.0  # a first request not complete by then goes to aiohttp, and its timeouts
+SHUTDOWN_TIMEOUT_S = 15.0
+"""The default bound on stopping the web process after SIGTERM (SHUTDOWN_TIMEOUT)."""
 
 
 class Door(asyncio.Protocol):
@@ -146,10 +149,11 @@ async def _serve(
     app: web.Application,
     host: str,
     port: int,
-    shutdown_timeout: float,
+    handler_timeout: float,
     on_listening: Callable[[], None] | None,
+    stop: asyncio.Event,
 ) -> None:
-    runner = Runner(app, handle_signals=True, access_log=None, shutdown_timeout=shutdown_timeout)
+    runner = Runner(app, handle_signals=False, access_log=None, shutdown_timeout=handler_timeout)
     await runner.setup()
     try:
         try:
@@ -158,7 +162,7 @@ async def _serve(
             raise listen_error(exc, host, port) from None
         if on_listening is not None:
             on_listening()
-        await asyncio.Event().wait()  # until SIGINT or SIGTERM raises GracefulExit
+        await stop.wait()  # SIGINT or SIGTERM (hub.lifecycle)
     finally:
         await runner.cleanup()
 
@@ -167,31 +171,17 @@ def serve_app(
     app: web.Application,
     host: str,
     port: int,
-    shutdown_timeout: float = 10.0,
+    shutdown_timeout: float = SHUTDOWN_TIMEOUT_S,
     on_listening: Callable[[], None] | None = None,
-) -> None:
-    """Serve `app` through the door until SIGINT or SIGTERM, then shut it down cleanly (what
-    aiohttp's run_app does, with the door's runner). `on_listening` runs once the port is bound;
-    a failed bind raises ListenError after the app's cleanup."""
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    main = loop.create_task(_serve(app, host, port, shutdown_timeout, on_listening))
-    try:
-        loop.run_until_complete(main)
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
-    finally:
-        try:
-            if not main.done():
-                main.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    loop.run_until_complete(main)
-        finally:
-            rest = [task for task in asyncio.all_tasks(loop) if not task.done()]
-            for task in rest:
-                task.cancel()
-            if rest:
-                loop.run_until_complete(asyncio.gather(*rest, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
-            loop.close()
+) -> Stopped:
+    """Serve `app` through the door until SIGINT or SIGTERM, then shut it down within
+    `shutdown_timeout` seconds of the signal (hub.lifecycle: graceful, then cancel, then abandon).
+    `on_listening` runs once the port is bound; a failed bind raises ListenError after the app's
+    cleanup. Open requests get a third of the graceful share to finish."""
+    graceful = (
+        shutdown_timeout - min(CANCEL_SHARE, shutdown_timeout / 5) - min(FINAL_SHARE, shutdown_timeout / 10)
+    )
+    handler_timeout = max(0.1, graceful / 3)
+    return run_bounded(
+        lambda stop: _serve(app, host, port, handler_timeout, on_listening, stop), shutdown_timeout
+    )

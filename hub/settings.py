@@ -43,6 +43,8 @@ class Settings:
     host: str = "0.0.0.0"
     port: int = 8080
     log_level: str = "INFO"
+    # seconds from SIGTERM until the web process has exited, whatever state it is in
+    shutdown_timeout: float = 15.0
     # auth
     otp_sender: str = "log"
     otp_webhook_url: str | None = None
@@ -182,6 +184,7 @@ class Settings:
             host=r.text("HOST", "0.0.0.0"),
             port=r.integer("PORT", 8080, 0, 65535),
             log_level=r.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
+            shutdown_timeout=float(r.integer("SHUTDOWN_TIMEOUT", 15, 1, 3600)),
             otp_sender=otp_sender,
             otp_webhook_url=otp_webhook_url,
             jwt_secret=secret,

@@ -276,5 +276,6 @@ def setup_socketio(app: web.Application) -> None:
 
     async def on_shutdown(app: web.Application) -> None:
         await server.close_unauthenticated()
+        await server.stop_engineio()  # Engine.IO's service task and sockets, bounded (compat_socketio)
 
     app.on_shutdown.append(on_shutdown)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -174,9 +173,8 @@ def _urls(data: Any) -> list[str]:
 
 
 def known_defect(transport: str, case: FrameCase) -> str | None:
-    """The issue-13 defect this case runs into today, or None. Each has its strict xfail below."""
-    if transport == "sio" and re.search(r"\d{101}", case.text()):
-        return "Engine.IO's JSON refuses integers over 100 digits: no ack, ERROR logged"
+    """The issue-13 defect this case runs into today, or None. Each has its strict xfail below.
+    (None left: integers over 100 digits over Socket.IO are answered bad_request since H2.)"""
     return None
 
 
@@ -364,14 +362,16 @@ def test_attachment_url_with_brackets(
 
 
 @pytest.mark.parametrize("authenticated", [False, True], ids=["before AUTHENTICATE", "after AUTHENTICATE"])
-@xfail("a Socket.IO event with an integer of over 100 digits: engineio logs ERROR with traceback, no ack")
 def test_socketio_event_with_a_huge_integer(
     authenticated: bool, live: LiveServer, frame_world: FrameWorld, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Was silence and an ERROR with traceback (Engine.IO's JSON refuses it): now an error ack
+    `bad_request`, one warning line, the connection kept."""
     case = FrameCase("PING", authenticated, {"n": hs.Lit("1" + "0" * 101)})
     outcome: Outcome = live.run(over_sio(live, frame_world, case))
     found = problems("sio", case, outcome) + server_errors(caplog.records)
     assert not found, "\n".join(found)
+    assert outcome.answer is not None and outcome.answer["data"]["code"] == "bad_request", outcome
 
 
 def test_raw_ws_frame_with_a_huge_integer(

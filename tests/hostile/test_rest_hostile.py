@@ -13,7 +13,6 @@ its xfail passes, the run fails, and the fixer removes the mark and its entry in
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,21 +69,8 @@ class Case:
         return f"{self.route} as {self.identity}: {self.target[:300]!r} headers={headers} body={body!r}"
 
 
-# What aiohttp's HTTP parser refuses before any handler runs (RFC 9110 field values; its 8190-byte
-# line limit): its answer is a plain-text 400 and an ERROR record with traceback (see below).
-_FIELD_CONTROLS = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-LINE_LIMIT = 8190
-
-
-def parser_refuses(case: Case) -> bool:
-    too_long = len(case.target) > LINE_LIMIT or any(len(v) > LINE_LIMIT for v in case.headers.values())
-    return too_long or any(_FIELD_CONTROLS.search(v) for v in case.headers.values())
-
-
 def known_defect(case: Case) -> str | None:
     """The issue-13 defect this case runs into today, or None (each pinned in test_rest_pinned.py)."""
-    if parser_refuses(case):
-        return "the HTTP parser's refusals are plain text and logged as errors"
     return None
 
 
@@ -201,7 +187,7 @@ def cases(draw: st.DrawFn, route: Route, world: World, document: dict[str, Any])
 
 
 # Log lines of known defects that the property tests tolerate (each pinned by an xfail below).
-KNOWN_LOG_LINES = ("unsupported version of the Socket.IO or Engine.IO",)
+KNOWN_LOG_LINES: tuple[str, ...] = ()
 
 
 def problems(case: Case, reply: Reply, errors: list[str]) -> list[str]:

@@ -95,3 +95,32 @@ async def test_engineio_sockets_queue_and_packets_are_there() -> None:
     packet = compat_socketio.message_packet('2["PING"]')
     assert packet.packet_type == engineio.packet.MESSAGE
     assert packet.encode() == '42["PING"]', "python-engineio: a MESSAGE packet no longer encodes as 4<data>"
+
+
+def test_aiohttp_handler_construction_and_handle_error_are_there() -> None:
+    assert _params(RequestHandler.handle_error) == ["self", "request", "status", "exc", "message"], (
+        "aiohttp: RequestHandler.handle_error(request, status, exc, message) changed "
+        "(hub.compat_aiohttp.GigwireRequestHandler)"
+    )
+    source = inspect.getsource(web.Server.__call__)
+    assert "RequestHandler(self, loop=self._loop, **self._kwargs)" in source, (
+        "aiohttp: web.Server() no longer builds its handler from _loop and _kwargs (make_handler)"
+    )
+
+
+def test_engineio_and_socketio_internals_the_guards_replace_are_there() -> None:
+    assert "_engineio_server_class" in vars(socketio.AsyncServer), (
+        "python-socketio: AsyncServer._engineio_server_class is gone (GuardedEngineIO)"
+    )
+    assert _params(socketio.AsyncServer._handle_eio_message) == ["self", "eio_sid", "data"], (
+        "python-socketio: _handle_eio_message(eio_sid, data) changed (HookedServer's dispatch)"
+    )
+    assert "_binary_packet" in inspect.getsource(socketio.AsyncServer._handle_eio_message)
+    assert "self.server._async['websocket']" in inspect.getsource(AsyncSocket._upgrade_websocket), (
+        "python-engineio: the WebSocket wrapper is no longer taken from server._async (GuardedEngineIO)"
+    )
+    for name in ("service_task_event", "service_task_handle"):
+        assert name in inspect.getsource(engineio.AsyncServer.shutdown), (
+            f"python-engineio: AsyncServer.shutdown no longer uses {name} (GuardedEngineIO.shutdown)"
+        )
+    assert "upgraded" in inspect.getsource(AsyncSocket._websocket_handler)
