@@ -49,7 +49,11 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     auth=True,
     response=FeedPage,
     parameters=(
-        _query("sinceSeq", {"type": "integer", "minimum": 0}, "the last feedSeq seen (default 0)"),
+        _query(
+            "sinceSeq",
+            {"type": "integer", "minimum": 0, "maximum": 2**53},
+            "the last feedSeq seen (default 0)",
+        ),
         _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "default 50"),
     ),
     errors=(400,),

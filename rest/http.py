@@ -7,6 +7,7 @@ gateway is called for them), and `require_user` hands out only claims that passe
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from aiohttp import web
@@ -56,15 +57,21 @@ def path_uuid(request: web.Request, name: str = "id") -> str:
         raise ApiError("not_found", f"No such {name}: {raw!r}.") from None
 
 
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    """An integer query parameter within [low, high], or bad_request."""
+    """An integer query parameter within [low, high], or bad_request. Plain decimal digits only (no
+    sign, spaces, underscores or 5,000-digit numbers: int() takes all of those)."""
     raw = request.query.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError("bad_request", f"Query parameter {name} must be an integer.") from None
+    if not _DIGITS.fullmatch(raw):
+        raise ApiError(
+            "bad_request", f"Query parameter {name} must be an integer from {low} to {high}.",
+            details={"parameter": name},
+        )  # fmt: skip
+    value = int(raw)
     if not low <= value <= high:
         raise ApiError("bad_request", f"Query parameter {name} must be from {low} to {high}.")
     return value

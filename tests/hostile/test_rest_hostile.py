@@ -41,7 +41,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "payments": lambda p: p.startswith(("/api/payments", "/api/webhooks", "/api/dev/")),
     "wallet": lambda p: p.startswith(("/api/wallet", "/api/bank-accounts")),
     "devices": lambda p: p.startswith("/api/devices"),
-    "notifications": lambda p: p.startswith("/api/notifications"),
+    "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
 }
 
 
