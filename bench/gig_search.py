@@ -83,8 +83,10 @@ SCENARIOS: list[tuple[str, dict[str, str]]] = [
 # Keyset pages: (name, params, pages walked by nextCursor before the timed page).
 CURSOR_SCENARIOS: list[tuple[str, dict[str, str], int]] = [
     ("cursor: default list, page 200", {}, 199),
-    ("cursor: category + budget, page 50", {"category": "design", "budgetMin": "30000", "budgetMax": "60000"}, 49),
-    ("cursor: sort budgetMax asc, page 20", {"sortBy": "budgetMax", "sortOrder": "asc", "skills": "figma"}, 19),
+    ("cursor: category + budget, page 50",
+     {"category": "design", "budgetMin": "30000", "budgetMax": "60000"}, 49),
+    ("cursor: sort budgetMax asc, page 20",
+     {"sortBy": "budgetMax", "sortOrder": "asc", "skills": "figma"}, 19),
     ("cursor: search relevance, page 40", {"search": "logo startup"}, 39),
 ]  # fmt: skip
 

@@ -201,4 +201,3 @@ async def _estimate(conn: Conn, clause: str, args: list[Any]) -> int:
     if not isinstance(plan, list) or not plan:  # not a plan (a stand-in connection): no estimate
         return 0
     return int(plan[0]["Plan"]["Plan Rows"])
-

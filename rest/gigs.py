@@ -20,6 +20,8 @@ from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
 from rest.api import Body, Deleted, FieldErrors, Routes, ok
 from rest.errors import ApiError
+from rest.gig_cursor import CursorCodec
+from rest.gig_query import TOTAL_EXACT_UP_TO, GigPage, search_gigs
 from rest.gig_search import (
     GIG_COLUMNS,
     Attachment,
@@ -31,8 +33,6 @@ from rest.gig_search import (
     list_query,
     load_gig,
 )
-from rest.gig_cursor import CursorCodec
-from rest.gig_query import TOTAL_EXACT_UP_TO, GigPage, search_gigs
 from rest.http import bearer_claims, path_uuid, require_user
 
 if TYPE_CHECKING:
