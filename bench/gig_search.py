@@ -155,6 +155,21 @@ async def walk(session: aiohttp.ClientSession, url: str, params: dict[str, str],
     return cursor
 
 
+async def floor(session: aiohttp.ClientSession, url: str, requests: int) -> None:
+    """The harness's own latency: GET /healthz (no database) through the same client and server."""
+    samples: list[float] = []
+    for i in range(requests + 10):
+        started = time.perf_counter()
+        async with session.get(url) as resp:
+            await resp.read()
+        if i >= 10:
+            samples.append((time.perf_counter() - started) * 1000)
+    name = "floor: GET /healthz (no database)"
+    print(
+        f"{name:40} {'':>7} {'':>5} {statistics.median(samples):8.2f} {pct(samples, 0.99):8.2f}", flush=True
+    )
+
+
 async def timed(
     session: aiohttp.ClientSession, url: str, name: str, params: dict[str, str], requests: int
 ) -> None:
@@ -203,6 +218,7 @@ async def run(gigs: int, requests: int, dsn: str | None) -> None:
         print(f"\n{'scenario':40} {'total':>7} {'total':>5} {'p50 ms':>8} {'p99 ms':>8}")
         explained = [params for _, params in SCENARIOS]
         async with aiohttp.ClientSession() as session:
+            await floor(session, f"http://127.0.0.1:{port}/healthz", requests)
             for name, params in SCENARIOS:
                 await timed(session, url, name, params, requests)
             for name, params, pages in CURSOR_SCENARIOS:

@@ -16,6 +16,7 @@ Both plans read only the page's rows from the table, in one round trip."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 
 TOTAL_EXACT_UP_TO = 1_000
 """Lists count their matches exactly up to this many; above it `total` is estimated."""
+
+ESTIMATE_TTL_S = 60.0
+_ESTIMATES_KEPT = 1024
+_estimates: dict[tuple[str, str], tuple[float, int]] = {}
 
 _PARAM_TYPES = {
     "created_at": "timestamptz",
@@ -198,10 +203,21 @@ async def search_gigs(conn: Conn, q: GigQuery, codec: CursorCodec) -> GigPage:
 
 
 async def _estimate(conn: Conn, clause: str, args: list[Any]) -> int:
-    """The planner's estimate of the rows matching `clause` (from the table's statistics)."""
+    """The planner's estimate of the rows matching `clause` (from the table's statistics), kept
+    ESTIMATE_TTL_S per process: an estimate, so a minute old is as good, and the front page's list
+    then costs one round trip, not two."""
+    key = (clause, repr(args))
+    now = time.monotonic()
+    kept = _estimates.get(key)
+    if kept is not None and kept[0] > now:
+        return kept[1]
     plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM gigs g WHERE {clause}", *args)
     if isinstance(plan, str):
         plan = orjson.loads(plan)
     if not isinstance(plan, list) or not plan:  # not a plan (a stand-in connection): no estimate
         return 0
-    return int(plan[0]["Plan"]["Plan Rows"])
+    rows = int(plan[0]["Plan"]["Plan Rows"])
+    if len(_estimates) >= _ESTIMATES_KEPT:
+        _estimates.clear()  # crude, and rare: distinct big lists within a minute
+    _estimates[key] = (now + ESTIMATE_TTL_S, rows)
+    return rows
