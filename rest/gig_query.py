@@ -28,7 +28,7 @@ from rest.gig_search import GIG_COLUMNS, SORTS, STATUSES, Gig, GigQuery, load_gi
 if TYPE_CHECKING:
     from hub.db import Conn
 
-TOTAL_EXACT_UP_TO = 1_000
+TOTAL_EXACT_UP_TO = 500
 """Lists count their matches exactly up to this many; above it `total` is estimated."""
 
 ESTIMATE_TTL_S = 60.0
