@@ -2,10 +2,13 @@
 
 Creates a scratch database on PostgreSQL at 127.0.0.1:5432 (or BENCH_ADMIN_DSN), migrates it, inserts
 the gigs with one INSERT ... SELECT generate_series, serves the whole app on a loopback port, times
-each scenario's requests with one aiohttp client (sequential: latency, not throughput), prints
-p50/p99 per scenario and the EXPLAIN of the full-text query, then drops the database.
+each scenario's requests with one aiohttp client (sequential: latency, not throughput): GET /healthz
+first (the harness's floor), the page scenarios, then keyset pages reached by following nextCursor.
+Prints p50/p99, `total` and whether it is an estimate per scenario, the load average, and the
+EXPLAIN (ANALYZE, BUFFERS) of every scenario's statement, then drops the database (not one given
+with --dsn).
 
-    .venv/bin/python -m bench.gig_search [--gigs 100000] [--requests 200]
+    .venv/bin/python -m bench.gig_search [--gigs 100000] [--requests 200] [--dsn DSN]
 """
 
 from __future__ import annotations
