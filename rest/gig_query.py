@@ -137,6 +137,8 @@ async def search_gigs(conn: Conn, q: GigQuery, codec: CursorCodec) -> GigPage:
         key = f"g.{column}"
         cols = keys("g.", key)
         depth = args.add(offset + fetch)
+        # After a boosted gig come the rest of the boosted half, then every other gig; after an
+        # unboosted one, the rest of the unboosted half only.
         halves = []
         boosted = f"g.boosted_until > {as_of}"
         if at is None or at.boosted:
