@@ -2,10 +2,13 @@
 
 Creates a scratch database on PostgreSQL at 127.0.0.1:5432 (or BENCH_ADMIN_DSN), migrates it, inserts
 the gigs with one INSERT ... SELECT generate_series, serves the whole app on a loopback port, times
-each scenario's requests with one aiohttp client (sequential: latency, not throughput), prints
-p50/p99 per scenario and the EXPLAIN of the full-text query, then drops the database.
+each scenario's requests with one aiohttp client (sequential: latency, not throughput): GET /healthz
+first (the harness's floor), the page scenarios, then keyset pages reached by following nextCursor.
+Prints p50/p99, `total` and whether it is an estimate per scenario, the load average, and the
+EXPLAIN (ANALYZE, BUFFERS) of every scenario's statement, then drops the database (not one given
+with --dsn).
 
-    .venv/bin/python -m bench.gig_search [--gigs 100000] [--requests 200]
+    .venv/bin/python -m bench.gig_search [--gigs 100000] [--requests 200] [--dsn DSN]
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from aiohttp import web
 from hub.__main__ import compose_app
 from hub.db import migrate_dsn
 from hub.settings import Settings
+from rest.gig_cursor import CursorCodec
+from rest.gig_query import search_gigs
 from rest.gig_search import parse_query
 from tests.services import _with_database, free_port
 
+SECRET = "bench-" + "x" * 40
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # Words the generated titles, descriptions and skills are made of (index arithmetic spreads them).
@@ -77,9 +83,15 @@ SCENARIOS: list[tuple[str, dict[str, str]]] = [
     ("search rare phrase", {"search": '"pitch deck" hackathon'}),
     ("deep page (page 200)", {"page": "200"}),
 ]
-
-
-EXPLAINED = [{"search": "logo startup"}, {}]
+# Keyset pages: (name, params, pages walked by nextCursor before the timed page).
+CURSOR_SCENARIOS: list[tuple[str, dict[str, str], int]] = [
+    ("cursor: default list, page 200", {}, 199),
+    ("cursor: category + budget, page 50",
+     {"category": "design", "budgetMin": "30000", "budgetMax": "60000"}, 49),
+    ("cursor: sort budgetMax asc, page 20",
+     {"sortBy": "budgetMax", "sortOrder": "asc", "skills": "figma"}, 19),
+    ("cursor: search relevance, page 40", {"search": "logo startup"}, 39),
+]  # fmt: skip
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -106,9 +118,8 @@ async def setup_database(dsn: str, gigs: int) -> None:
 
 
 async def explain(dsn: str, params: dict[str, str]) -> None:
-    """Print the plans of the queries the endpoint runs for `params` (the GIN index at work)."""
-    from rest import gig_search
-
+    """Print the plan of the statement the endpoint runs for `params` (its second run: the first
+    warms the caches as the timed requests did)."""
     captured: list[tuple[str, tuple[Any, ...]]] = []
 
     class Spy:
@@ -122,29 +133,80 @@ async def explain(dsn: str, params: dict[str, str]) -> None:
 
     from multidict import MultiDict
 
-    await gig_search.search_gigs(Spy(), parse_query(MultiDict(params)))  # type: ignore[arg-type]
+    await search_gigs(Spy(), parse_query(MultiDict(params)), CursorCodec(SECRET))  # type: ignore[arg-type]
     conn = await asyncpg.connect(dsn)
     try:
         for sql, args in captured:
-            plan = await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *args)
-            print(f"\nEXPLAIN ANALYZE {sql.split(' FROM ')[0][:40]} ... for {params}")
+            await conn.fetch(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", *args)
+            plan = await conn.fetch(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *args)
+            shown = {k: (v[:12] + "...") if k == "cursor" else v for k, v in params.items()}
+            print(f"\nEXPLAIN ANALYZE {sql.split(' FROM ')[0][:40]} ... for {shown}")
             for row in plan:
                 print("   ", row[0])
     finally:
         await conn.close()
 
 
-async def run(gigs: int, requests: int) -> None:
+async def walk(session: aiohttp.ClientSession, url: str, params: dict[str, str], pages: int) -> str:
+    """The nextCursor after `pages` pages of `params`, followed one by one."""
+    cursor = ""
+    for _ in range(pages):
+        async with session.get(url, params={**params, **({"cursor": cursor} if cursor else {})}) as resp:
+            body = await resp.json()
+        assert resp.status == 200 and body["nextCursor"], body
+        cursor = body["nextCursor"]
+    return cursor
+
+
+async def floor(session: aiohttp.ClientSession, url: str, requests: int) -> None:
+    """The harness's own latency: GET /healthz (no database) through the same client and server."""
+    samples: list[float] = []
+    for i in range(requests + 10):
+        started = time.perf_counter()
+        async with session.get(url) as resp:
+            await resp.read()
+        if i >= 10:
+            samples.append((time.perf_counter() - started) * 1000)
+    name = "floor: GET /healthz (no database)"
+    print(
+        f"{name:40} {'':>7} {'':>5} {statistics.median(samples):8.2f} {pct(samples, 0.99):8.2f}", flush=True
+    )
+
+
+async def timed(
+    session: aiohttp.ClientSession, url: str, name: str, params: dict[str, str], requests: int
+) -> None:
+    """Print `params`' total, estimate flag, p50 and p99 over `requests` sequential requests."""
+    samples: list[float] = []
+    body: dict[str, Any] = {}
+    for i in range(requests + 10):
+        started = time.perf_counter()
+        async with session.get(url, params=params) as resp:
+            body = await resp.json()
+        elapsed = (time.perf_counter() - started) * 1000
+        assert resp.status == 200 and len(body["data"]) == 20, body
+        if i >= 10:  # the first ten warm the pool and the caches
+            samples.append(elapsed)
+    flag = "est" if body["totalIsEstimate"] else "exact"
+    print(
+        f"{name:40} {body['total']:>7} {flag:>5} {statistics.median(samples):8.2f} {pct(samples, 0.99):8.2f}",
+        flush=True,
+    )
+
+
+async def run(gigs: int, requests: int, dsn: str | None) -> None:
     database = f"gigwire_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    dsn = _with_database(ADMIN_DSN, database)
+    if dsn is None:
+        await admin.execute(f'CREATE DATABASE "{database}"')
     runner: web.AppRunner | None = None
     try:
-        await setup_database(dsn, gigs)
+        if dsn is None:
+            dsn = _with_database(ADMIN_DSN, database)
+            await setup_database(dsn, gigs)
         settings = Settings(
             database_url=dsn,
-            jwt_secret="bench-" + "x" * 40,
+            jwt_secret=SECRET,
             data_dir=Path("/tmp"),
             run_workers=False,
             api_rate_per_ip=10**7,
@@ -155,22 +217,19 @@ async def run(gigs: int, requests: int) -> None:
         port = free_port()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         url = f"http://127.0.0.1:{port}/api/gigs"
-        print(f"\n{'scenario':40} {'total':>7} {'p50 ms':>8} {'p99 ms':>8}")
+        print(f"load average {os.getloadavg()}")
+        print(f"\n{'scenario':40} {'total':>7} {'total':>5} {'p50 ms':>8} {'p99 ms':>8}")
+        explained = [params for _, params in SCENARIOS]
         async with aiohttp.ClientSession() as session:
+            await floor(session, f"http://127.0.0.1:{port}/healthz", requests)
             for name, params in SCENARIOS:
-                samples: list[float] = []
-                total = 0
-                for i in range(requests + 10):
-                    started = time.perf_counter()
-                    async with session.get(url, params=params) as resp:
-                        body = await resp.json()
-                    elapsed = (time.perf_counter() - started) * 1000
-                    assert resp.status == 200, body
-                    total = body["total"]
-                    if i >= 10:  # the first ten warm the pool and the caches
-                        samples.append(elapsed)
-                print(f"{name:40} {total:>7} {statistics.median(samples):8.2f} {pct(samples, 0.99):8.2f}")
-        for params in EXPLAINED:
+                await timed(session, url, name, params, requests)
+            for name, params, pages in CURSOR_SCENARIOS:
+                with_cursor = {**params, "cursor": await walk(session, url, params, pages)}
+                await timed(session, url, name, with_cursor, requests)
+                explained.append(with_cursor)
+        print(f"load average {os.getloadavg()}")
+        for params in explained:
             await explain(dsn, params)
     finally:
         if runner is not None:
@@ -185,8 +244,9 @@ def main() -> None:
     )
     parser.add_argument("--gigs", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=200, help="timed requests per scenario")
+    parser.add_argument("--dsn", help="an already filled and migrated database to use (kept)")
     args = parser.parse_args()
-    asyncio.run(run(args.gigs, args.requests))
+    asyncio.run(run(args.gigs, args.requests, args.dsn))
 
 
 if __name__ == "__main__":

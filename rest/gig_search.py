@@ -1,5 +1,6 @@
-"""Reading gigs: the gig's JSON shape and schema, and the list/search query behind GET /api/gigs
-(filters, PostgreSQL full-text search over the generated `search` column, whitelisted sorts, pages)."""
+"""Reading gigs: the gig's JSON shape and schema, and the validated query of GET /api/gigs (filters,
+full-text search over the generated `search` column, whitelisted sorts, pages or cursors). The SQL
+that answers it is rest/gig_query.py."""
 
 from __future__ import annotations
 
@@ -7,21 +8,15 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from aiohttp import web
 from multidict import MultiMapping
 
-from hub.model import EpochMs, Uuid
-from rest.api import Body, Wire, load
+from hub.model import EpochMs, Uuid, wire_value
+from rest.api import Body, Wire
 from rest.errors import ApiError
-
-if TYPE_CHECKING:
-    import asyncpg
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 DEADLINE_WINDOWS = ("today", "this_week", "this_month")
 # sortBy value -> column; only these ever reach the ORDER BY.
@@ -99,11 +94,19 @@ STATUSES: tuple[str, ...] = get_args(GigStatus)
 BUDGET_TYPES: tuple[str, ...] = get_args(BudgetType)
 
 
+# (column, wire name) of each Gig field a column fills: what `load` works out per row and key with
+# a regex, once (a list page renders up to 100 gigs).
+_GIG_FIELDS = [(f.name, f.encode_name) for f in msgspec.structs.fields(Gig) if f.name != "is_boosted"]
+
+
 def load_gig(row: Mapping[str, Any] | None) -> Gig:
-    """The Gig of a row selected with GIG_COLUMNS (a row the caller knows exists: None is a bug)."""
+    """The Gig of a row selected with GIG_COLUMNS (a row the caller knows exists: None is a bug);
+    the same as rest.api.load(Gig, row, isBoosted=...)."""
     if row is None:
         raise LookupError("no gig row to render")
-    return load(Gig, row, isBoosted=bool(row["boosted_now"]))
+    data = {wire: wire_value(row[column]) for column, wire in _GIG_FIELDS}
+    data["isBoosted"] = bool(row["boosted_now"])
+    return msgspec.convert(data, Gig)
 
 
 @dataclass
@@ -122,6 +125,15 @@ class GigQuery:
     limit: int = 20
     search: str | None = None
     client_id: str | None = None  # set by /my-gigs, never from the query string
+    deadline: str | None = None  # as given: the window's end moves with the clock, the query does not
+    cursor: str | None = None
+
+    def scope(self) -> str:
+        """What a cursor is bound to: every filter and the order (not the page or its size)."""
+        return repr(
+            (self.status, self.client_id, self.category, self.skills, self.budget_min, self.budget_max,
+             self.deadline, self.search, self.sort_by, self.descending)
+        )  # fmt: skip
 
 
 def _bad(name: str, expected: str) -> ApiError:
@@ -160,7 +172,7 @@ def parse_query(query: MultiMapping[str], *, default_status: str | None = "open"
     """Validate GET /api/gigs's parameters; ApiError bad_request naming the first bad one."""
     known = {
         "category", "skills", "budgetMin", "budgetMax", "deadline", "status", "sortBy", "sortOrder",
-        "page", "limit", "search",
+        "page", "limit", "search", "cursor",
     }  # fmt: skip
     for name in query:
         if name not in known:
@@ -192,6 +204,7 @@ def parse_query(query: MultiMapping[str], *, default_status: str | None = "open"
             q.deadline_before = deadline_bound(deadline, dt.datetime.now(dt.UTC))
         except (ValueError, OverflowError):  # 9999-12-31 has no next day
             raise _bad("deadline", "today, this_week, this_month or a date YYYY-MM-DD") from None
+        q.deadline = deadline
     status = query.get("status")
     if status:
         if status not in STATUSES:
@@ -219,66 +232,14 @@ def parse_query(query: MultiMapping[str], *, default_status: str | None = "open"
         q.descending = order == "desc"
     q.page = _int(query, "page", 1, 100_000) or 1
     q.limit = _int(query, "limit", 1, MAX_LIMIT) or 20
+    cursor = query.get("cursor")
+    if cursor is not None:
+        if query.get("page") is not None:
+            raise _bad("cursor", "given without page (a cursor continues where its page ended)")
+        if not cursor:
+            raise _bad("cursor", "a nextCursor of this same query")
+        q.cursor = cursor
     return q
-
-
-async def search_gigs(conn: Conn, q: GigQuery) -> tuple[list[Gig], int]:
-    """One page of gigs matching `q`, boosted ones (boosted_until in the future) first, and the
-    total number of matches."""
-    where: list[str] = []
-    args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    if q.status:
-        where.append(f"g.status = {arg(q.status)}")
-    if q.client_id is not None:
-        where.append(f"g.client_id = {arg(q.client_id)}")
-    if q.category is not None:
-        where.append(f"g.category = {arg(q.category)}")
-    if q.skills:
-        # Any of the given skills: the GIN index on skills answers && directly.
-        where.append(f"g.skills && {arg(q.skills)}::text[]")
-    if q.budget_min is not None:
-        where.append(f"g.budget_max >= {arg(q.budget_min)}")
-    if q.budget_max is not None:
-        where.append(f"g.budget_min <= {arg(q.budget_max)}")
-    if q.deadline_before is not None:
-        where.append(f"g.deadline >= now() AND g.deadline < {arg(q.deadline_before)}")
-    rank = "0::real"
-    if q.search is not None:
-        tsq = f"websearch_to_tsquery('english', {arg(q.search)})"
-        where.append(f"g.search @@ {tsq}")
-        rank = f"ts_rank(g.search, {tsq})"
-    clause = " AND ".join(where) or "true"
-    d = "DESC" if q.descending else "ASC"
-
-    def key(prefix: str) -> str:
-        column = SORTS[q.sort_by]
-        first = column if column == "rank" else prefix + column
-        return f"{first} {d}, {prefix}created_at {d}, {prefix}id {d}"
-
-    # Boosted gigs first. Sorting on "boosted now?" would defeat the indexes, so the boosted (few,
-    # found by gigs_boosted_idx) and the others (in index order) are each cut to the page's depth
-    # and only those rows are merged.
-    total: int = await conn.fetchval(f"SELECT count(*) FROM gigs g WHERE {clause}", *args)
-    depth = arg(q.page * q.limit)
-
-    def part(boosted: str) -> str:
-        return (
-            f"(SELECT {GIG_COLUMNS}, {rank} AS rank FROM gigs g WHERE {clause} AND {boosted}"
-            f" ORDER BY {key('g.')} LIMIT {depth})"
-        )
-
-    rows = await conn.fetch(
-        f"SELECT * FROM ({part('g.boosted_until > now()')} UNION ALL"
-        f" {part('(g.boosted_until IS NULL OR g.boosted_until <= now())')}) AS u"
-        f" ORDER BY boosted_now DESC, {key('')} LIMIT {arg(q.limit)} OFFSET {arg((q.page - 1) * q.limit)}",
-        *args,
-    )
-    return [load_gig(r) for r in rows], total
 
 
 def list_parameters() -> list[dict[str, Any]]:
@@ -308,7 +269,13 @@ def list_parameters() -> list[dict[str, Any]]:
             "default createdAt, or relevance when search is given (relevance needs search)",
         ),
         param("sortOrder", {"type": "string", "enum": ["asc", "desc"]}, "default desc"),
-        param("page", {"type": "integer", "minimum": 1, "maximum": 100_000}, "from 1"),
+        param("page", {"type": "integer", "minimum": 1, "maximum": 100_000}, "from 1 (or use cursor)"),
+        param(
+            "cursor",
+            {"type": "string", "maxLength": 700},
+            "the nextCursor of the previous page (opaque; same filters and sort, any limit; not with page):"
+            " keyset paging, as fast at any depth, each gig exactly once",
+        ),
         param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}, "default 20"),
         param(
             "search",

@@ -20,6 +20,8 @@ from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
 from rest.api import Body, Deleted, FieldErrors, Routes, ok
 from rest.errors import ApiError
+from rest.gig_cursor import CursorCodec
+from rest.gig_query import TOTAL_EXACT_UP_TO, GigPage, search_gigs
 from rest.gig_search import (
     GIG_COLUMNS,
     Attachment,
@@ -30,7 +32,6 @@ from rest.gig_search import (
     list_parameters,
     list_query,
     load_gig,
-    search_gigs,
 )
 from rest.http import bearer_claims, path_uuid, require_user
 
@@ -133,7 +134,24 @@ def require_role(claims: Claims, role: str) -> None:
         raise ApiError("forbidden", f"This needs the {role} role; add it to your profile and sign in again.")
 
 
-_LIST = {"page": int, "limit": int, "total": int}
+_LIST = {
+    "page": Annotated[int, msgspec.Meta(description="this page's number (counted along a cursor walk)")],
+    "limit": int,
+    "total": Annotated[
+        int,
+        msgspec.Meta(
+            description=f"matches of the whole query: exact up to {TOTAL_EXACT_UP_TO:,} (and always with"
+            " search); beyond, the database's estimate (totalIsEstimate true)"
+        ),
+    ],
+    "totalIsEstimate": Annotated[
+        bool, msgspec.Meta(description="true when total is an estimate (over the exact bound)")
+    ],
+    "nextCursor": Annotated[
+        str | None,
+        msgspec.Meta(description="pass as cursor for the next page (keyset); null on the last page"),
+    ],
+}
 _GIG_ERRORS = (403, 404, 409)
 
 
@@ -151,8 +169,8 @@ async def list_gigs(request: web.Request) -> web.Response:
     bearer_claims(request)  # a token, when sent, must be valid
     q = list_query(request)
     async with request.app[POOL].acquire() as conn:
-        items, total = await search_gigs(conn, q)
-    return ok(items, page=q.page, limit=q.limit, total=total)
+        found = await search_gigs(conn, q, _codec(request))
+    return _listed(found, q.limit)
 
 
 @routes.get(
@@ -170,8 +188,23 @@ async def my_gigs(request: web.Request) -> web.Response:
     q = list_query(request, default_status=None)
     q.client_id = claims.user_id
     async with request.app[POOL].acquire() as conn:
-        items, total = await search_gigs(conn, q)
-    return ok(items, page=q.page, limit=q.limit, total=total)
+        found = await search_gigs(conn, q, _codec(request))
+    return _listed(found, q.limit)
+
+
+def _codec(request: web.Request) -> CursorCodec:
+    return CursorCodec(request.app[SETTINGS].jwt_secret)
+
+
+def _listed(found: GigPage, limit: int) -> web.Response:
+    return ok(
+        found.items,
+        page=found.page,
+        limit=limit,
+        total=found.total,
+        totalIsEstimate=found.total_is_estimate,
+        nextCursor=found.next_cursor,
+    )
 
 
 @routes.post(

@@ -68,7 +68,7 @@ async def test_document_shape(client: Any) -> None:
     names = {p["name"] for p in gigs["parameters"]}
     assert names == {
         "category", "skills", "budgetMin", "budgetMax", "deadline", "status", "sortBy", "sortOrder", "page",
-        "limit", "search",
+        "limit", "search", "cursor",
     }  # fmt: skip
     assert "security" not in gigs  # no token needed
     assert doc["paths"]["/api/gigs"]["post"]["security"] == [{"bearerAuth": []}]
