@@ -47,7 +47,7 @@ def receipt(refund_id: str, attempt: int) -> str:
 
 
 async def _order(conn: Conn, order_id: object) -> asyncpg.Record:
-    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
+    order: asyncpg.Record | None = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", order_id)
     assert order is not None  # gateway_refunds.order_id references orders
     return order
 
