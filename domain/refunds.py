@@ -13,7 +13,7 @@ request). Its `gateway_refund_id` is the refund the gateway holds for it now; it
 
 While `owed`, the money is in platform:refunds_pending:<CUR>: the ledger says the platform owes it
 to the client (gateway clearing no longer counts it as given back). Each booking's reference is the
-order id and the owed cycle, so a repeat cannot post twice; the row lock serializes everything.
+refund row's id and the owed cycle, so a repeat cannot post twice; the row lock serializes everything.
 A retry goes through domain.gateway.refund_once: it lists the payment's refunds first and uses a
 refund the gateway already holds (one whose answer was lost), so a timeout, a 5xx or a doubled
 answer never refunds twice. Callers: rest/webhooks.py (the events), workers/timers.py (the retry
@@ -52,11 +52,14 @@ async def _order(conn: Conn, order_id: object) -> asyncpg.Record:
     return order
 
 
-async def _cycle(conn: Conn, order_id: object) -> int:
-    """How many times this order's refund was booked as owed (refunds_pending cycles so far)."""
+async def _cycle(conn: Conn, row: asyncpg.Record) -> int:
+    """How many times this refund was booked as owed (refunds_pending cycles so far)."""
     return int(
         await conn.fetchval(
-            "SELECT count(*) FROM ledger_transfers WHERE kind = 'refund_failed' AND order_id = $1", order_id
+            "SELECT count(*) FROM ledger_transfers WHERE order_id = $1 AND kind = 'refund_failed'"
+            " AND reference LIKE $2",
+            row["order_id"],
+            f"{row['id']}:%",
         )
     )
 
@@ -68,7 +71,7 @@ async def _owe(conn: Conn, row: asyncpg.Record) -> None:
         conn, debit=ledger.platform_account("clearing", currency),
         credit=ledger.platform_account("refunds_pending", currency), amount=row["amount"],
         currency=currency, kind="refund_failed",
-        reference=f"{order_id}:{await _cycle(conn, order_id) + 1}", order_id=order_id,
+        reference=f"{row['id']}:{await _cycle(conn, row) + 1}", order_id=order_id,
     )  # fmt: skip
 
 
@@ -79,7 +82,7 @@ async def _settle(conn: Conn, row: asyncpg.Record) -> None:
         conn, debit=ledger.platform_account("refunds_pending", currency),
         credit=ledger.platform_account("clearing", currency), amount=row["amount"],
         currency=currency, kind="refund_settled",
-        reference=f"{order_id}:{await _cycle(conn, order_id)}", order_id=order_id,
+        reference=f"{row['id']}:{await _cycle(conn, row)}", order_id=order_id,
     )  # fmt: skip
 
 
