@@ -1,8 +1,9 @@
 """A refund after the cancellation that made it: the gateway's last word on it (processed or
 failed), the retry of a failed one, and where the money is meanwhile.
 
-One gateway_refunds row per refunded order (domain.orders._refund makes it, with the first
-request). Its `gateway_refund_id` is the refund the gateway holds for it now; its status moves:
+One gateway_refunds row per refunded order (kind `order`: domain.orders._refund makes it, with the
+first request) and per stray payment sent back (kind `stray`: rest.payments._refund_stray). Its
+`gateway_refund_id` is the refund the gateway holds for it now; its status moves:
 
 - initiated -> processed: refund.processed.
 - initiated or processed -> failed, owed: refund.failed of the current refund; the money is booked
@@ -102,7 +103,8 @@ async def mark_processed(conn: Conn, gateway_refund_id: str) -> bool:
     )
     if row["owed"]:
         await _settle(conn, row)
-    await notices.refund_processed(conn, await _order(conn, row["order_id"]), row["amount"])
+    if row["kind"] == "order" or row["owed"]:  # a stray refund's client was told when it was made
+        await notices.refund_processed(conn, await _order(conn, row["order_id"]), row["amount"])
     return True
 
 
@@ -136,12 +138,13 @@ async def mark_failed(conn: Conn, gateway_refund_id: str, reason: str | None) ->
 async def lock_for_payment(conn: Conn, payment_id: str) -> bool:
     """Wait for whatever is making a refund of `payment_id` right now (a cancellation holds the
     order row, a retry the refund row, from before the gateway call until their commit); whether
-    there is such an order. A webhook that found no row for its refund calls this, then looks again."""
+    there is such an order or refund. A webhook that found no row for its refund calls this, then
+    looks again."""
     order = await conn.fetchval(
         "SELECT 1 FROM orders WHERE payment_gateway_payment_id = $1 FOR UPDATE", payment_id
     )
-    await conn.execute("SELECT 1 FROM gateway_refunds WHERE payment_id = $1 FOR UPDATE", payment_id)
-    return bool(order)
+    refunds = await conn.fetch("SELECT 1 FROM gateway_refunds WHERE payment_id = $1 FOR UPDATE", payment_id)
+    return bool(order or refunds)
 
 
 async def _event_seen(conn: Conn, event_type: str, gateway_refund_id: str) -> bool:

@@ -36,7 +36,7 @@ _FILTERS: dict[str, str] = {
     "processed": "status = 'processed'",
 }
 _SELECT = (
-    "SELECT r.id, r.order_id, o.client_id, r.payment_id, r.gateway_refund_id, r.amount, r.currency,"
+    "SELECT r.id, r.kind, r.order_id, o.client_id, r.payment_id, r.gateway_refund_id, r.amount, r.currency,"
     " r.status, r.owed, r.attempts, r.failure_reason, r.previous_refund_ids, r.created_at, r.updated_at"
     " FROM gateway_refunds r JOIN orders o ON o.id = r.order_id"
 )
@@ -46,6 +46,10 @@ class AdminRefund(Wire):
     """A refund of an order's payment as admins see it."""
 
     id: Uuid
+    kind: Annotated[
+        Literal["order", "stray"],
+        msgspec.Meta(description="order: the order's own payment; stray: a payment that could not fund it"),
+    ]
     order_id: Uuid
     client_id: Uuid
     payment_id: str

@@ -24,6 +24,15 @@ ALTER TABLE gateway_refunds
     ADD CONSTRAINT gateway_refunds_owed_check
         CHECK ((status IN ('failed', 'needs_attention')) <= owed AND NOT (owed AND status = 'processed'));
 
+-- A stray payment's refund (a payment that cannot fund its order, rest/payments.py) is a row too,
+-- kind `stray`, so its failure is recorded and retried like an order's: one per payment. An order
+-- keeps one refund of its own funding payment (kind `order`).
+ALTER TABLE gateway_refunds
+    ADD COLUMN kind text NOT NULL DEFAULT 'order' CHECK (kind IN ('order', 'stray'));
+ALTER TABLE gateway_refunds DROP CONSTRAINT gateway_refunds_order_id_key;
+CREATE UNIQUE INDEX gateway_refunds_order_key ON gateway_refunds (order_id) WHERE kind = 'order';
+CREATE UNIQUE INDEX gateway_refunds_stray_key ON gateway_refunds (payment_id) WHERE kind = 'stray';
+
 -- The timers' retry sweep and the admin list; the webhook's look-up by payment.
 CREATE INDEX gateway_refunds_failed_idx ON gateway_refunds (updated_at) WHERE status = 'failed';
 CREATE INDEX gateway_refunds_owed_idx ON gateway_refunds (updated_at) WHERE owed;

@@ -22,7 +22,7 @@ import domain.gateway_razorpay
 from domain import ledger
 from domain.gateways import gateway_for
 from hub.settings import Settings, SettingsError
-from tests.money.conftest import FakeRazorpay, Parties, act, idem, paid_order, webhook
+from tests.money.conftest import FakeRazorpay, Parties, act, checkout, idem, new_order, paid_order, webhook
 from workers.metrics import WorkerMetrics
 from workers.timers import Timers
 
@@ -343,6 +343,48 @@ async def test_after_max_attempts_it_needs_attention_and_admins_see_it(
     assert refunded.row_id not in {i["id"] for i in (await r.json())["data"]}
     r = await api.post(f"/api/admin/refunds/{refunded.row_id}/retry", headers=admin.headers)
     assert r.status == 409 and (await r.json())["error"]["details"]["status"] == "processed"
+    assert len(_live_refunds(razorpay, pid)) == 1
+    await _clean(pool)
+
+
+async def test_stray_payment_refund_failed_is_recorded_and_retried(
+    api: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    parties: Parties,
+    razorpay: HoldingRazorpay,
+    money_settings: Settings,
+) -> None:
+    """A payment that came after the cancellation is sent back at once; its refund failing later is
+    recorded, owed and retried like an order's own."""
+    client = parties.client
+    order_id = await new_order(pool, client, parties.doer)
+    paid = await checkout(api, client, order_id)
+    assert (await act(api, client, order_id, "cancel"))[0] == 200
+    r = await api.post("/api/payments/verify", json=paid, headers=idem(client))
+    assert r.status == 409, await r.text()
+    pid = paid["razorpay_payment_id"]
+    row = await pool.fetchrow("SELECT id::text, kind, status FROM gateway_refunds WHERE payment_id = $1", pid)
+    assert (row["kind"], row["status"]) == ("stray", "initiated")
+    first = razorpay.refunds[pid][0]["id"]
+    assert await _event(api, razorpay, "processed", pid, first) == "refund_processed"
+    assert await _events(pool, client.id, order_id) == ["refund_processed"]  # told when it was made
+
+    assert await _event(api, razorpay, "failed", pid, first) == "refund_failed"
+    refund = await _row(pool, row["id"])
+    assert (refund["status"], refund["owed"]) == ("failed", True)
+    await _clean(pool)
+    await _age(pool, row["id"])
+    assert await _timers(pool, money_settings).sweep_refunds(gateway_for(money_settings)) == 1
+    second = razorpay.refunds[pid][1]["id"]
+    assert await _event(api, razorpay, "processed", pid, second) == "refund_processed"
+    assert await _moves(pool, order_id) == [
+        "stray_payment",
+        "stray_refund",
+        "refund_failed",
+        "refund_settled",
+    ]
+    told = await _events(pool, client.id, order_id)
+    assert told == ["refund_processed", "refund_failed", "refund_processed"]
     assert len(_live_refunds(razorpay, pid)) == 1
     await _clean(pool)
 
