@@ -17,8 +17,10 @@ to the client (gateway clearing no longer counts it as given back). Each booking
 refund row's id and the owed cycle, so a repeat cannot post twice; the row lock serializes everything.
 A retry goes through domain.gateway.refund_once: it lists the payment's refunds first and uses a
 refund the gateway already holds (one whose answer was lost), so a timeout, a 5xx or a doubled
-answer never refunds twice. Callers: rest/webhooks.py (the events), workers/timers.py (the retry
-sweep and the escalation), rest/admin_refunds.py (the list and a retry now)."""
+answer never refunds twice. A refund left `initiated` (no webhook came) is looked up at the gateway
+by the timers (`reconcile`), so a lost refund.failed is not a refund forgotten. Callers:
+rest/webhooks.py (the events), workers/timers.py (the retry sweep, the escalation, the look-up),
+rest/admin_refunds.py (the list and a retry now)."""
 
 from __future__ import annotations
 
@@ -36,7 +38,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gigwire.refunds")
 
-__all__ = ["RETRYABLE", "escalate", "lock_for_payment", "mark_failed", "mark_processed", "retry"]
+__all__ = [
+    "RETRYABLE",
+    "escalate",
+    "lock_for_payment",
+    "mark_failed",
+    "mark_processed",
+    "reconcile",
+    "retry",
+]
 
 RETRYABLE = ("failed", "needs_attention")
 """The statuses a retry starts from (the timers take `failed`; an admin either)."""
@@ -205,6 +215,26 @@ async def _accepted(conn: Conn, row: asyncpg.Record, attempt: int, result: Gatew
         await mark_failed(conn, result.id, "the gateway failed the retried refund")
         return "refused"
     return "initiated"
+
+
+async def reconcile(conn: Conn, row: asyncpg.Record, gateway: Gateway) -> str:
+    """Ask the gateway what became of the current refund of `row` (an `initiated` row, locked by the
+    caller) when no webhook said so: apply processed or failed as the webhook would and return
+    that; "pending" when it is still on its way or cannot be seen (the row's updated_at is touched,
+    so it is looked at again one period later)."""
+    try:
+        listed = await gateway.refunds_of(row["payment_id"])
+    except GatewayError:
+        listed = []
+    status = next((r.status for r in listed if r.id == row["gateway_refund_id"]), "pending")
+    if status == "processed" and await mark_processed(conn, row["gateway_refund_id"]):
+        return "processed"
+    if status == "failed" and await mark_failed(
+        conn, row["gateway_refund_id"], "the gateway lists it failed"
+    ):
+        return "failed"
+    await conn.execute("UPDATE gateway_refunds SET updated_at = now() WHERE id = $1", row["id"])
+    return "pending"
 
 
 async def escalate(conn: Conn, refund_id: str) -> bool:

@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import ledger, notices
+from domain import ledger, notices, refunds
 from domain.gateway import (
     Gateway,
     GatewayError,
@@ -167,6 +167,9 @@ async def _refund_stray(
         currency,
         "processed" if result.status == "processed" else "initiated",
     )
+    if result.status == "failed":  # failed at once: recorded, owed and retried (domain/refunds.py)
+        await refunds.mark_failed(conn, result.id, "the gateway failed the refund at once")
+        return
     await notices.refund_processed(conn, row, amount)
 
 

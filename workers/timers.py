@@ -18,7 +18,9 @@ The refund sweep finds refunds the gateway failed (gateway_refunds `failed`, dom
 untouched for `refund_retry_s` and asks again, through refund_once (it first lists the payment's
 refunds, so a lost answer never refunds twice), with a receipt of the row and attempt number. After
 `refund_max_attempts` requests a still-failed refund becomes `needs_attention` (counted in
-gigwire_refunds_needs_attention_total, listed by GET /api/admin/refunds)."""
+gigwire_refunds_needs_attention_total, listed by GET /api/admin/refunds). A refund still `initiated`
+`refund_retry_s` after its last change (no webhook came) is looked up in the gateway's list of the
+payment's refunds, and a processed or failed one settled as its webhook would have."""
 
 from __future__ import annotations
 
@@ -109,6 +111,7 @@ class Timers:
         if self._gateway is not None:
             moved["payout"] = await self.sweep_payouts(self._gateway)
             moved["refund"] = await self.sweep_refunds(self._gateway)
+            moved["refund_check"] = await self.check_refunds(self._gateway)
         return moved
 
     async def sweep_payouts(self, gateway: Gateway) -> int:
@@ -212,6 +215,46 @@ class Timers:
                 self._metrics.timers_fired.labels("refund").inc()
             log.info("refund asked again", extra={"refund": refund_id, "outcome": outcome})
         return accepted
+
+    async def check_refunds(self, gateway: Gateway) -> int:
+        """Look up at the gateway every refund still `initiated` `refund_retry_s` after its last
+        change (its webhook never came) and apply what the gateway lists, one per transaction;
+        return how many were settled (processed or failed)."""
+        from domain import refunds
+
+        settled = 0
+        seen: list[str] = []
+        while True:
+            refund_id: str | None = None
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(
+                            "SELECT * FROM gateway_refunds WHERE status = 'initiated'"
+                            " AND updated_at <= now() - make_interval(secs => $1)"
+                            " AND NOT (id::text = ANY($2::text[]))"
+                            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                            self._refund_retry_s,
+                            seen,
+                        )
+                        if row is None:
+                            break
+                        refund_id = str(row["id"])
+                        seen.append(refund_id)
+                        outcome = await refunds.reconcile(conn, row, gateway)
+                except Exception as exc:
+                    if refund_id is None:
+                        raise
+                    self._metrics.loop_errors.labels("timers").inc()
+                    log.warning("refund check failed", extra={"refund": refund_id, "error": _describe(exc)})
+                    continue
+            if outcome != "pending":
+                settled += 1
+                self._metrics.timers_fired.labels("refund_check").inc()
+                log.info(
+                    "refund settled from the gateway's list", extra={"refund": refund_id, "outcome": outcome}
+                )
+        return settled
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Sweep every `interval` seconds until `stopping` is set; a failed sweep is logged, counted

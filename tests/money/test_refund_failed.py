@@ -32,12 +32,18 @@ DAY = 86400.0
 @dataclass
 class HoldingRazorpay(FakeRazorpay):
     """The fake Razorpay whose refund requests can be held after the refund is made and before the
-    answer goes out (`post_hold`): a refund the gateway made while its client gave up waiting."""
+    answer goes out (`post_hold`): a refund the gateway made while its client gave up waiting; and
+    whose new refunds may be answered with another status than pending (`refund_status`)."""
 
     post_hold: asyncio.Event | None = None
+    refund_status: str = "pending"
 
     async def _refund(self, request: web.Request) -> web.StreamResponse:
         response = await super()._refund(request)
+        if self.refund_status != "pending":
+            made = self.refunds[request.match_info["id"]][-1]
+            made["status"] = self.refund_status
+            response = web.json_response({k: v for k, v in made.items() if k != "hidden"})
         if self.post_hold is not None:
             await self.post_hold.wait()
         return response
@@ -386,6 +392,46 @@ async def test_stray_payment_refund_failed_is_recorded_and_retried(
     told = await _events(pool, client.id, order_id)
     assert told == ["refund_processed", "refund_failed", "refund_processed"]
     assert len(_live_refunds(razorpay, pid)) == 1
+    await _clean(pool)
+
+
+async def test_refund_failed_at_once_is_recorded(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: HoldingRazorpay
+) -> None:
+    razorpay.refund_status = "failed"
+    refunded = await _cancelled(api, pool, parties)
+    row = await _row(pool, refunded.row_id)
+    assert (row["status"], row["owed"]) == ("failed", True)
+    # One transaction: the failure is booked as the refund is made, before escrow -> clearing.
+    assert sorted(await _moves(pool, refunded.order_id)) == ["fund", "refund", "refund_failed"]
+    assert await _events(pool, parties.client.id, refunded.order_id) == ["refund_failed"]
+    await _clean(pool)
+
+
+@pytest.mark.parametrize("final", ["processed", "failed"])
+async def test_refund_whose_webhook_never_came_is_looked_up(
+    api: TestClient[Any, Any],
+    pool: asyncpg.Pool,
+    parties: Parties,
+    razorpay: HoldingRazorpay,
+    money_settings: Settings,
+    final: str,
+) -> None:
+    refunded = await _cancelled(api, pool, parties)
+    timers, gateway = _timers(pool, money_settings), gateway_for(money_settings)
+    assert await timers.check_refunds(gateway) == 0  # not due yet
+    await _age(pool, refunded.row_id)
+    assert await timers.check_refunds(gateway) == 0  # still pending at the gateway: looked again later
+    assert (await _row(pool, refunded.row_id))["status"] == "initiated"
+    razorpay.refunds[refunded.payment_id][0]["status"] = final  # and its webhook is lost
+    assert await timers.check_refunds(gateway) == 0  # just looked: not before another period
+    await _age(pool, refunded.row_id)
+    assert await timers.check_refunds(gateway) == 1
+    row = await _row(pool, refunded.row_id)
+    assert (row["status"], row["owed"]) == (final, final == "failed")
+    told = await _events(pool, parties.client.id, refunded.order_id)
+    assert told == ["refund_processed" if final == "processed" else "refund_failed"]
+    assert len(_posts(razorpay, refunded.payment_id)) == 1
     await _clean(pool)
 
 
