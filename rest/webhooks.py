@@ -46,6 +46,22 @@ class WebhookOutcome(Wire):
     outcome: str
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether any key or string inside a parsed JSON value holds NUL (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
     payload = event.get("payload")
     node = payload.get(name) if isinstance(payload, dict) else None
@@ -100,22 +116,24 @@ async def _refund_event(conn: Conn, event_type: str, refund: dict[str, Any]) -> 
     """refund.processed / refund.failed of one of our refunds (domain/refunds.py); "stale" when it
     is no row's current refund or that row already shows it."""
     processed = event_type == "refund.processed"
-    refund_id = str(refund.get("id"))
+    refund_id, payment_id = refund.get("id"), refund.get("payment_id")
+    if not isinstance(refund_id, str):
+        return "malformed"
     details = refund.get("status_details")
     reason = refund.get("failure_reason") or (
         details.get("description") if isinstance(details, dict) else None
     )
+    failure = str(reason) if reason else None
 
     async def apply() -> bool:
         if processed:
             return await refunds.mark_processed(conn, refund_id)
-        return await refunds.mark_failed(conn, refund_id, str(reason) if reason else None)
+        return await refunds.mark_failed(conn, refund_id, failure)
 
     done = await apply()
     # The cancel or retry that made this refund may not have committed its row yet (each holds a
     # row locked from before the refund until its commit, and its own catch-up check ran before
     # this event was recorded): wait on those locks, then look once more.
-    payment_id = refund.get("payment_id")
     if not done and isinstance(payment_id, str) and await refunds.lock_for_payment(conn, payment_id):
         done = await apply()
     if not done:
@@ -154,6 +172,8 @@ async def payment_webhook(request: web.Request) -> web.Response:
         raise ApiError("bad_request", "The body is not valid JSON.") from None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         raise ApiError("bad_request", "The body is not a gateway event (no 'event').")
+    if _has_nul(event):  # jsonb (gateway_events.payload) and text cannot hold it
+        raise ApiError("bad_request", "The body holds a NUL character.")
     event_type: str = event["event"]
     header_id = request.headers.get("X-Razorpay-Event-Id", "").strip()
     event_id = header_id[:200] if header_id else "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -395,6 +395,28 @@ async def test_stray_payment_refund_failed_is_recorded_and_retried(
     await _clean(pool)
 
 
+async def test_odd_refund_events_are_answered_not_failed(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: HoldingRazorpay
+) -> None:
+    refunded = await _cancelled(api, pool, parties)
+    first = razorpay.refunds[refunded.payment_id][0]["id"]
+    for entity, outcome in (
+        ({"payment_id": refunded.payment_id}, "malformed"),
+        ({"id": 7}, "malformed"),
+        ({"id": "rfnd_\x00x", "payment_id": refunded.payment_id}, None),
+        ({"id": first, "failure_reason": "bank\x00down"}, None),
+        ({"id": first, "status_details": "not an object"}, "refund_failed"),
+    ):
+        body, headers = webhook("refund.failed", "refund", entity, "evt_" + secrets.token_hex(6))
+        r = await api.post("/api/webhooks/payment", data=body, headers=headers)
+        if outcome is None:  # NUL fits neither jsonb nor text: refused, nothing recorded
+            assert (r.status, (await r.json())["error"]["code"]) == (400, "bad_request")
+        else:
+            assert (r.status, (await r.json())["data"]["outcome"]) == (200, outcome)
+    assert (await _row(pool, refunded.row_id))["failure_reason"] == "the gateway failed the refund"
+    await _clean(pool)
+
+
 async def test_refund_failed_at_once_is_recorded(
     api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: HoldingRazorpay
 ) -> None:
