@@ -44,6 +44,7 @@ __all__ = [
     "lock_for_payment",
     "mark_failed",
     "mark_processed",
+    "receipt",
     "reconcile",
     "retry",
 ]
