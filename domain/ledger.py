@@ -2,8 +2,10 @@
 the caller's transaction together with the change that caused it.
 
 Accounts are named (see sql/migrations/0004_money.sql): `wallet:<user>:<CUR>`, `escrow:<order>`,
-`platform:revenue|clearing|payouts:<CUR>`. Wallet and escrow accounts keep a stored balance that
-the database refuses to take below zero (CHECK), so no interleaving of requests can overdraw one.
+`platform:revenue|clearing|payouts|refunds_pending:<CUR>` (refunds_pending: refunds the gateway
+failed, owed to the clients until a later refund is processed; 0014_refund_failures.sql).
+Wallet and escrow accounts keep a stored balance that the database refuses to take below zero
+(CHECK), so no interleaving of requests can overdraw one.
 The users columns wallet_balance, pending_balance (money in escrow on funded orders where the user
 is the doer) and total_earnings (sum of escrow releases received) are updated with the transfer.
 
@@ -21,7 +23,7 @@ from domain.errors import DomainError
 if TYPE_CHECKING:
     from hub.db import Conn
 
-PlatformKind = Literal["revenue", "clearing", "payouts"]
+PlatformKind = Literal["revenue", "clearing", "payouts", "refunds_pending"]
 
 
 class InsufficientFunds(DomainError):
@@ -47,7 +49,7 @@ def escrow_account(order_id: str) -> str:
 
 
 def platform_account(kind: PlatformKind, currency: str) -> str:
-    """The id of a platform account (revenue, gateway clearing, payouts) in `currency`."""
+    """The id of a platform account (revenue, gateway clearing, payouts, refunds pending) in `currency`."""
     return f"platform:{kind}:{currency}"
 
 
@@ -205,7 +207,8 @@ async def audit(conn: Conn | asyncpg.Pool) -> list[str]:
     """Every broken ledger invariant, as sentences (empty when all hold): balances sum to zero per
     currency; stored balances equal their transfers; no stored balance below zero; users columns equal
     the ledger; each order's escrow balance matches its escrow_state (orders opened through open_order, which
-    creates the escrow account; rows arranged by hand for non-money tests are not judged)."""
+    creates the escrow account; rows arranged by hand for non-money tests are not judged); the refunds
+    pending account holds exactly the refunds the gateway failed and no later refund returned."""
     problems: list[str] = []
     for r in await conn.fetch(
         "SELECT currency, sum(balance) AS total FROM ledger_balances"
@@ -239,4 +242,12 @@ async def audit(conn: Conn | asyncpg.Pool) -> list[str]:
         " WHERE a.balance <> CASE WHEN o.escrow_state = 'funded' THEN o.amount ELSE 0 END"
     ):
         problems.append(f"order {r['id']}: escrow {r['escrow_state']} but account holds {r['held']}")
+    for r in await conn.fetch(
+        "SELECT COALESCE(o.currency, a.currency) AS currency, COALESCE(a.balance, 0) AS held,"
+        " COALESCE(o.owed, 0) AS owed"
+        " FROM (SELECT currency, sum(amount) AS owed FROM gateway_refunds WHERE owed GROUP BY currency) o"
+        " FULL JOIN (SELECT currency, balance FROM ledger_balances WHERE kind = 'refunds_pending') a"
+        " ON a.currency = o.currency WHERE COALESCE(a.balance, 0) <> COALESCE(o.owed, 0)"
+    ):
+        problems.append(f"refunds pending {r['currency']}: holds {r['held']} but {r['owed']} is owed")
     return problems

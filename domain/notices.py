@@ -213,9 +213,8 @@ async def refund_processed(conn: Conn, order: Row, amount: int) -> None:
 
 
 async def refund_failed(conn: Conn, order: Row, amount: int) -> None:
-    """The client hears the refund of their payment failed and support will handle it. No code path
-    records a failed refund today (a refused refund rolls the cancellation back, the refund.failed
-    webhook is ignored); whatever records one later calls this in its transaction."""
+    """The client hears the refund of their payment failed and support will handle it: called by
+    domain.refunds.mark_failed (the refund.failed webhook) once per failure, in its transaction."""
     gig = await _gig_title(conn, str(order["gig_id"]))
     data = {"orderId": str(order["id"]), "gigId": str(order["gig_id"])}
     text = f"The refund of {money(amount, order['currency'])} for “{gig}” failed; support will sort it out."

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from domain import ledger, notices
+from domain import ledger, notices, refunds
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
 from domain.gig_lifecycle import follow_order
@@ -251,6 +251,8 @@ async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) ->
         )
     if processed:  # else the refund.processed webhook tells the client (rest/webhooks.py)
         await notices.refund_processed(conn, order, order["amount"])
+    elif result.status == "failed":  # failed at once: recorded, owed and retried like a later failure
+        await refunds.mark_failed(conn, result.id, "the gateway failed the refund at once")
     return result.id
 
 

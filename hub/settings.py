@@ -94,6 +94,8 @@ class Settings:
     unpaid_expire_hours: float = 24.0
     timer_sweep_s: float = 30.0
     payout_retry_s: float = 300.0
+    refund_retry_s: float = 1800.0
+    refund_max_attempts: int = 5
     idempotency_retention_s: float = 86400.0
     feed_retention_s: float = 7 * 86400.0  # FEED_RETENTION: how long a user's feed entries are kept
     worker_metrics_port: int = 0
@@ -226,6 +228,8 @@ class Settings:
             unpaid_expire_hours=float(r.integer("UNPAID_EXPIRE_HOURS", 24, 1, 24 * 365)),
             timer_sweep_s=float(r.integer("TIMER_SWEEP_S", 30, 1, 3600)),
             payout_retry_s=float(r.integer("PAYOUT_RETRY_AFTER_S", 300, 1, 86400)),
+            refund_retry_s=float(r.integer("REFUND_RETRY_AFTER_S", 1800, 1, 7 * 86400)),
+            refund_max_attempts=r.integer("REFUND_MAX_ATTEMPTS", 5, 1, 100),
             idempotency_retention_s=float(r.integer("IDEMPOTENCY_KEY_RETENTION_S", 86400, 3600, 365 * 86400)),
             feed_retention_s=float(r.duration("FEED_RETENTION", 7 * 86400)),
             worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),

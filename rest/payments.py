@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import ledger, notices
+from domain import ledger, notices, refunds
 from domain.gateway import (
     Gateway,
     GatewayError,
@@ -156,6 +156,20 @@ async def _refund_stray(
         row["escrow_state"],
         {"paymentId": payment_id, "amount": amount, "refundId": result.id},
     )
+    # Recorded like an order's refund, so a later refund.failed is retried (domain/refunds.py).
+    await conn.execute(
+        "INSERT INTO gateway_refunds (order_id, payment_id, gateway_refund_id, amount, currency, status,"
+        " kind) VALUES ($1, $2, $3, $4, $5, $6, 'stray')",
+        row["id"],
+        payment_id,
+        result.id,
+        amount,
+        currency,
+        "processed" if result.status == "processed" else "initiated",
+    )
+    if result.status == "failed":  # failed at once: recorded, owed and retried (domain/refunds.py)
+        await refunds.mark_failed(conn, result.id, "the gateway failed the refund at once")
+        return
     await notices.refund_processed(conn, row, amount)
 
 

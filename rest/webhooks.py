@@ -16,7 +16,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from domain import notices
+from domain import refunds
 from domain.gateway import Gateway, signature_ok, webhook_signature
 from domain.gateways import gateway_for
 from domain.payouts import settle_withdrawal
@@ -46,26 +46,27 @@ class WebhookOutcome(Wire):
     outcome: str
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether any key or string inside a parsed JSON value holds NUL (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _entity(event: dict[str, Any], name: str) -> dict[str, Any]:
     payload = event.get("payload")
     node = payload.get(name) if isinstance(payload, dict) else None
     entity = node.get("entity") if isinstance(node, dict) else None
     return entity if isinstance(entity, dict) else {}
-
-
-async def _refund_processed(conn: Conn, refund_id: str) -> bool:
-    """Mark our initiated refund `refund_id` processed and tell the client; whether one was."""
-    refund = await conn.fetchrow(
-        "UPDATE gateway_refunds SET status = 'processed', updated_at = now()"
-        " WHERE gateway_refund_id = $1 AND status = 'initiated' RETURNING order_id, amount",
-        refund_id,
-    )
-    if refund is None:
-        return False
-    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", refund["order_id"])
-    if order is not None:
-        await notices.refund_processed(conn, order, refund["amount"])
-    return True
 
 
 async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gateway: Gateway) -> str:
@@ -86,19 +87,8 @@ async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gatewa
             amount=amount if isinstance(amount, int) else None,
         )
         return outcome
-    if event_type == "refund.processed":
-        refund = _entity(event, "refund")
-        done = await _refund_processed(conn, str(refund.get("id")))
-        if not done and isinstance(refund.get("payment_id"), str):
-            # The cancel that made this refund may not have committed its row yet (it holds the
-            # order row locked from before the refund until its commit, and its own catch-up check
-            # ran before this event was recorded): wait on that lock, then look once more.
-            locked = await conn.fetchval(
-                "SELECT 1 FROM orders WHERE payment_gateway_payment_id = $1 FOR UPDATE", refund["payment_id"]
-            )
-            if locked:
-                done = await _refund_processed(conn, str(refund.get("id")))
-        return "refund_processed" if done else "stale"
+    if event_type in ("refund.processed", "refund.failed"):
+        return await _refund_event(conn, event_type, _entity(event, "refund"))
     if event_type in ("payout.processed", "payout.failed", "payout.reversed"):
         payout = _entity(event, "payout")
         reason = payout.get("failure_reason") or (payout.get("status_details") or {}).get("description")
@@ -122,10 +112,40 @@ async def apply_event(conn: Conn, event_type: str, event: dict[str, Any], gatewa
     return "ignored"
 
 
+async def _refund_event(conn: Conn, event_type: str, refund: dict[str, Any]) -> str:
+    """refund.processed / refund.failed of one of our refunds (domain/refunds.py); "stale" when it
+    is no row's current refund or that row already shows it."""
+    processed = event_type == "refund.processed"
+    refund_id, payment_id = refund.get("id"), refund.get("payment_id")
+    if not isinstance(refund_id, str):
+        return "malformed"
+    details = refund.get("status_details")
+    reason = refund.get("failure_reason") or (
+        details.get("description") if isinstance(details, dict) else None
+    )
+    failure = str(reason) if reason else None
+
+    async def apply() -> bool:
+        if processed:
+            return await refunds.mark_processed(conn, refund_id)
+        return await refunds.mark_failed(conn, refund_id, failure)
+
+    done = await apply()
+    # The cancel or retry that made this refund may not have committed its row yet (each holds a
+    # row locked from before the refund until its commit, and its own catch-up check ran before
+    # this event was recorded): wait on those locks, then look once more.
+    if not done and isinstance(payment_id, str) and await refunds.lock_for_payment(conn, payment_id):
+        done = await apply()
+    if not done:
+        return "stale"
+    return "refund_processed" if processed else "refund_failed"
+
+
 @routes.post(
     "/api/webhooks/payment",
     summary="Payment gateway events (Razorpay format), signed with X-Razorpay-Signature",
-    description="payment.captured / order.paid fund the order; refund.processed; payout.processed,"
+    description="payment.captured / order.paid fund the order; refund.processed, refund.failed (the"
+    " refund is retried by the timers, the money owed to the client meanwhile); payout.processed,"
     " payout.failed, payout.reversed; fund_account.validation.*. Each event is applied once (by"
     " X-Razorpay-Event-Id, else a hash of the body); others are answered 200 and ignored.",
     body=GatewayEvent,
@@ -152,6 +172,8 @@ async def payment_webhook(request: web.Request) -> web.Response:
         raise ApiError("bad_request", "The body is not valid JSON.") from None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         raise ApiError("bad_request", "The body is not a gateway event (no 'event').")
+    if _has_nul(event):  # jsonb (gateway_events.payload) and text cannot hold it
+        raise ApiError("bad_request", "The body holds a NUL character.")
     event_type: str = event["event"]
     header_id = request.headers.get("X-Razorpay-Event-Id", "").strip()
     event_id = header_id[:200] if header_id else "sha256:" + hashlib.sha256(raw).hexdigest()

@@ -70,6 +70,8 @@ class WorkerSet:
             if settings.payment_gateway == "razorpay" or settings.is_dev
             else None,
             payout_retry_s=settings.payout_retry_s,
+            refund_retry_s=settings.refund_retry_s,
+            refund_max_attempts=settings.refund_max_attempts,
         )
         self.housekeeping = Housekeeping(
             pool,

@@ -44,6 +44,11 @@ class WorkerMetrics:
             registry=r,
         )
         self.timers_fired = Counter("gigwire_timers_fired", "Orders moved by a timer", ["action"], registry=r)
+        self.refunds_needs_attention = Counter(
+            "gigwire_refunds_needs_attention",
+            "Failed refunds handed to admins after REFUND_MAX_ATTEMPTS requests",
+            registry=r,
+        )
         self.housekeeping_deleted = Counter(
             "gigwire_housekeeping_deleted", "Rows housekeeping deleted", ["table"], registry=r
         )

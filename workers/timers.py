@@ -1,4 +1,5 @@
-"""Timers: submitted orders auto-approve, unpaid orders expire, stuck payouts are asked for again.
+"""Timers: submitted orders auto-approve, unpaid orders expire, stuck payouts are asked for again,
+failed refunds are retried.
 
 Durable because the deadline is the order's own column (submitted_at, created_at) and not a timer
 in memory: a sweep every `settings.timer_sweep_s` finds whatever is due, including what came due
@@ -11,7 +12,15 @@ process died between committing the withdrawal and asking for its payout) untouc
 `payout_retry_s`, and asks for the payout again: the request is idempotent at the gateway on the
 withdrawal id, so it never pays twice. A definite answer is applied by rest.wallet.record_payout
 (the code the withdraw handler uses); an unknown one only touches `updated_at`, so the withdrawal
-is asked for again one `payout_retry_s` later."""
+is asked for again one `payout_retry_s` later.
+
+The refund sweep finds refunds the gateway failed (gateway_refunds `failed`, domain/refunds.py)
+untouched for `refund_retry_s` and asks again, through refund_once (it first lists the payment's
+refunds, so a lost answer never refunds twice), with a receipt of the row and attempt number. After
+`refund_max_attempts` requests a still-failed refund becomes `needs_attention` (counted in
+gigwire_refunds_needs_attention_total, listed by GET /api/admin/refunds). A refund still `initiated`
+`refund_retry_s` after its last change (no webhook came) is looked up in the gateway's list of the
+payment's refunds, and a processed or failed one settled as its webhook would have."""
 
 from __future__ import annotations
 
@@ -51,6 +60,8 @@ class Timers:
         interval: float = 30.0,
         gateway: Gateway | None = None,
         payout_retry_s: float = 300.0,
+        refund_retry_s: float = 1800.0,
+        refund_max_attempts: int = 5,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -58,6 +69,8 @@ class Timers:
         self.interval = interval
         self._gateway = gateway  # None: no payout sweep (e.g. tests of the order timers alone)
         self._payout_retry_s = payout_retry_s
+        self._refund_retry_s = refund_retry_s
+        self._refund_max_attempts = refund_max_attempts
 
     async def sweep(self) -> dict[str, int]:
         """Move every due order now; return how many moved per action. An order whose transition
@@ -97,6 +110,8 @@ class Timers:
                 log.info("timer moved order", extra={"orderId": order_id, "action": action})
         if self._gateway is not None:
             moved["payout"] = await self.sweep_payouts(self._gateway)
+            moved["refund"] = await self.sweep_refunds(self._gateway)
+            moved["refund_check"] = await self.check_refunds(self._gateway)
         return moved
 
     async def sweep_payouts(self, gateway: Gateway) -> int:
@@ -151,6 +166,94 @@ class Timers:
                 settled += 1
                 self._metrics.timers_fired.labels("payout").inc()
             log.info("payout asked again", extra={"withdrawal": withdrawal_id, "outcome": result})
+        return settled
+
+    async def sweep_refunds(self, gateway: Gateway) -> int:
+        """Retry every failed refund untouched for `refund_retry_s`, one per transaction with its
+        row locked during the gateway call, and hand to the admins (needs_attention) each one that
+        has had `refund_max_attempts` requests; return how many the gateway accepted."""
+        from domain import refunds
+
+        accepted = 0
+        seen: list[str] = []  # each row once per sweep, whatever became of it
+        while True:
+            refund_id: str | None = None
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(
+                            "SELECT * FROM gateway_refunds WHERE status = 'failed'"
+                            " AND (attempts >= $2 OR updated_at <= now() - make_interval(secs => $1))"
+                            " AND NOT (id::text = ANY($3::text[]))"
+                            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                            self._refund_retry_s,
+                            self._refund_max_attempts,
+                            seen,
+                        )
+                        if row is None:
+                            break
+                        refund_id = str(row["id"])
+                        seen.append(refund_id)
+                        outcome = "exhausted"
+                        if row["attempts"] < self._refund_max_attempts:
+                            outcome = await refunds.retry(conn, row, gateway)
+                        escalated = (
+                            outcome in ("exhausted", "unknown", "refused")
+                            and row["attempts"] + (outcome != "exhausted") >= self._refund_max_attempts
+                            and await refunds.escalate(conn, refund_id)
+                        )
+                except Exception as exc:
+                    if refund_id is None:
+                        raise
+                    self._metrics.loop_errors.labels("timers").inc()
+                    log.warning("refund retry failed", extra={"refund": refund_id, "error": _describe(exc)})
+                    continue
+            if escalated:
+                self._metrics.refunds_needs_attention.inc()
+            if outcome in ("initiated", "processed"):
+                accepted += 1
+                self._metrics.timers_fired.labels("refund").inc()
+            log.info("refund asked again", extra={"refund": refund_id, "outcome": outcome})
+        return accepted
+
+    async def check_refunds(self, gateway: Gateway) -> int:
+        """Look up at the gateway every refund still `initiated` `refund_retry_s` after its last
+        change (its webhook never came) and apply what the gateway lists, one per transaction;
+        return how many were settled (processed or failed)."""
+        from domain import refunds
+
+        settled = 0
+        seen: list[str] = []
+        while True:
+            refund_id: str | None = None
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(
+                            "SELECT * FROM gateway_refunds WHERE status = 'initiated'"
+                            " AND updated_at <= now() - make_interval(secs => $1)"
+                            " AND NOT (id::text = ANY($2::text[]))"
+                            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                            self._refund_retry_s,
+                            seen,
+                        )
+                        if row is None:
+                            break
+                        refund_id = str(row["id"])
+                        seen.append(refund_id)
+                        outcome = await refunds.reconcile(conn, row, gateway)
+                except Exception as exc:
+                    if refund_id is None:
+                        raise
+                    self._metrics.loop_errors.labels("timers").inc()
+                    log.warning("refund check failed", extra={"refund": refund_id, "error": _describe(exc)})
+                    continue
+            if outcome != "pending":
+                settled += 1
+                self._metrics.timers_fired.labels("refund_check").inc()
+                log.info(
+                    "refund settled from the gateway's list", extra={"refund": refund_id, "outcome": outcome}
+                )
         return settled
 
     async def run(self, stopping: asyncio.Event) -> None:

@@ -42,6 +42,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "wallet": lambda p: p.startswith(("/api/wallet", "/api/bank-accounts")),
     "devices": lambda p: p.startswith("/api/devices"),
     "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
+    "admin": lambda p: p.startswith("/api/admin"),
 }
 
 
