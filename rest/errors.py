@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import asyncpg
-import orjson
+import msgspec
 from aiohttp import web
 
 from domain.errors import DomainError
@@ -36,6 +36,31 @@ STATUS = {
     "bad_gateway": 502,
     "unavailable": 503,
 }
+
+ErrorCode = Literal[
+    "bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed", "conflict",
+    "too_large", "unprocessable", "rate_limited", "internal", "bad_gateway", "unavailable",
+]  # fmt: skip
+assert set(get_args(ErrorCode)) == set(STATUS), "ErrorCode must list STATUS's codes"
+
+
+class ErrorDetail(msgspec.Struct, omit_defaults=True):
+    """What went wrong: a code of the REST error table, a message saying what to do, details
+    (e.g. `fields`: each bad field and why) when there are any."""
+
+    code: ErrorCode
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class Error(msgspec.Struct):
+    """The one REST error shape: `{"success": false, "error": {code, message, details?}}`."""
+
+    success: Literal[False]
+    error: ErrorDetail
+
+
+_ENCODE = msgspec.json.Encoder().encode
 
 
 class ApiError(DomainError):
@@ -74,11 +99,9 @@ def error_response(
     headers: Mapping[str, str] | None = None,
 ) -> web.Response:
     """Build the error shape; used by ApiError and by the middleware for aiohttp's own errors."""
-    error: dict[str, Any] = {"code": code, "message": message}
-    if details:
-        error["details"] = dict(details)
+    detail = ErrorDetail(cast(ErrorCode, code), message, dict(details) if details else None)
     return web.Response(
-        body=orjson.dumps({"success": False, "error": error}),
+        body=_ENCODE(Error(False, detail)),
         status=status,
         content_type="application/json",
         headers=headers,

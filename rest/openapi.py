@@ -14,29 +14,13 @@ import orjson
 from aiohttp import web
 
 from rest.api import Operation, Routes
-from rest.errors import STATUS
+from rest.errors import Error
 
 routes = Routes("docs")
 
-ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_REF = "#/components/schemas/{name}"
+ERROR_REF = {"$ref": _REF.format(name="Error")}
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["success", "error"],
-    "properties": {
-        "success": {"const": False},
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "enum": list(STATUS)},
-                "message": {"type": "string"},
-                "details": {"type": "object"},
-            },
-        },
-    },
-}
 
 _REASONS = {
     400: "a bad parameter or field (named in the message and details)",
@@ -98,7 +82,8 @@ def build_document(modules: list[str] | None = None) -> dict[str, Any]:
         table = getattr(module, "routes", None)
         if isinstance(table, Routes):
             operations.extend(table.operations)
-    components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+    _, error_defs = msgspec.json.schema_components([Error], ref_template=_REF)
+    components: dict[str, Any] = dict(error_defs)
     for op, operation in zip(operations, _operations(operations, components), strict=True):
         into = paths.setdefault(op.path, {})
         if op.method in into:
@@ -137,7 +122,7 @@ def _operations(operations: list[Operation], components: dict[str, Any]) -> list
         types.append(op.response)
         types.append(op.query if op.query is not None else None)
         types.extend(op.meta.values())
-    schemas, defs = msgspec.json.schema_components(types, ref_template="#/components/schemas/{name}")
+    schemas, defs = msgspec.json.schema_components(types, ref_template=_REF)
     components.update(defs)
     out = []
     index = 0
