@@ -16,29 +16,15 @@ import msgspec
 from aiohttp import web
 from msgspec import Struct
 
+from hub import codes
 from hub.codes import ERROR_CODES
 from hub.events import ACKS, CLIENT_EVENTS, FEED_EVENTS, FEED_SEQ, MAX_REF, SERVER_EVENTS, Error
 
 REF: Final = "#/components/schemas/{name}"
+# The codes and their meanings are hub.codes' (the one place); the document lists the close codes a
+# client can see (1005 and 1006 are never sent).
 CLOSE_CODES: Final = {
-    1000: "normal closure: the answer to a client's empty close",
-    1001: "server going away (shutdown): reconnect",
-    1002: "protocol violation (unmasked frame, RSV bits, bad opcode or continuation, bad close code)",
-    1007: "text or close reason that is not UTF-8",
-    1009: "frame over 64 KiB: fix the client",
-    1011: "server failure while handling the connection",
-    1013: "too slow a reader, or server overloaded: reconnect with backoff and resume with sinceSeq",
-    4401: "bad or expired token: refresh it, then reconnect",
-    4408: "no AUTHENTICATE within 10 s: reconnect and authenticate",
-}
-ERROR_MEANINGS: Final = {
-    "bad_request": "not JSON, not an object, unknown `type`, a missing or wrong field, a NUL character",
-    "unauthorized": "no valid token (before AUTHENTICATED; a bad token then closes with 4401)",
-    "forbidden": "not a participant of that order, or another user's token on re-AUTHENTICATE",
-    "not_found": "no such order or message (a malformed id is bad_request)",
-    "rate_limited": "over the chat rate (default 10/s, burst 20, per connection); carries retryAfterMs",
-    "too_large": "text over 4,000 characters, more than 10 attachments, a field over its length",
-    "internal": "the server failed or its database is busy: the message says what was not done; retry",
+    code: meaning for code, meaning in codes.CLOSE_CODES.items() if code not in (1005, 1006)
 }
 # Events delivered through the broker channels (the rest are answers to one session).
 USER_EVENTS: Final = FEED_EVENTS
@@ -47,7 +33,7 @@ ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_S
 
 def _description() -> str:
     closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in CLOSE_CODES.items())
-    errors = "\n".join(f"| `{code}` | {ERROR_MEANINGS[code]} |" for code in ERROR_CODES)
+    errors = "\n".join(f"| `{code}` | {codes.ERROR_MEANINGS[code]} |" for code in ERROR_CODES)
     return (
         "The realtime wire contract of gigwire (docs/protocol.md). Authenticate with `?token=` on"
         " /ws, Socket.IO's `auth: {token}`, or a first `AUTHENTICATE` event; the server answers"

@@ -137,7 +137,7 @@ def test_every_event_of_both_transports_and_every_code_is_documented(doc: dict[s
     text = doc["info"]["description"]
     for code in (1000, 1001, 1002, 1007, 1009, 1011, 1013, 4401, 4408):
         assert f"| {code} |" in text
-    assert set(CLOSE_CODES) == {1000, 1001, 1002, 1007, 1009, 1011, 1013, 4401, 4408}
+    assert set(CLOSE_CODES) == {1000, 1001, 1002, 1007, 1008, 1009, 1011, 1013, 4401, 4408}
     for error in ERROR_CODES:
         assert f"`{error}`" in text
     assert {"user:{userId}", "order:{orderId}"} <= {c["address"] for c in doc["channels"].values()}
