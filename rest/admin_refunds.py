@@ -83,7 +83,12 @@ def _admin(request: web.Request) -> Claims:
     meta={"page": int, "limit": int, "total": int},
     parameters=(
         {"name": "status", "in": "query", "required": False, "schema": {"enum": list(_FILTERS)}},
-        {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "page",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
+        },
         {
             "name": "limit",
             "in": "query",

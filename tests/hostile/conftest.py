@@ -153,6 +153,7 @@ class World:
     user: TestUser
     other: TestUser
     deleted_user: TestUser
+    admin: TestUser
     gig_id: str
     application_id: str
     order_id: str
@@ -180,6 +181,7 @@ async def build_world(settings: Settings) -> World:
     try:
         user = await make_user(pool, settings)
         other = await make_user(pool, settings)
+        admin = await make_user(pool, settings, roles=("admin", "client", "doer"))
         gone = await make_user(pool, settings)
         await pool.execute("DELETE FROM users WHERE id = $1", gone.id)
         order_id = await open_test_order(pool, user, other)
@@ -226,7 +228,16 @@ async def build_world(settings: Settings) -> World:
             "notification": dead_note,
         }
         return World(
-            user, other, gone, gig_id, application_id, order_id, notification_id, device_token, deleted
+            user,
+            other,
+            gone,
+            admin,
+            gig_id,
+            application_id,
+            order_id,
+            notification_id,
+            device_token,
+            deleted,
         )
     finally:
         await pool.close()
