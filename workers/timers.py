@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -36,6 +37,9 @@ from workers.metrics import WorkerMetrics
 
 if TYPE_CHECKING:
     from domain.gateway import Gateway
+    from hub.db import Conn
+
+    Handle = Callable[[Conn, asyncpg.Record], Awaitable[Any]]
 
 log = logging.getLogger("gigwire.workers.timers")
 
@@ -114,54 +118,70 @@ class Timers:
             moved["refund_check"] = await self.check_refunds(self._gateway)
         return moved
 
+    async def _one_at_a_time(
+        self, what: str, key: str, select: str, args: tuple[Any, ...], handle: Handle
+    ) -> list[tuple[str, Any]]:
+        """Run `handle` on each row `select` finds, one per transaction with the row locked (FOR
+        UPDATE SKIP LOCKED, so no other sweep takes it meanwhile, even during a gateway call).
+        `select`'s last parameter is the ids already taken this sweep: each row is tried once per
+        sweep, whatever became of it. A row whose handling fails is rolled back, logged ("<what>
+        failed", its id under `key`) and counted, and the sweep goes on. Returns (id, outcome) of
+        each row handled."""
+        done: list[tuple[str, Any]] = []
+        seen: list[str] = []
+        while True:
+            row_id: str | None = None
+            async with self._pool.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        row = await conn.fetchrow(select, *args, seen)
+                        if row is None:
+                            break
+                        row_id = str(row["id"])
+                        seen.append(row_id)
+                        outcome = await handle(conn, row)
+                except Exception as exc:
+                    if row_id is None:
+                        raise
+                    self._metrics.loop_errors.labels("timers").inc()
+                    log.warning(f"{what} failed", extra={key: row_id, "error": _describe(exc)})
+                    continue
+            done.append((row_id, outcome))
+        return done
+
     async def sweep_payouts(self, gateway: Gateway) -> int:
         """Ask again for the payout of every withdrawal pending for `payout_retry_s`, one per
         transaction, and apply a definite answer; return how many got one. The row stays locked
         during the gateway call so no other sweep asks for it at the same time."""
         from domain.payouts import record_payout, request_payout
 
+        async def handle(conn: Conn, row: asyncpg.Record) -> str:
+            outcome = await request_payout(
+                gateway,
+                withdrawal_id=row["id"],
+                fund_account_id=row["fund_account_id"],
+                amount=row["amount"],
+                currency=row["currency"],
+            )
+            result = await record_payout(conn, row["id"], outcome)
+            if result == "unknown":
+                # Still no answer: wait another payout_retry_s before asking again.
+                await conn.execute("UPDATE withdrawals SET updated_at = now() WHERE id = $1", row["id"])
+            return result
+
+        done = await self._one_at_a_time(
+            "payout retry",
+            "withdrawal",
+            "SELECT w.id::text AS id, w.amount, w.currency, b.fund_account_id"
+            " FROM withdrawals w JOIN bank_accounts b ON b.id = w.bank_account_id"
+            " WHERE w.status = 'pending' AND w.updated_at <= now() - make_interval(secs => $1)"
+            " AND NOT (w.id::text = ANY($2::text[]))"
+            " ORDER BY w.updated_at LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
+            (self._payout_retry_s,),
+            handle,
+        )
         settled = 0
-        failed: list[str] = []
-        while True:
-            withdrawal_id: str | None = None
-            async with self._pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        row = await conn.fetchrow(
-                            "SELECT w.id::text AS id, w.amount, w.currency, b.fund_account_id"
-                            " FROM withdrawals w JOIN bank_accounts b ON b.id = w.bank_account_id"
-                            " WHERE w.status = 'pending'"
-                            " AND w.updated_at <= now() - make_interval(secs => $1)"
-                            " AND NOT (w.id::text = ANY($2::text[]))"
-                            " ORDER BY w.updated_at LIMIT 1 FOR UPDATE OF w SKIP LOCKED",
-                            self._payout_retry_s,
-                            failed,
-                        )
-                        if row is None:
-                            break
-                        withdrawal_id = row["id"]
-                        outcome = await request_payout(
-                            gateway,
-                            withdrawal_id=row["id"],
-                            fund_account_id=row["fund_account_id"],
-                            amount=row["amount"],
-                            currency=row["currency"],
-                        )
-                        result = await record_payout(conn, row["id"], outcome)
-                        if result == "unknown":
-                            # Still no answer: wait another payout_retry_s before asking again.
-                            await conn.execute(
-                                "UPDATE withdrawals SET updated_at = now() WHERE id = $1", row["id"]
-                            )
-                except Exception as exc:
-                    if withdrawal_id is None:
-                        raise
-                    failed.append(withdrawal_id)
-                    self._metrics.loop_errors.labels("timers").inc()
-                    log.warning(
-                        "payout retry failed", extra={"withdrawal": withdrawal_id, "error": _describe(exc)}
-                    )
-                    continue
+        for withdrawal_id, result in done:
             if result != "unknown":
                 settled += 1
                 self._metrics.timers_fired.labels("payout").inc()
@@ -174,40 +194,31 @@ class Timers:
         has had `refund_max_attempts` requests; return how many the gateway accepted."""
         from domain import refunds
 
+        most = self._refund_max_attempts
+
+        async def handle(conn: Conn, row: asyncpg.Record) -> tuple[str, bool]:
+            outcome = "exhausted"
+            if row["attempts"] < most:
+                outcome = await refunds.retry(conn, row, gateway)
+            escalated = (
+                outcome in ("exhausted", "unknown", "refused")
+                and row["attempts"] + (outcome != "exhausted") >= most
+                and await refunds.escalate(conn, str(row["id"]))
+            )
+            return outcome, escalated
+
+        done = await self._one_at_a_time(
+            "refund retry",
+            "refund",
+            "SELECT * FROM gateway_refunds WHERE status = 'failed'"
+            " AND (attempts >= $2 OR updated_at <= now() - make_interval(secs => $1))"
+            " AND NOT (id::text = ANY($3::text[]))"
+            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            (self._refund_retry_s, most),
+            handle,
+        )
         accepted = 0
-        seen: list[str] = []  # each row once per sweep, whatever became of it
-        while True:
-            refund_id: str | None = None
-            async with self._pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        row = await conn.fetchrow(
-                            "SELECT * FROM gateway_refunds WHERE status = 'failed'"
-                            " AND (attempts >= $2 OR updated_at <= now() - make_interval(secs => $1))"
-                            " AND NOT (id::text = ANY($3::text[]))"
-                            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-                            self._refund_retry_s,
-                            self._refund_max_attempts,
-                            seen,
-                        )
-                        if row is None:
-                            break
-                        refund_id = str(row["id"])
-                        seen.append(refund_id)
-                        outcome = "exhausted"
-                        if row["attempts"] < self._refund_max_attempts:
-                            outcome = await refunds.retry(conn, row, gateway)
-                        escalated = (
-                            outcome in ("exhausted", "unknown", "refused")
-                            and row["attempts"] + (outcome != "exhausted") >= self._refund_max_attempts
-                            and await refunds.escalate(conn, refund_id)
-                        )
-                except Exception as exc:
-                    if refund_id is None:
-                        raise
-                    self._metrics.loop_errors.labels("timers").inc()
-                    log.warning("refund retry failed", extra={"refund": refund_id, "error": _describe(exc)})
-                    continue
+        for refund_id, (outcome, escalated) in done:
             if escalated:
                 self._metrics.refunds_needs_attention.inc()
             if outcome in ("initiated", "processed"):
@@ -222,32 +233,21 @@ class Timers:
         return how many were settled (processed or failed)."""
         from domain import refunds
 
+        async def handle(conn: Conn, row: asyncpg.Record) -> str:
+            return await refunds.reconcile(conn, row, gateway)
+
+        done = await self._one_at_a_time(
+            "refund check",
+            "refund",
+            "SELECT * FROM gateway_refunds WHERE status = 'initiated'"
+            " AND updated_at <= now() - make_interval(secs => $1)"
+            " AND NOT (id::text = ANY($2::text[]))"
+            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+            (self._refund_retry_s,),
+            handle,
+        )
         settled = 0
-        seen: list[str] = []
-        while True:
-            refund_id: str | None = None
-            async with self._pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        row = await conn.fetchrow(
-                            "SELECT * FROM gateway_refunds WHERE status = 'initiated'"
-                            " AND updated_at <= now() - make_interval(secs => $1)"
-                            " AND NOT (id::text = ANY($2::text[]))"
-                            " ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED",
-                            self._refund_retry_s,
-                            seen,
-                        )
-                        if row is None:
-                            break
-                        refund_id = str(row["id"])
-                        seen.append(refund_id)
-                        outcome = await refunds.reconcile(conn, row, gateway)
-                except Exception as exc:
-                    if refund_id is None:
-                        raise
-                    self._metrics.loop_errors.labels("timers").inc()
-                    log.warning("refund check failed", extra={"refund": refund_id, "error": _describe(exc)})
-                    continue
+        for refund_id, outcome in done:
             if outcome != "pending":
                 settled += 1
                 self._metrics.timers_fired.labels("refund_check").inc()
