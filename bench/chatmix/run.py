@@ -25,22 +25,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
-import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import orjson
 
 from bench.chatmix.peer import SCHEMA
 from bench.chatmix.systems import (
-    ROOT,
     TICKS_PER_S,
     Servers,
     integrity,
@@ -49,54 +45,13 @@ from bench.chatmix.systems import (
     stats,
     ticks_delta,
 )
-from bench.compare.phases import percentile
+from bench.compare.phases import Worker, percentile
 from bench.compare.systems import cpu_ticks
 from hub.db import migrate_dsn
 from tests.services import _with_database, free_port
 
 ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 OUT = Path(__file__).resolve().parent / "results.json"
-
-
-class Worker:
-    """One load-generator process (bench/chatmix/load.py) and its JSON-lines channel."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, addrs: list[str]) -> None:
-        self.proc = proc
-        self.addrs = addrs
-
-    @classmethod
-    async def spawn(cls, addrs: list[str]) -> Worker:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.chatmix.load",
-            cwd=ROOT,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            limit=256 * 1024 * 1024,
-        )
-        return cls(proc, addrs)
-
-    async def call(self, cmd: dict[str, Any], within: float = 300) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(orjson.dumps(cmd) + b"\n")
-        await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
-        if not line:
-            raise RuntimeError("load generator exited")
-        reply: dict[str, Any] = orjson.loads(line)
-        return reply
-
-    async def quit(self) -> None:
-        if self.proc.returncode is None:
-            with contextlib.suppress(RuntimeError, TimeoutError, OSError):
-                await self.call({"cmd": "quit"}, 1)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 async def step(
@@ -244,7 +199,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         pairs = await make_pairs(db, max(plan[s][0] for s in args.scenarios), secret)
         per = 2
         workers = [
-            await Worker.spawn([f"127.0.0.{2 + w * per + j}" for j in range(per)])
+            await Worker.spawn(
+                [f"127.0.0.{2 + w * per + j}" for j in range(per)], "bench.chatmix.load", within=300
+            )
             for w in range(args.workers)
         ]
         print(f"{len(pairs)} pairs; database {database}; {args.workers} load generators", flush=True)

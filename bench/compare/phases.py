@@ -23,30 +23,34 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 class Worker:
-    """One load-generator process and its JSON-lines channel."""
+    """One load-generator process (`module`, run with -m) and its JSON-lines channel; a call waits
+    `within` seconds for its reply unless told otherwise."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, addrs: list[str]) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, addrs: list[str], within: float = 180) -> None:
         self.proc = proc
         self.addrs = addrs
+        self.within = within
 
     @classmethod
-    async def spawn(cls, addrs: list[str]) -> Worker:
+    async def spawn(
+        cls, addrs: list[str], module: str = "bench.compare.loadgen", within: float = 180
+    ) -> Worker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.compare.loadgen",
+            module,
             cwd=ROOT,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=256 * 1024 * 1024,
         )
-        return cls(proc, addrs)
+        return cls(proc, addrs, within)
 
-    async def call(self, cmd: dict[str, Any], within: float = 180) -> dict[str, Any]:
+    async def call(self, cmd: dict[str, Any], within: float | None = None) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(orjson.dumps(cmd) + b"\n")
         await self.proc.stdin.drain()
-        line = await asyncio.wait_for(self.proc.stdout.readline(), within)
+        line = await asyncio.wait_for(self.proc.stdout.readline(), within or self.within)
         if not line:
             raise RuntimeError("load generator exited")
         reply: dict[str, Any] = orjson.loads(line)
