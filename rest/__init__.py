@@ -32,6 +32,8 @@ MODULES: list[str] = [
     "rest.wallet",
     "rest.bank_accounts",
     "rest.admin_refunds",
+    "rest.admin_audit",
+    "rest.admin_users",
     "rest.openapi",
 ]
 

@@ -1,0 +1,43 @@
+"""What every /api/admin route shares: the admin check and the reason an action gives.
+
+An admin route refuses a caller without a token (401), a banned one (403, rest/http.py's
+user_middleware, before the handler runs) and one without the `admin` role (403 forbidden). Every
+admin action is recorded by domain.audit.record in its own transaction."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+
+from hub.tokens import Claims
+from rest.api import Body
+from rest.errors import ApiError
+from rest.http import require_user
+
+Reason = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*\S[^\x00]*$", description="why (audited)"),
+]
+Note = Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^[^\x00]*$", description="a note (audited)")]
+
+
+def require_admin(request: web.Request) -> Claims:
+    """The caller's claims when the caller is an admin; else 401 (no valid token) or 403."""
+    claims = require_user(request)
+    if "admin" not in claims.roles:
+        raise ApiError("forbidden", "Only an admin can do this.")
+    return claims
+
+
+class ReasonInput(Body):
+    """Why the action is taken (kept in the audit log)."""
+
+    reason: Reason
+
+
+class OptionalReason(Body):
+    """Why, optionally (kept in the audit log)."""
+
+    reason: Note | None = None
