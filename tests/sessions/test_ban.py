@@ -1,0 +1,74 @@
+"""A ban closes the banned user's sessions on both transports and on every node: two real hub
+processes on one Redis and the relay of a real worker process. Alice chats on /ws on hub A and on
+Socket.IO on hub B; an admin bans her through hub B's REST API; both sessions get ERROR unauthorized
+and close within a second, the other party's session stays, and her token is refused everywhere
+from then on (realtime connect, REST 403 banned, refresh 403 banned)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import asyncpg
+import pytest
+
+from hub.settings import Settings
+from tests.factories import TestUser, make_order, make_user
+from tests.sessions.conftest import Cluster, login, sio_open, sio_refused, ws_open
+from tests.sessions.test_revocation import _assert_refused_4401, _ws_refused
+
+WITHIN_S = 1.0
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def test_ban_closes_both_transports_on_both_nodes(
+    http: aiohttp.ClientSession, cluster: Cluster, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    hub_a, hub_b = cluster.hubs[0].url, cluster.hubs[1].url
+    alice = await login(http, cluster)
+    bob = await make_user(pool, settings)
+    admin = await make_user(pool, settings, roles=("client", "admin"))
+    order_id = await make_order(pool, TestUser(alice.user_id, alice.phone, alice.token), bob)
+
+    ws = await ws_open(http, hub_a, alice.token)
+    await ws.wait_for("AUTHENTICATED")
+    await ws.send("SUBSCRIBE_CHAT", {"orderId": order_id}, ref="s")
+    await ws.wait_for("ACK")
+    await ws.send("CHAT_MESSAGE", {"orderId": order_id, "text": "hello"}, ref="m")
+    await ws.wait_for("CHAT_MESSAGE")
+    sio = await sio_open(hub_b, alice.token)
+    bob_ws = await ws_open(http, hub_b, bob.token)
+    await bob_ws.wait_for("AUTHENTICATED")
+
+    async with http.post(
+        f"{hub_b}/api/admin/users/{alice.user_id}/ban", json={"reason": "scam"}, headers=admin.headers
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    async with asyncio.timeout(WITHIN_S + 1):  # the relay's publish, then each hub closes
+        await asyncio.gather(ws.ended.wait(), sio.ended.wait())
+    _assert_refused_4401(ws)
+    _assert_refused_4401(sio)
+    banned_words = [f["data"]["message"] for f in ws.frames if f["type"] == "ERROR"]
+    assert "banned" in banned_words[-1], banned_words
+    # The other party is untouched.
+    await bob_ws.send("PING", ref="p")
+    await bob_ws.wait_for("PONG")
+    assert not bob_ws.ended.is_set()
+
+    # Her token is refused from now on, everywhere.
+    await _ws_refused(http, hub_a, alice.token)
+    refused = await sio_refused(hub_b, alice.token)
+    assert refused["code"] == "unauthorized", refused
+    for hub in (hub_a, hub_b):
+        async with http.get(f"{hub}/api/users/me", headers={"Authorization": f"Bearer {alice.token}"}) as resp:
+            body = await resp.json()
+            assert resp.status == 403 and body["error"]["details"] == {"reason": "banned"}, body
+    async with http.post(f"{hub_a}/api/auth/refresh", json={"refreshToken": alice.refresh}) as resp:
+        assert resp.status in (401, 403), await resp.text()
+    await bob_ws.close()
