@@ -11,6 +11,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from hub.app import Handler
 from hub.tokens import Claims
 from rest.api import Body
 from rest.errors import ApiError
@@ -41,3 +42,16 @@ class OptionalReason(Body):
     """Why, optionally (kept in the audit log)."""
 
     reason: Note | None = None
+
+
+ADMIN_PREFIX = "/api/admin/"
+
+
+@web.middleware
+async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every /api/admin/ request is refused before its handler (and before its body is read) unless
+    the caller is an admin: 401 without a valid token, 403 without the role. Runs after
+    user_middleware, so a banned admin hears 403 banned first. Handlers check again (require_admin)."""
+    if request.path.startswith(ADMIN_PREFIX) and request.method != "OPTIONS":
+        require_admin(request)
+    return await handler(request)
