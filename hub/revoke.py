@@ -9,9 +9,10 @@ each local session of the user (of that family only, when familyId is given) get
 unauthorized and is closed with 4401. It is never forwarded to a client.
 
 A token is also checked against PostgreSQL whenever it opens or renews a session (`standing`): its
-user must still exist and its family, when it has one, must not be revoked. A session checks once
-before it registers (a refused token, or a banned user's, is never AUTHENTICATED) and once after (a revocation committed
-between the first check and the hub's subscription to the user's channel would otherwise be missed)."""
+user must still exist and not be banned, and its family, when it has one, must not be revoked. A
+session checks once before it registers (a refused token is never AUTHENTICATED) and once after (a
+revocation committed between the first check and the hub's subscription to the user's channel would
+otherwise be missed)."""
 
 from __future__ import annotations
 

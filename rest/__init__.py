@@ -35,6 +35,8 @@ MODULES: list[str] = [
     "rest.admin_refunds",
     "rest.admin_audit",
     "rest.admin_users",
+    "rest.id_verification",
+    "rest.reports",
     "rest.openapi",
 ]
 
@@ -44,8 +46,14 @@ def setup(app: web.Application) -> None:
     unstorable text in paths, queries and headers, rate limits, 401 for a vanished user, 403 for a
     banned one, and the admin check of every /api/admin/ route."""
     app.middlewares.extend(
-        [cors_middleware, error_middleware, input_middleware, rate_limit_middleware, user_middleware,
-         admin_middleware]  # fmt: skip
+        [
+            cors_middleware,
+            error_middleware,
+            input_middleware,
+            rate_limit_middleware,
+            user_middleware,
+            admin_middleware,
+        ]
     )
     for name in MODULES:
         routes: Routes = importlib.import_module(name).routes

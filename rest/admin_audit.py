@@ -46,8 +46,18 @@ _TARGET = r"^[a-z_]{2,40}$"
     meta={"nextCursor": int | None},
     parameters=(
         {"name": "actorId", "in": "query", "required": False, "schema": {"type": "string", "format": "uuid"}},
-        {"name": "targetType", "in": "query", "required": False, "schema": {"type": "string", "pattern": _TARGET}},
-        {"name": "targetId", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 100}},
+        {
+            "name": "targetType",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": _TARGET},
+        },
+        {
+            "name": "targetId",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "maxLength": 100},
+        },
         {"name": "cursor", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
         {
             "name": "limit",
@@ -96,4 +106,4 @@ async def list_audit(request: web.Request) -> web.Response:
 
 def _target_ok(target_type: str) -> bool:
     """Whether `target_type` is a well-formed target type."""
-    return 2 <= len(target_type) <= 40 and all(c.islower() and c.isascii() or c == "_" for c in target_type)
+    return 2 <= len(target_type) <= 40 and all(c == "_" or ("a" <= c <= "z") for c in target_type)

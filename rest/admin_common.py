@@ -21,6 +21,14 @@ Reason = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=2000, pattern=r"^[^\x00]*\S[^\x00]*$", description="why (audited)"),
 ]
+UuidIn = Annotated[
+    str,
+    msgspec.Meta(
+        pattern="^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        extra_json_schema={"format": "uuid"},
+    ),
+]
+"""A UUID in a request body (the pattern makes PostgreSQL's uuid accept it)."""
 Note = Annotated[str, msgspec.Meta(max_length=2000, pattern=r"^[^\x00]*$", description="a note (audited)")]
 
 

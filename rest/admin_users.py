@@ -166,7 +166,9 @@ async def unban(request: web.Request, body: OptionalReason) -> web.Response:
     claims = require_admin(request)
     user_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        before = await conn.fetchrow("SELECT banned_at, ban_reason FROM users WHERE id = $1 FOR UPDATE", user_id)
+        before = await conn.fetchrow(
+            "SELECT banned_at, ban_reason FROM users WHERE id = $1 FOR UPDATE", user_id
+        )
         if before is None:
             raise ApiError("not_found", f"No user {user_id}.")
         if before["banned_at"] is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import asyncpg
@@ -17,13 +18,17 @@ class People:
     other_admin: TestUser
     alice: TestUser
     bob: TestUser
+    tag: str
+    """In alice's name and no other user's of the run (the tests share one database)."""
 
 
 @pytest.fixture
 async def people(pool: asyncpg.Pool, settings: Settings) -> People:
+    tag = "zq" + secrets.token_hex(4)
     return People(
         admin=await make_user(pool, settings, roles=("client", "doer", "admin"), name="Admin One"),
         other_admin=await make_user(pool, settings, roles=("client", "doer", "admin"), name="Admin Two"),
-        alice=await make_user(pool, settings, name="Alice Zephyrine"),
+        alice=await make_user(pool, settings, name=f"Alice {tag.upper()}ine"),
         bob=await make_user(pool, settings, name="Bob Quill"),
+        tag=tag,
     )

@@ -66,7 +66,9 @@ async def test_ban_closes_both_transports_on_both_nodes(
     refused = await sio_refused(hub_b, alice.token)
     assert refused["code"] == "unauthorized", refused
     for hub in (hub_a, hub_b):
-        async with http.get(f"{hub}/api/users/me", headers={"Authorization": f"Bearer {alice.token}"}) as resp:
+        async with http.get(
+            f"{hub}/api/users/me", headers={"Authorization": f"Bearer {alice.token}"}
+        ) as resp:
             body = await resp.json()
             assert resp.status == 403 and body["error"]["details"] == {"reason": "banned"}, body
     async with http.post(f"{hub_a}/api/auth/refresh", json={"refreshToken": alice.refresh}) as resp:
