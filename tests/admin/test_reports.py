@@ -11,10 +11,9 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from tests.admin.conftest import People
-from tests.factories import make_order
-
 from rest.reports import REPORTS_PER_HOUR
+from tests.admin.conftest import People
+from tests.factories import make_order, random_phone
 
 
 async def test_report_and_resolve(client: TestClient[Any, Any], pool: asyncpg.Pool, people: People) -> None:
@@ -70,8 +69,8 @@ async def test_targets(client: TestClient[Any, Any], pool: asyncpg.Pool, people:
 async def test_hourly_cap_under_concurrency(
     client: TestClient[Any, Any], pool: asyncpg.Pool, people: People
 ) -> None:
-    targets = [str(await pool.fetchval("INSERT INTO users (phone) VALUES ($1) RETURNING id", f"+9170{i:08d}{n}"))
-               for n, i in enumerate(range(REPORTS_PER_HOUR + 5))]  # fmt: skip
+    insert = "INSERT INTO users (phone) VALUES ($1) RETURNING id::text"
+    targets = [await pool.fetchval(insert, random_phone()) for _ in range(REPORTS_PER_HOUR + 5)]
     results = await asyncio.gather(*(
         client.post("/api/reports", json={"targetType": "user", "targetId": t, "reason": "spam"},
                     headers=people.alice.headers)
