@@ -37,6 +37,7 @@ MODULES: list[str] = [
     "rest.admin_users",
     "rest.id_verification",
     "rest.reports",
+    "rest.admin_gigs",
     "rest.openapi",
 ]
 
