@@ -12,7 +12,7 @@ from tests.admin.conftest import People
 
 
 async def _post_gig(client: TestClient[Any, Any], people: People) -> str:
-    import time  # noqa: PLC0415
+    import time
 
     body = {
         "title": f"Poster {people.tag}",
