@@ -38,6 +38,7 @@ MODULES: list[str] = [
     "rest.id_verification",
     "rest.reports",
     "rest.admin_gigs",
+    "rest.admin_disputes",
     "rest.openapi",
 ]
 
