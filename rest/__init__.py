@@ -39,6 +39,7 @@ MODULES: list[str] = [
     "rest.reports",
     "rest.admin_gigs",
     "rest.admin_disputes",
+    "rest.admin_ops",
     "rest.openapi",
 ]
 
