@@ -43,8 +43,10 @@ async def test_failed_payouts_are_listed_not_retried(
     api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties, razorpay: FakeRazorpay
 ) -> None:
     withdrawal_id = await _stuck_withdrawal(api, pool, parties, razorpay)
-    await pool.execute("UPDATE withdrawals SET status = 'failed', failure_reason = 'IFSC closed' WHERE id = $1",
-                       withdrawal_id)  # fmt: skip
+    await pool.execute(
+        "UPDATE withdrawals SET status = 'failed', failure_reason = 'IFSC closed' WHERE id = $1",
+        withdrawal_id,
+    )
     r = await api.get("/api/admin/payouts", headers=parties.admin.headers)
     listed = {w["id"]: w for w in (await r.json())["data"]}
     assert listed[withdrawal_id]["failureReason"] == "IFSC closed"
