@@ -34,6 +34,7 @@ class AuditEntry(Wire):
 
 
 _TARGET = r"^[a-z_]{2,40}$"
+_TOP = 2**62  # above any audit id: the default cursor
 
 
 @routes.get(
@@ -58,7 +59,12 @@ _TARGET = r"^[a-z_]{2,40}$"
             "required": False,
             "schema": {"type": "string", "maxLength": 100},
         },
-        {"name": "cursor", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 1}},
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "integer", "minimum": 1, "maximum": _TOP},
+        },
         {
             "name": "limit",
             "in": "query",
@@ -72,7 +78,7 @@ async def list_audit(request: web.Request) -> web.Response:
     """Audit rows matching the filters, older than `cursor`, newest first."""
     require_admin(request)
     limit = query_int(request, "limit", 50, 1, 200)
-    cursor = query_int(request, "cursor", 2**62, 1, 2**62)
+    cursor = query_int(request, "cursor", _TOP, 1, _TOP)
     where = ["id < $1"]
     args: list[Any] = [cursor]
     actor = request.query.get("actorId")
