@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from hub.app import Handler
+from hub.keys import POOL
 from hub.tokens import Claims
 from rest.api import Body
 from rest.errors import ApiError
@@ -58,8 +59,14 @@ ADMIN_PREFIX = "/api/admin/"
 @web.middleware
 async def admin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every /api/admin/ request is refused before its handler (and before its body is read) unless
-    the caller is an admin: 401 without a valid token, 403 without the role. Runs after
+    the caller is an admin: 401 without a valid token, 403 without the role in the token and, still,
+    in the user row (an admin demoted since the token was issued is refused at once). Runs after
     user_middleware, so a banned admin hears 403 banned first. Handlers check again (require_admin)."""
     if request.path.startswith(ADMIN_PREFIX) and request.method != "OPTIONS":
-        require_admin(request)
+        claims = require_admin(request)
+        still = await request.app[POOL].fetchval(
+            "SELECT 'admin' = ANY (roles) FROM users WHERE id = $1::uuid", claims.user_id
+        )
+        if not still:
+            raise ApiError("forbidden", "Only an admin can do this.")
     return await handler(request)

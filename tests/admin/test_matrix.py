@@ -1,6 +1,7 @@
 """Every admin route, taken from the route table (so a new one is covered without editing this
-file), refuses a stranger without a token (401), a user without the admin role (403), and a banned
-admin (403, details.reason banned), and changes nothing for any of them."""
+file), refuses a stranger without a token (401), a user without the admin role (403), an admin
+demoted since their token was issued (403) and a banned admin (403, details.reason banned), and
+changes nothing for any of them."""
 
 from __future__ import annotations
 
@@ -54,6 +55,8 @@ async def test_refuses_strangers_non_admins_and_banned(
     user = await make_user(pool, settings)
     banned_admin = await make_user(pool, settings, roles=("client", "admin"))
     await pool.execute("UPDATE users SET banned_at = now() WHERE id = $1", banned_admin.id)
+    demoted = await make_user(pool, settings, roles=("client", "admin"))  # the token still says admin
+    await pool.execute("UPDATE users SET roles = '{client}' WHERE id = $1", demoted.id)
     path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), op.path)
     body: dict[str, Any] = {"reason": "because", "note": "n"}
     before = await _counts(pool)
@@ -61,6 +64,7 @@ async def test_refuses_strangers_non_admins_and_banned(
         ({}, 401, None),
         ({"Authorization": "Bearer not-a-token"}, 401, None),
         (user.headers, 403, None),
+        (demoted.headers, 403, None),
         (banned_admin.headers, 403, "banned"),
     ]
     for headers, status, reason in cases:
