@@ -3,6 +3,7 @@ on every route, at login and at refresh, and each action writes one audit row in
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -127,3 +128,31 @@ async def test_audit_is_append_only(pool: asyncpg.Pool, people: People) -> None:
     for sql in ("UPDATE admin_audit SET reason = 'y'", "DELETE FROM admin_audit", "TRUNCATE admin_audit"):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await pool.execute(sql)
+
+
+async def test_ban_racing_refreshes(
+    api: TestClient[Any, Any], sender: CapturingSender, pool: asyncpg.Pool, people: People
+) -> None:
+    """A ban and the user's refreshes at once: no deadlock (both lock refresh tokens before the user
+    row), the ban commits, and whatever token a refresh won before it is refused after it."""
+    data = await login(api, sender, people.bob.phone)
+    refreshes = [api.post("/api/auth/refresh", json={"refreshToken": data["refreshToken"]}) for _ in range(4)]
+    ban = api.post(
+        f"/api/admin/users/{people.bob.id}/ban", json={"reason": "race"}, headers=people.admin.headers
+    )
+    results = await asyncio.gather(ban, *refreshes)
+    assert results[0].status == 200, await results[0].text()
+    won = [(await r.json())["data"] for r in results[1:] if r.status == 200]
+    assert len(won) <= 1 and all(r.status in (200, 401, 403) for r in results[1:])
+    for tokens in won:
+        r = await api.post("/api/auth/refresh", json={"refreshToken": tokens["refreshToken"]})
+        assert r.status in (401, 403), await r.text()
+        r = await api.get("/api/users/me", headers={"Authorization": f"Bearer {tokens['token']}"})
+        assert r.status == 403
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM refresh_tokens WHERE user_id = $1 AND revoked_at IS NULL AND rotated_at IS NULL",
+            people.bob.id,
+        )
+        <= 1
+    )
