@@ -74,3 +74,28 @@ async def test_ban_closes_both_transports_on_both_nodes(
     async with http.post(f"{hub_a}/api/auth/refresh", json={"refreshToken": alice.refresh}) as resp:
         assert resp.status in (401, 403), await resp.text()
     await bob_ws.close()
+
+
+async def test_ban_refuses_a_token_without_a_login(
+    http: aiohttp.ClientSession, cluster: Cluster, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """A token that names no refresh-token family (nothing for the ban to revoke) is refused for the
+    ban itself: the standing check reads users.banned_at."""
+    hub_a, hub_b = cluster.hubs[0].url, cluster.hubs[1].url
+    carol = await make_user(pool, settings)
+    admin = await make_user(pool, settings, roles=("client", "admin"))
+    sio = await sio_open(hub_a, carol.token)
+    async with http.post(
+        f"{hub_a}/api/admin/users/{carol.id}/ban", json={"reason": "spam"}, headers=admin.headers
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    async with asyncio.timeout(WITHIN_S + 1):
+        await sio.ended.wait()
+    _assert_refused_4401(sio)
+    await _ws_refused(http, hub_b, carol.token)
+    refused = await sio_refused(hub_a, carol.token)
+    assert refused["code"] == "unauthorized" and "banned" in refused["message"], refused
+    async with http.post(f"{hub_a}/api/admin/users/{carol.id}/unban", json={}, headers=admin.headers) as resp:
+        assert resp.status == 200
+    again = await sio_open(hub_b, carol.token)  # unbanned: the same token opens a session again
+    await again.close()
