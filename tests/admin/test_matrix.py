@@ -78,3 +78,30 @@ async def test_refuses_strangers_non_admins_and_banned(
         if reason is not None:
             assert answer["error"]["details"] == {"reason": reason}
     assert await _counts(pool) == before
+
+
+def _all_operations() -> list[Operation]:
+    found: list[Operation] = []
+    for name in MODULES:
+        routes: Routes = importlib.import_module(name).routes
+        found += [op for op in routes.operations if not op.path.startswith("/api/auth/")]
+    return found
+
+
+@pytest.mark.parametrize("op", _all_operations(), ids=lambda op: f"{op.method.upper()} {op.path}")
+async def test_every_route_refuses_a_banned_user(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, settings: Settings, op: Operation
+) -> None:
+    """Whatever the route (public ones too, when the banned user's token is sent), 403 banned before
+    the handler runs. /api/auth/ takes no access token (login and refresh refuse a ban themselves)."""
+    banned = await make_user(pool, settings)
+    await pool.execute("UPDATE users SET banned_at = now() WHERE id = $1", banned.id)
+    path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), op.path)
+    before = await _counts(pool)
+    kw: dict[str, Any] = {"headers": banned.headers}
+    if op.method in ("post", "put", "patch"):
+        kw["json"] = {}
+    r = await client.request(op.method.upper(), path, **kw)
+    answer = await r.json()
+    assert r.status == 403 and answer["error"]["details"] == {"reason": "banned"}, (op.path, answer)
+    assert await _counts(pool) == before
