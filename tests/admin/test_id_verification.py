@@ -45,11 +45,9 @@ async def test_submit_approve(client: TestClient[Any, Any], pool: asyncpg.Pool, 
     r = await client.get("/api/notifications", headers=people.alice.headers)
     notes = (await r.json())["data"]
     assert [n["data"]["event"] for n in notes if n["type"] == "system"] == ["id_verified"]
-    feed = await pool.fetchval(
-        "SELECT count(*) FROM feed WHERE user_id = $1 AND data->'data'->>'event' = 'id_verified'",
-        people.alice.id,
-    )
-    assert feed == 1
+    r = await client.get("/api/feed?sinceSeq=0", headers=people.alice.headers)
+    feed = [i["data"] for i in (await r.json())["data"]["items"] if i["type"] == "NOTIFICATION"]
+    assert [n["data"]["event"] for n in feed] == ["id_verified"], feed
     audit = await pool.fetchrow("SELECT * FROM admin_audit WHERE target_id = $1", sub["id"])
     assert audit["action"] == "id_verification.approve" and str(audit["actor_id"]) == people.admin.id
     assert audit["before"]["idVerified"] is False and audit["after"]["idVerified"] is True
