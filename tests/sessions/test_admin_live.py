@@ -1,4 +1,6 @@
-"""A ban closes the banned user's sessions on both transports and on every node: two real hub
+"""Admin actions seen live across a cluster.
+
+A ban closes the banned user's sessions on both transports and on every node: two real hub
 processes on one Redis and the relay of a real worker process. Alice chats on /ws on hub A and on
 Socket.IO on hub B; an admin bans her through hub B's REST API; both sessions get ERROR unauthorized
 and close within a second, the other party's session stays, and her token is refused everywhere
@@ -7,6 +9,7 @@ from then on (realtime connect, REST 403 banned, refresh 403 banned)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -99,3 +102,30 @@ async def test_ban_refuses_a_token_without_a_login(
         assert resp.status == 200
     again = await sio_open(hub_b, carol.token)  # unbanned: the same token opens a session again
     await again.close()
+
+
+async def test_id_decision_reaches_the_user_live(
+    http: aiohttp.ClientSession, cluster: Cluster, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Submit through hub A, approve through hub B: the user's /ws session on hub A gets the
+    NOTIFICATION (through the outbox and the worker's relay) and their profile says idVerified."""
+    hub_a, hub_b = cluster.hubs[0].url, cluster.hubs[1].url
+    dave = await login(http, cluster)
+    admin = await make_user(pool, settings, roles=("client", "admin"))
+    auth = {"Authorization": f"Bearer {dave.token}"}
+    ws = await ws_open(http, hub_a, dave.token)
+    await ws.wait_for("AUTHENTICATED")
+    async with http.post(
+        f"{hub_a}/api/users/me/id-verification", json={"documentMediaId": str(uuid.uuid4())}, headers=auth
+    ) as resp:
+        assert resp.status == 201, await resp.text()
+        verification = (await resp.json())["data"]["id"]
+    async with http.post(
+        f"{hub_b}/api/admin/id-verifications/{verification}/approve", json={}, headers=admin.headers
+    ) as resp:
+        assert resp.status == 200, await resp.text()
+    note = await ws.wait_for("NOTIFICATION", within=5)
+    assert note["data"]["data"]["event"] == "id_verified" and note["data"]["type"] == "system", note
+    async with http.get(f"{hub_b}/api/users/me", headers=auth) as resp:
+        assert (await resp.json())["data"]["idVerified"] is True
+    await ws.close()
