@@ -95,14 +95,17 @@ async def create_report(request: web.Request, body: ReportInput) -> web.Response
     async with request.app[POOL].acquire() as conn, conn.transaction():
         # One reporter's reports are counted and written one at a time, so the hourly cap is exact.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('report:' || $1))", claims.user_id)
-        recent = await conn.fetchval(
-            "SELECT count(*) FROM reports WHERE reporter_id = $1 AND created_at > now() - interval '1 hour'",
+        window = await conn.fetchrow(
+            "SELECT count(*) AS n, ceil(extract(epoch FROM min(created_at) + interval '1 hour' - now()))"
+            " AS wait FROM reports WHERE reporter_id = $1 AND created_at > now() - interval '1 hour'",
             claims.user_id,
         )
-        if recent >= REPORTS_PER_HOUR:
+        assert window is not None
+        if window["n"] >= REPORTS_PER_HOUR:
+            wait = max(int(window["wait"] or 1), 1)  # until the oldest report of the hour leaves it
             raise ApiError(
-                "rate_limited", f"At most {REPORTS_PER_HOUR} reports an hour; try again later.",
-                headers={"Retry-After": "3600"},
+                "rate_limited", f"At most {REPORTS_PER_HOUR} reports an hour; try again in {wait} s.",
+                headers={"Retry-After": str(wait)},
             )  # fmt: skip
         if not await conn.fetchval(_VISIBLE[body.target_type], body.target_id, claims.user_id):
             raise ApiError("not_found", f"No {body.target_type} {body.target_id} to report.")

@@ -77,6 +77,8 @@ async def test_hourly_cap_under_concurrency(
         for t in targets
     ))  # fmt: skip
     statuses = sorted(r.status for r in results)
+    waits = [int(r.headers["Retry-After"]) for r in results if r.status == 429]
+    assert all(3500 < w <= 3600 for w in waits), waits
     assert statuses == [201] * REPORTS_PER_HOUR + [429] * 5, statuses
     assert (
         await pool.fetchval("SELECT count(*) FROM reports WHERE reporter_id = $1", people.alice.id)
