@@ -100,7 +100,7 @@ async def test_a_crash_before_the_push_sender_ran_still_pushes_every_unread_chat
     sender: FcmSender,
     tmp_path: Path,
 ) -> None:
-    client, doer, order_id, token = await _chat(crash_pool, settings)
+    _client, doer, order_id, token = await _chat(crash_pool, settings)
     # A second chat whose recipient has read everything: no push for it after the crash either.
     other_client, other_doer, read_order, other_token = await _chat(crash_pool, settings)
     batch = [Outgoing(order_id, doer.id, f"draft {i}", [], f"m{i}") for i in range(3)]
@@ -144,7 +144,7 @@ async def test_a_clean_restart_keeps_waiting_pushes_and_repeats_none(
     fcm: FakeFcm,
     sender: FcmSender,
 ) -> None:
-    client, doer, order_id, token = await _chat(crash_pool, settings)
+    _client, doer, order_id, token = await _chat(crash_pool, settings)
     await store_batch(crash_pool, [Outgoing(order_id, doer.id, "before the restart", [], "a")])
     worker = PushWorker(crash_pool, sender, WorkerMetrics(), base_delay=0.05)
     await _push_all(worker, crash_pool)

@@ -13,9 +13,9 @@ import pytest
 from domain.notify import queue_push
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import PROJECT, FakeFcm, Reply
+from workers import chat_push
 from workers.fcm import PushMessage
 from workers.metrics import WorkerMetrics
-from workers import chat_push
 from workers.push import PushWorker
 
 
@@ -208,7 +208,8 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute("UPDATE chat_sequences SET last_seq = $2 WHERE order_id = $1", order_id, seq)
             await conn.execute(
-                "INSERT INTO messages (order_id, seq, sender_id, text, attachments) VALUES ($1, $2, $3, '', $4)",
+                "INSERT INTO messages (order_id, seq, sender_id, text, attachments)"
+                " VALUES ($1, $2, $3, '', $4)",
                 order_id,
                 seq,
                 doer.id,
