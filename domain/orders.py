@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from domain import ledger, notices, refunds
+from domain import ledger, notices, refunds, trust
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
 from domain.gig_lifecycle import follow_order
@@ -31,6 +31,8 @@ log = logging.getLogger("gigwire.orders")
 __all__ = ["PUBLIC_ACTIONS", "Order", "open_order", "transition"]
 
 # The actions callers name; "resolve" takes outcome="release"|"refund".
+# The moves that change an input of a party's trust score (domain/trust.py): both are recomputed.
+TRUST_ACTIONS = frozenset({"approve", "resolve_release", "resolve_refund"})
 PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
 
 
@@ -124,6 +126,9 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
             f"An order in status {order['status']} cannot {action.replace('_', ' ')}.",
             details={"status": order["status"], "escrowState": order["escrow_state"]},
         )
+    parties = (str(order["client_id"]), str(order["doer_id"]))
+    if action in TRUST_ACTIONS:
+        await trust.lock_parties(conn, *parties)  # before the ledger touches the doer's row
     sets: dict[str, Any] = {"status": move.status}
     escrow_after = ESCROW_AFTER[move.effect]
     if escrow_after is not None:
@@ -138,6 +143,9 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
     assert row is not None
     await _record(conn, row, action, actor_id, order["status"], details)
     await follow_order(conn, row, action)
+    if action in TRUST_ACTIONS:  # completed orders and disputes lost are inputs of the trust rule
+        for user_id in parties:
+            await trust.recompute(conn, user_id)
     return load_order(row)
 
 
