@@ -135,8 +135,11 @@ async def recompute(conn: Conn, user_id: str) -> Trust | None:
 
     The user's row is locked first, so the inputs are read after every other transaction that
     recomputed this user has committed (READ COMMITTED gives each later statement a fresh snapshot):
-    concurrent events leave the score of their combined inputs, never of one alone."""
-    if await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id) is None:
+    concurrent events leave the score of their combined inputs, never of one alone. The lock is FOR
+    NO KEY UPDATE, the one an UPDATE takes: FOR UPDATE would also wait for, and deadlock with, the
+    key-share locks that other transactions' foreign keys hold on the row while they insert reviews
+    or orders of this user."""
+    if await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id) is None:
         return None
     found = await inputs(conn, user_id)
     if found is None:
@@ -153,4 +156,4 @@ async def lock_parties(conn: Conn, *user_ids: str) -> None:
     order's release moves the doer's money and recomputes both parties): one lock order everywhere,
     so two orders between the same two people, in opposite roles, cannot deadlock."""
     for user_id in sorted(set(user_ids)):
-        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+        await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id)
