@@ -1,7 +1,7 @@
 """A user's trustScore and badges: one documented rule (README "Reviews and trust"), computed from
 the user's row and orders by `recompute`, inside the transaction of each event that changes an input.
 
-The rule, 0 to 100 (the score is clamped to that range):
+The rule: the sum of these points, rounded half up and clamped to 0..100:
 
 | input | points |
 |---|---|
@@ -26,6 +26,7 @@ transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -87,7 +88,7 @@ def rule(i: Inputs) -> Trust:
         points += (i.rating - 3) * RATING_WEIGHT
     points -= min(PER_DISPUTE_LOST * i.disputes_lost, DISPUTES_MAX)
     points += min(i.age_days // AGE_DAYS_PER_POINT, AGE_MAX)
-    score = max(0, min(100, round(points)))
+    score = max(0, min(100, math.floor(points + 0.5)))  # half up, not Python's half to even
     earned = {
         "phone_verified": i.phone_verified,
         "email_verified": i.email_verified,
