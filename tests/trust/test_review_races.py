@@ -189,3 +189,30 @@ async def test_opposite_orders_approved_at_once_do_not_deadlock(
             found = await trust.inputs(conn, user.id)
         assert found is not None and found.completed_orders == 8
         assert (row["completed_gigs"], row["trust_score"]) == (4, trust.rule(found).score)
+
+
+async def test_auto_approval_by_the_timers_recomputes_trust_and_opens_reviews(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties
+) -> None:
+    """The order timers' auto-approval goes through the same transition: the doer's completedGigs and
+    both parties' trust move with it, and the order then takes reviews."""
+    from workers.metrics import WorkerMetrics
+    from workers.timers import Timers
+
+    c, d = parties.client, parties.doer
+    order_id = await paid_order(api, pool, c, d)
+    assert (await act(api, d, order_id, "submit", DELIVERABLE))[0] == 200
+    await pool.execute("UPDATE orders SET submitted_at = now() - interval '8 days' WHERE id = $1", order_id)
+    before = await pool.fetchval("SELECT completed_gigs FROM users WHERE id = $1", d.id)
+    moved = await Timers(pool, WorkerMetrics(), auto_approve_s=7 * 86400.0, unpaid_expire_s=86400.0).sweep()
+    assert moved["approve"] >= 1
+    assert await pool.fetchval("SELECT status FROM orders WHERE id = $1", order_id) == "completed"
+    assert await pool.fetchval("SELECT completed_gigs FROM users WHERE id = $1", d.id) == before + 1
+    for user in (c, d):
+        async with pool.acquire() as conn:
+            found = await trust.inputs(conn, user.id)
+        assert found is not None and found.completed_orders >= 1
+        row = await pool.fetchrow("SELECT trust_score, badges FROM users WHERE id = $1", user.id)
+        want = trust.rule(found)
+        assert (row["trust_score"], row["badges"]) == (want.score, want.badges)
+    assert (await review(api, d, order_id, 5))[0] == 201
