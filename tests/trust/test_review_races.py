@@ -216,3 +216,24 @@ async def test_auto_approval_by_the_timers_recomputes_trust_and_opens_reviews(
         want = trust.rule(found)
         assert (row["trust_score"], row["badges"]) == (want.score, want.badges)
     assert (await review(api, d, order_id, 5))[0] == 201
+
+
+async def test_both_parties_at_once_and_racing_edits_of_one_review(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties
+) -> None:
+    c, d = parties.client, parties.doer
+    order_id = await completed_order(pool, c, d)
+    (s1, b1), (s2, _) = await asyncio.gather(review(api, c, order_id, 3), review(api, d, order_id, 4))
+    assert (s1, s2) == (201, 201)
+    review_id = b1["data"]["id"]
+    replies = await asyncio.gather(
+        *(
+            api.patch(f"/api/reviews/{review_id}", json={"stars": s}, headers=c.headers)
+            for s in (1, 5, 2, 4, 5, 1)
+        )
+    )
+    assert [r.status for r in replies] == [200] * 6
+    final = await pool.fetchval("SELECT stars FROM reviews WHERE id = $1", review_id)
+    row = await pool.fetchrow(TOTALS, d.id)
+    # Each edit moved the totals by its own delta from the stars it found locked: they end at the last.
+    assert (row["review_count"], row["review_stars"], row["rating"]) == (1, final, float(final))
