@@ -127,7 +127,7 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
             details={"status": order["status"], "escrowState": order["escrow_state"]},
         )
     parties = (str(order["client_id"]), str(order["doer_id"]))
-    if action in TRUST_ACTIONS:
+    if action in TRUST_ACTIONS and move.effect != "refund":
         await trust.lock_parties(conn, *parties)  # before the ledger touches the doer's row
     sets: dict[str, Any] = {"status": move.status}
     escrow_after = ESCROW_AFTER[move.effect]
@@ -186,6 +186,8 @@ async def _effects(
         sets["completed_at"] = now
     elif effect == "refund":
         details["refundId"] = await _refund(conn, order, args.get("gateway"))
+        if action in TRUST_ACTIONS:  # after the gateway's answer: no user row held over HTTP
+            await trust.lock_parties(conn, str(order["client_id"]), str(order["doer_id"]))
         await ledger.transfer(
             conn, debit=escrow, credit=ledger.platform_account("clearing", currency), amount=order["amount"],
             currency=currency, kind="refund", reference=order_id, order_id=order_id,

@@ -237,3 +237,24 @@ async def test_both_parties_at_once_and_racing_edits_of_one_review(
     row = await pool.fetchrow(TOTALS, d.id)
     # Each edit moved the totals by its own delta from the stars it found locked: they end at the last.
     assert (row["review_count"], row["review_stars"], row["rating"]) == (1, final, float(final))
+
+
+async def test_refund_resolution_and_opposite_approval_at_once_do_not_deadlock(
+    api: TestClient[Any, Any], pool: asyncpg.Pool, money_settings: Any
+) -> None:
+    a = await make_user(pool, money_settings)
+    b = await make_user(pool, money_settings)
+    admin = await make_user(pool, money_settings, roles=("doer", "client", "admin"))
+    for _ in range(5):
+        x = await paid_order(api, pool, a, b)
+        y = await paid_order(api, pool, b, a)
+        assert (await act(api, b, x, "dispute", {"reason": "stuck"}))[0] == 200
+        assert (await act(api, a, y, "submit", DELIVERABLE))[0] == 200
+        results = await asyncio.gather(
+            act(api, admin, x, "resolve", {"outcome": "refund"}), act(api, b, y, "approve")
+        )
+        assert [status for status, _ in results] == [200, 200], results
+    async with pool.acquire() as conn:
+        found = await trust.inputs(conn, b.id)
+    assert found is not None and (found.disputes_lost, found.completed_orders) == (5, 5)
+    assert await pool.fetchval("SELECT trust_score FROM users WHERE id = $1", b.id) == trust.rule(found).score
