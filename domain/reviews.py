@@ -118,7 +118,7 @@ async def create(
     await trust.recompute(conn, reviewee)
     row = await fetch(conn, review_id)
     assert row is not None
-    await _notify(conn, row, reviewee, "review_received", "New review", f"You got {_stars(stars)}.")
+    await _notify(conn, row, reviewee, "review_received", "New review", "You got {stars} for “{gig}”.")
     return row
 
 
@@ -161,7 +161,7 @@ async def edit(
         await trust.recompute(conn, current["reviewee_id"])
     row = await fetch(conn, review_id)
     assert row is not None
-    text_ = f"A review of you was changed; it gives {_stars(int(row['stars']))}."
+    text_ = "A review of your work on “{gig}” was changed; it gives {stars}."
     await _notify(conn, row, current["reviewee_id"], "review_edited", "Review changed", text_)
     return row
 
@@ -178,7 +178,7 @@ async def reply(conn: Conn, *, review_id: str, user_id: str, text: str) -> async
     assert row is not None
     await _notify(
         conn, row, current["reviewer_id"], "review_replied", "Reply to your review",
-        "The user you reviewed replied to your review.",
+        "The user you reviewed for “{gig}” replied to your review.",
     )  # fmt: skip
     return row
 
@@ -188,5 +188,8 @@ def _stars(stars: int) -> str:
 
 
 async def _notify(conn: Conn, row: asyncpg.Record, user_id: str, event: str, title: str, body: str) -> None:
+    """One review notice; `body` may name {gig} (the gig's title) and {stars} (the review's)."""
+    gig = await conn.fetchval("SELECT title FROM gigs WHERE id = $1", row["gig_id"]) or "your gig"
+    text = body.format(gig=gig, stars=_stars(int(row["stars"])))
     data = {"reviewId": row["id"], "orderId": row["order_id"], "gigId": row["gig_id"]}
-    await send(conn, [Notice(user_id, "review", event, title, body, data)])
+    await send(conn, [Notice(user_id, "review", event, title, text, data)])
