@@ -30,9 +30,9 @@ log = logging.getLogger("gigwire.orders")
 
 __all__ = ["PUBLIC_ACTIONS", "Order", "open_order", "transition"]
 
-# The actions callers name; "resolve" takes outcome="release"|"refund".
 # The moves that change an input of a party's trust score (domain/trust.py): both are recomputed.
 TRUST_ACTIONS = frozenset({"approve", "resolve_release", "resolve_refund"})
+# The actions callers name; "resolve" takes outcome="release"|"refund".
 PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
 
 
