@@ -3,9 +3,10 @@
 Every transition runs in the caller's transaction with the order row locked (SELECT ... FOR UPDATE),
 so concurrent transitions of one order serialize and each sees the state the previous one left.
 Each writes an order_events audit row, an ORDER_UPDATE outbox event to both parties, the parties'
-notifications (domain/notices.py) and moves the gig along (domain/gig_lifecycle.py). The table of
-legal moves is domain/order_states.py; /api/orders is rest/orders.py.
-Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
+notifications (domain/notices.py) and moves the gig along (domain/gig_lifecycle.py); approval and
+dispute resolution also recompute both parties' trust (domain/trust.py, their rows locked in id
+order before the ledger touches either). The table of legal moves is domain/order_states.py;
+/api/orders is rest/orders.py. Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
 
 from __future__ import annotations
 
