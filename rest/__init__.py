@@ -32,6 +32,9 @@ MODULES: list[str] = [
     "rest.wallet",
     "rest.bank_accounts",
     "rest.admin_refunds",
+    "rest.profiles",
+    "rest.reviews",
+    "rest.saved_gigs",
     "rest.openapi",
 ]
 
