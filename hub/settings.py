@@ -353,7 +353,9 @@ class _Reader:
 
 def _media_storage_url(raw: str) -> str:
     if raw and not re.match(r"^(file:///.|s3://[^/?#]+)", raw):
-        raise SettingsError("MEDIA_STORAGE_URL", f"file:///absolute/path or s3://bucket?endpoint=..., got {raw!r}")
+        raise SettingsError(
+            "MEDIA_STORAGE_URL", f"file:///absolute/path or s3://bucket?endpoint=..., got {raw!r}"
+        )
     return raw
 
 
