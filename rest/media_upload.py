@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar
 
 import msgspec
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from domain.media import KINDS, Kind
 from hub.keys import SETTINGS
@@ -105,7 +106,7 @@ async def read_upload(request: web.Request) -> Upload:
                 raise _bad(f"Unknown form field {part.name!r}: send only kind and file.")
         else:
             raise _bad("Too many form fields: send only kind and file.")
-    except (ValueError, AssertionError, LookupError, RuntimeError, UnicodeError) as exc:
+    except (HttpProcessingError, ValueError, AssertionError, LookupError, RuntimeError, UnicodeError) as exc:
         # aiohttp's multipart reader says a body is malformed with these (a missing boundary, a
         # part without headers, a cut-off body).
         raise _bad(f"The multipart body is malformed ({type(exc).__name__}).") from None

@@ -142,8 +142,10 @@ PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 
 ELF_BYTES = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200
 
 
-def form(kind: str | None, data: bytes | None, filename: str = "f.bin", content_type: str = "image/png") -> aiohttp.FormData:
-    f = aiohttp.FormData()
+def form(
+    kind: str | None, data: bytes | None, filename: str = "f.bin", content_type: str = "image/png"
+) -> aiohttp.FormData:
+    f = aiohttp.FormData(default_to_multipart=True)
     if kind is not None:
         f.add_field("kind", kind)
     if data is not None:
@@ -151,7 +153,9 @@ def form(kind: str | None, data: bytes | None, filename: str = "f.bin", content_
     return f
 
 
-async def upload(client: Any, user: TestUser, kind: str, data: bytes, filename: str = "f.png") -> tuple[int, Any]:
+async def upload(
+    client: Any, user: TestUser, kind: str, data: bytes, filename: str = "f.png"
+) -> tuple[int, Any]:
     resp = await client.post("/api/media", data=form(kind, data, filename), headers=user.headers)
     return resp.status, await resp.json()
 
