@@ -168,5 +168,7 @@ async def test_an_uploaded_id_document_is_submitted_and_stays_private(
     assert status == 200 and (await _status(client, _path(client, body["data"]["url"])))[1] == PDF_BYTES
     # An avatar is not an ID document.
     avatar = await uploaded(client, owner, "avatar")
-    resp = await client.post("/api/users/me/id-document", json={"mediaId": avatar["id"]}, headers=owner.headers)
+    resp = await client.post(
+        "/api/users/me/id-document", json={"mediaId": avatar["id"]}, headers=owner.headers
+    )
     assert resp.status == 400
