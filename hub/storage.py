@@ -1,5 +1,5 @@
 """The media store contract: bytes kept under a key, read back, deleted, and handed out through a
-signed, expiring URL. Two implementations, chosen by MEDIA_STORAGE_URL (`open_storage`):
+signed, expiring URL. Two implementations, chosen by MEDIA_STORAGE_URL (hub/storages.py):
 
 - `file:///path` (default `<GIGWIRE_DATA_DIR>/media`): hub/storage_local.py, files on this disk;
   its URLs point at gigwire itself (`GET /api/media/{key}/content?expires=..&sig=..`, an HMAC under
@@ -11,11 +11,7 @@ Keys are media ids (UUID text); the contract does not interpret them."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
-
-from hub.settings import Settings
 
 
 class StorageError(Exception):
@@ -44,25 +40,3 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
-
-
-def storage_url(settings: Settings) -> str:
-    """MEDIA_STORAGE_URL, or the default under the data directory."""
-    if settings.media_storage_url:
-        return settings.media_storage_url
-    return (Path(settings.data_dir).resolve() / "media").as_uri()
-
-
-def open_storage(settings: Settings, url: str | None = None) -> Storage:
-    """The store named by `url` (default: `storage_url(settings)`)."""
-    url = url or storage_url(settings)
-    scheme = urlsplit(url).scheme
-    if scheme == "file":
-        from hub.storage_local import LocalStorage
-
-        return LocalStorage.from_url(url, settings)
-    if scheme == "s3":
-        from hub.storage_s3 import S3Storage
-
-        return S3Storage.from_url(url)
-    raise ValueError(f"MEDIA_STORAGE_URL: file:// or s3://, got {url!r}")

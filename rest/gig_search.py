@@ -16,7 +16,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from hub.model import EpochMs, Uuid, wire_value
-from rest.api import Body, FieldErrors, Wire
+from rest.api import Body, Wire
 from rest.errors import ApiError
 
 DEADLINE_WINDOWS = ("today", "this_week", "this_month")
@@ -74,13 +74,14 @@ class Attachment(Body, omit_defaults=True):
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def __post_init__(self) -> None:
+        # ValueError: msgspec reports it as a ValidationError at this attachment's place in the list.
         if (self.url is None) == (self.media_id is None):
-            raise FieldErrors({"attachments": "each needs one of url (https) and mediaId"})
+            raise ValueError("each attachment needs one of url (https) and mediaId")
         if self.media_id is not None:
             try:
                 self.media_id = str(uuid.UUID(self.media_id))
             except ValueError:
-                raise FieldErrors({"attachments": "mediaId must be a UUID"}) from None
+                raise ValueError("mediaId must be a UUID") from None
 
 
 class GigAttachment(Wire, omit_defaults=True):

@@ -15,7 +15,8 @@ from aiohttp import web
 from domain.media import PUBLIC_KINDS, Kind
 from hub.keys import SETTINGS
 from hub.model import EpochMs, Uuid
-from hub.storage import Storage, open_storage
+from hub.storage import Storage
+from hub.storages import open_storage
 from hub.tokens import Claims
 from rest.api import Wire, load
 

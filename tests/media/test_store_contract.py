@@ -5,14 +5,14 @@ upload, read back through Media.url, delete."""
 from __future__ import annotations
 
 import time
-from urllib.parse import parse_qs, urlsplit
 import uuid
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiohttp import web
 
 from hub.settings import Settings
-from hub.storage import open_storage
+from hub.storages import open_storage
 from tests.factories import make_user
 from tests.media.conftest import fetch, image_bytes, uploaded
 
