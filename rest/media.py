@@ -142,8 +142,21 @@ async def get_media(request: web.Request) -> web.Response:
     " avatars and gig attachments (public; this is the stable link POST /api/users/me/avatar stores),"
     " others 404. With an S3 store the answer is a redirect (302) to the store's own short-lived link.",
     parameters=(
-        {"name": "expires", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0}},
-        {"name": "sig", "in": "query", "required": False, "schema": {"type": "string"}},
+        # Strings, not integers: the pair is a signature, valid only as Media.url gives it.
+        {
+            "name": "expires",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+            "description": "epoch seconds the link is valid until (part of the signed link)",
+        },
+        {
+            "name": "sig",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "the link's signature",
+        },
     ),
     responses={
         "200": {"description": "the file", "content": {"*/*": {"schema": {"type": "string"}}}},
@@ -157,7 +170,12 @@ async def content(request: web.Request) -> web.StreamResponse:
     signed = expires_raw is not None or sig is not None
     if signed:
         # Checked before the media is looked up: a bad link says nothing of whether the media exists.
-        if not (expires_raw and sig and _DIGITS.fullmatch(expires_raw) and _SIG.fullmatch(sig)):
+        if expires_raw is not None and not _DIGITS.fullmatch(expires_raw):
+            raise ApiError(
+                "bad_request", "Query parameter expires must be epoch seconds (digits).",
+                details={"parameter": "expires"},
+            )  # fmt: skip
+        if not (expires_raw and sig and _SIG.fullmatch(sig)):
             raise ApiError("forbidden", "This link is not valid; ask GET /api/media/{id} for a new one.")
         if not valid(request.app[SETTINGS], media_id, int(expires_raw), sig, time.time()):
             raise ApiError(

@@ -51,11 +51,13 @@ async def test_a_signed_link_works_until_it_expires_and_cannot_be_altered(
         f"/api/media/{other['id']}/content?expires={expires}&sig={sig}",  # another media
         f"{base}?expires={past}&sig={signature(settings, doc['id'], past)}",  # rightly signed, expired
         f"{base}?expires={expires}",  # half a link
-        f"{base}?expires=soon&sig={sig}",
+        f"{base}?sig={sig}",
     ]:
         status, body = await _status(client, bad)
         assert status == 403, (bad, body)
         assert body["error"]["code"] == "forbidden"
+    status, body = await _status(client, f"{base}?expires=soon&sig={sig}")
+    assert status == 400 and body["error"]["details"]["parameter"] == "expires"
     # Without a link, an ID document is not there at all.
     assert (await _status(client, base))[0] == 404
     assert (await _status(client, base, owner.headers))[0] == 404
