@@ -4,6 +4,7 @@ gigs over REST. The order's other party may then read a chat attachment; a stran
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -168,3 +169,31 @@ async def test_good_https_urls_are_kept(node: Node, pair: Pair, url: str) -> Non
     a = await node.connect(pair.client, subscribe=pair.order_id)
     ack = await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "attachments": [{"url": url}]})
     assert ack["seq"] == 1
+
+
+async def test_one_media_sent_in_two_orders_at_once_lands_in_one(
+    node: Node, pair: Pair, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The binding to an order is one conditional UPDATE: of two concurrent sends of the same media
+    into two orders, exactly one is stored; the other is refused and stores nothing."""
+    other_doer = await make_user(pool, settings)
+    second_order = await make_order(pool, pair.client, other_doer)
+    for _ in range(5):
+        media = await uploaded(node.client, pair.client, "chat_attachment")
+        a = await node.connect(pair.client)
+        b = await node.connect(pair.client)
+        frames = await asyncio.gather(
+            a.request("CHAT_MESSAGE", {"orderId": pair.order_id, "attachments": [{"mediaId": media["id"]}]}),
+            b.request("CHAT_MESSAGE", {"orderId": second_order, "attachments": [{"mediaId": media["id"]}]}),
+        )
+        assert sorted(f["type"] for f in frames) == ["ACK", "ERROR"], frames
+        bound = await pool.fetchval("SELECT order_id::text FROM media WHERE id = $1", media["id"])
+        winner = pair.order_id if frames[0]["type"] == "ACK" else second_order
+        assert bound == winner
+        carrying = await pool.fetchval(
+            "SELECT count(*) FROM messages WHERE attachments @> $1::jsonb",
+            [{"mediaId": media["id"]}],
+        )
+        assert carrying == 1
+        await a.ws.close()
+        await b.ws.close()

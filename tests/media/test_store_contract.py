@@ -82,3 +82,20 @@ async def test_upload_read_delete_through_the_api(
         await store.close()
     resp = await client.get(f"/api/media/{media['id']}", headers=user.headers)
     assert resp.status == 404
+
+
+async def test_a_public_avatar_has_a_stable_link_on_every_store(
+    aiohttp_client: Any, media_app: web.Application, settings: Settings, pool: Any
+) -> None:
+    """/api/media/{id}/content of a public media: the bytes from gigwire (local), or a redirect to
+    the store's own short-lived link (S3), followed here as a browser would."""
+    client = await aiohttp_client(media_app)
+    user = await make_user(pool, settings)
+    media = await uploaded(client, user, "avatar")
+    resp = await client.get(f"/api/media/{media['id']}/content", allow_redirects=False)
+    if resp.status == 302:
+        status, body, headers = await fetch(client, resp.headers["Location"])
+        assert headers["Content-Type"] == "image/png"
+    else:
+        status, body = resp.status, await resp.read()
+    assert status == 200 and body.startswith(b"\x89PNG") and len(body) == media["size"]

@@ -219,3 +219,16 @@ async def test_strangers_cannot_upload(client: Any) -> None:
     resp = await client.post("/api/media", data=form("avatar", image_bytes()))
     assert resp.status == 401
     _error(await resp.json(), "unauthorized")
+
+
+async def test_a_json_body_over_aiohttps_limit_is_413_in_the_error_shape(
+    client: Any, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Routes that read JSON keep aiohttp's 1 MiB body limit; its refusal is our error shape."""
+    user = await make_user(pool, settings)
+    big = b'{"mediaId": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    resp = await client.post(
+        "/api/users/me/avatar", data=big, headers={**user.headers, "Content-Type": "application/json"}
+    )
+    assert resp.status == 413
+    _error(await resp.json(), "too_large")
