@@ -254,7 +254,7 @@ class Settings:
                 kind: r.integer(f"MEDIA_MAX_BYTES_{kind.upper()}", default, 1024, 1024**3)
                 for kind, default in MEDIA_MAX_BYTES.items()
             },
-            media_max_pixels=r.integer("MEDIA_MAX_PIXELS", 40_000_000, 10_000, 500_000_000),
+            media_max_pixels=r.integer("MEDIA_MAX_PIXELS", 40_000_000, 10_000, 150_000_000),
             public_url=_public_url(r.text("PUBLIC_URL", "")),
         )
 
