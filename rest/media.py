@@ -92,7 +92,10 @@ async def upload(request: web.Request) -> web.Response:
     except BaseException:
         await _forget(state.storage, media_id)  # no row names these bytes: do not keep them
         raise
-    return ok(await media_answer(request, row), status=201)
+    try:
+        return ok(await media_answer(request, row), status=201)
+    except StorageError as exc:  # stored and recorded; only its link failed: GET /api/media/{id} later
+        raise _unavailable(exc) from None
 
 
 async def _forget(storage: Storage, media_id: str) -> None:
