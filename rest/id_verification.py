@@ -49,20 +49,26 @@ class SubmitInput(Body):
 
 
 async def check_document(conn: Conn, user_id: str, media_id: str) -> None:
-    """Refuse a media id that is not the caller's own uploaded identity document.
-
-    TODO(merger): the media table comes from migration 0017 (helper "media"), built in parallel;
-    once merged, check here that a media row `media_id` exists, belongs to `user_id` and is of kind
-    id_document (404 `not_found` otherwise), e.g. SELECT 1 FROM media WHERE id = $1 AND owner_id = $2
-    AND kind = 'id_document'. Until then any UUID is accepted (id_verifications carries no foreign
-    key to media for this reason)."""
-    del conn, user_id, media_id
+    """Refuse (404) a media id that is not the caller's own upload of kind id_document (0017_media.sql).
+    id_verifications keeps the id without a foreign key: a document the user deletes later leaves the
+    submission and its decision on record."""
+    mine = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM media WHERE id = $1 AND owner_id = $2 AND kind = 'id_document')",
+        media_id,
+        user_id,
+    )
+    if not mine:
+        raise ApiError(
+            "not_found",
+            f"No identity document {media_id} of yours; upload it with POST /api/media (kind id_document).",
+        )
 
 
 @routes.post(
     "/api/users/me/id-verification",
     summary="Submit an identity document for verification",
-    description="Queues the document for an admin. 409 while another submission is pending, or when the"
+    description="Queues the document (an id_document upload of the caller's, else 404) for an admin; admins"
+    " read it through GET /api/media/{id}/content. 409 while another submission is pending, or when the"
     " user is already verified.",
     auth=True,
     body=SubmitInput,

@@ -37,6 +37,7 @@ async def _disputed(api: TestClient[Any, Any], pool: asyncpg.Pool, p: Parties) -
 
 async def test_queue_and_detail(api: TestClient[Any, Any], pool: asyncpg.Pool, parties: Parties) -> None:
     order_id = await _disputed(api, pool, parties)
+    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 1)", order_id)
     await pool.execute(
         "INSERT INTO messages (order_id, seq, sender_id, text) VALUES ($1, 1, $2, 'where is it')",
         order_id,

@@ -12,11 +12,13 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from tests.admin.conftest import People
+from tests.media.conftest import uploaded
 
 
 async def _submit(client: TestClient[Any, Any], people: People, who: Any) -> dict[str, Any]:
+    document = await uploaded(client, who, "id_document")  # POST /api/media
     r = await client.post(
-        "/api/users/me/id-verification", json={"documentMediaId": str(uuid.uuid4())}, headers=who.headers
+        "/api/users/me/id-verification", json={"documentMediaId": document["id"]}, headers=who.headers
     )
     body = await r.json()
     assert r.status == 201, body
@@ -27,10 +29,9 @@ async def _submit(client: TestClient[Any, Any], people: People, who: Any) -> dic
 async def test_submit_approve(client: TestClient[Any, Any], pool: asyncpg.Pool, people: People) -> None:
     sub = await _submit(client, people, people.alice)
     assert sub["status"] == "pending" and sub["userId"] == people.alice.id
+    another = await uploaded(client, people.alice, "id_document")
     r = await client.post(
-        "/api/users/me/id-verification",
-        json={"documentMediaId": str(uuid.uuid4())},
-        headers=people.alice.headers,
+        "/api/users/me/id-verification", json={"documentMediaId": another["id"]}, headers=people.alice.headers
     )
     assert r.status == 409
     r = await client.get("/api/admin/id-verifications?status=pending", headers=people.admin.headers)
@@ -56,10 +57,9 @@ async def test_submit_approve(client: TestClient[Any, Any], pool: asyncpg.Pool, 
         f"/api/admin/id-verifications/{sub['id']}/reject", json={"reason": "x"}, headers=people.admin.headers
     )
     assert r.status == 409
+    another = await uploaded(client, people.alice, "id_document")
     r = await client.post(
-        "/api/users/me/id-verification",
-        json={"documentMediaId": str(uuid.uuid4())},
-        headers=people.alice.headers,
+        "/api/users/me/id-verification", json={"documentMediaId": another["id"]}, headers=people.alice.headers
     )
     assert r.status == 409
 
@@ -120,6 +120,14 @@ async def test_bad_submissions(client: TestClient[Any, Any], pool: asyncpg.Pool,
         assert r.status == 400, body
     r = await client.post("/api/users/me/id-verification", json={"documentMediaId": str(uuid.uuid4())})
     assert r.status == 401
+    # Only the caller's own upload of kind id_document: 404 for anything else.
+    bobs = await uploaded(client, people.bob, "id_document")
+    avatar = await uploaded(client, people.alice, "avatar")
+    for media_id in (str(uuid.uuid4()), bobs["id"], avatar["id"]):
+        r = await client.post(
+            "/api/users/me/id-verification", json={"documentMediaId": media_id}, headers=people.alice.headers
+        )
+        assert r.status == 404, await r.text()
     assert (
         await pool.fetchval("SELECT count(*) FROM id_verifications WHERE user_id = $1", people.alice.id) == 0
     )

@@ -45,6 +45,7 @@ async def test_report_and_resolve(client: TestClient[Any, Any], pool: asyncpg.Po
 
 async def test_targets(client: TestClient[Any, Any], pool: asyncpg.Pool, people: People) -> None:
     order_id = await make_order(pool, people.alice, people.bob)
+    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 1)", order_id)
     message_id = await pool.fetchval(
         "INSERT INTO messages (order_id, seq, sender_id, text) VALUES ($1, 1, $2, 'rude') RETURNING id::text",
         order_id, people.bob.id,

@@ -9,7 +9,6 @@ from then on (realtime connect, REST 403 banned, refresh 403 banned)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -18,6 +17,7 @@ import pytest
 
 from hub.settings import Settings
 from tests.factories import TestUser, make_order, make_user
+from tests.media.conftest import form, image_bytes
 from tests.sessions.conftest import Cluster, login, sio_open, sio_refused, ws_open
 from tests.sessions.test_revocation import _assert_refused_4401, _ws_refused
 
@@ -107,16 +107,21 @@ async def test_ban_refuses_a_token_without_a_login(
 async def test_id_decision_reaches_the_user_live(
     http: aiohttp.ClientSession, cluster: Cluster, pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    """Submit through hub A, approve through hub B: the user's /ws session on hub A gets the
-    NOTIFICATION (through the outbox and the worker's relay) and their profile says idVerified."""
+    """Upload the document and submit it through hub A, approve through hub B: the user's /ws
+    session on hub A gets the NOTIFICATION (through the outbox and the worker's relay) and their
+    profile says idVerified."""
     hub_a, hub_b = cluster.hubs[0].url, cluster.hubs[1].url
     dave = await login(http, cluster)
     admin = await make_user(pool, settings, roles=("client", "admin"))
     auth = {"Authorization": f"Bearer {dave.token}"}
     ws = await ws_open(http, hub_a, dave.token)
     await ws.wait_for("AUTHENTICATED")
+    upload = form("id_document", image_bytes(), "id.png")
+    async with http.post(f"{hub_a}/api/media", data=upload, headers=auth) as resp:
+        assert resp.status == 201, await resp.text()
+        document = (await resp.json())["data"]["id"]
     async with http.post(
-        f"{hub_a}/api/users/me/id-verification", json={"documentMediaId": str(uuid.uuid4())}, headers=auth
+        f"{hub_a}/api/users/me/id-verification", json={"documentMediaId": document}, headers=auth
     ) as resp:
         assert resp.status == 201, await resp.text()
         verification = (await resp.json())["data"]["id"]
