@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import admin_notices, audit
+from domain import admin_notices, audit, trust
 from hub.db import Conn
 from hub.keys import POOL
 from hub.model import EpochMs, Uuid
@@ -185,9 +185,12 @@ async def _decide(request: web.Request, approved: bool, reason: str | None) -> w
             claims.user_id,
         )
         user_id = str(row["user_id"])
-        before = await conn.fetchval("SELECT id_verified FROM users WHERE id = $1 FOR UPDATE", user_id)
+        # FOR NO KEY UPDATE, as domain.trust.recompute locks it (FOR UPDATE would deadlock with the
+        # key-share locks of other transactions' foreign keys to this user).
+        before = await conn.fetchval("SELECT id_verified FROM users WHERE id = $1 FOR NO KEY UPDATE", user_id)
         if approved:
             await conn.execute("UPDATE users SET id_verified = true WHERE id = $1", user_id)
+            await trust.recompute(conn, user_id)  # a verified ID is an input of the trust score
         await admin_notices.id_verification_decided(
             conn, user_id=user_id, verification_id=verification_id, approved=approved, reason=reason
         )

@@ -29,6 +29,9 @@ async def _submit(client: TestClient[Any, Any], people: People, who: Any) -> dic
 async def test_submit_approve(client: TestClient[Any, Any], pool: asyncpg.Pool, people: People) -> None:
     sub = await _submit(client, people, people.alice)
     assert sub["status"] == "pending" and sub["userId"] == people.alice.id
+    r = await client.get(f"/api/users/{people.alice.id}", headers=people.bob.headers)
+    trust_before = (await r.json())["data"]
+    assert "id_verified" not in trust_before["badges"]
     another = await uploaded(client, people.alice, "id_document")
     r = await client.post(
         "/api/users/me/id-verification", json={"documentMediaId": another["id"]}, headers=people.alice.headers
@@ -43,6 +46,11 @@ async def test_submit_approve(client: TestClient[Any, Any], pool: asyncpg.Pool, 
     assert r.status == 200 and body["data"]["status"] == "approved", body
     r = await client.get("/api/users/me", headers=people.alice.headers)
     assert (await r.json())["data"]["idVerified"] is True
+    # A verified ID is an input of the trust rule: recomputed in the approval's transaction.
+    r = await client.get(f"/api/users/{people.alice.id}", headers=people.bob.headers)
+    trust_after = (await r.json())["data"]
+    assert "id_verified" in trust_after["badges"]
+    assert trust_after["trustScore"] > trust_before["trustScore"]
     r = await client.get("/api/notifications", headers=people.alice.headers)
     notes = (await r.json())["data"]
     assert [n["data"]["event"] for n in notes if n["type"] == "system"] == ["id_verified"]
