@@ -53,6 +53,21 @@ async def test_hide_and_unhide(client: TestClient[Any, Any], pool: asyncpg.Pool,
     gig_id = await _post_gig(client, people)
     everyone = {k: True for k in ("list", "search", "stranger", "anonymous", "owner", "admin", "my-gigs")}
     assert await _listed(client, people, gig_id) == everyone
+    r = await client.post(f"/api/gigs/{gig_id}/save", headers=people.bob.headers)
+    assert r.status == 200, await r.text()
+    category = await client.get(f"/api/gigs/{gig_id}", headers=people.bob.headers)
+    category_name = (await category.json())["data"]["category"]
+
+    async def open_in_category() -> int:
+        r = await client.get("/api/categories")
+        return int(next(c["openGigs"] for c in (await r.json())["data"] if c["category"] == category_name))
+
+    async def saved_by_bob() -> list[str]:
+        r = await client.get("/api/gigs/saved", headers=people.bob.headers)
+        return [s["gig"]["id"] for s in (await r.json())["data"]]
+
+    counted = await open_in_category()
+    assert await saved_by_bob() == [gig_id]
     r = await client.post(
         f"/api/admin/gigs/{gig_id}/hide", json={"reason": "spam"}, headers=people.admin.headers
     )
@@ -60,6 +75,11 @@ async def test_hide_and_unhide(client: TestClient[Any, Any], pool: asyncpg.Pool,
     assert r.status == 200 and body["data"]["hiddenReason"] == "spam" and body["data"]["gig"]["id"] == gig_id
     hidden = {**everyone, "list": False, "search": False, "stranger": False, "anonymous": False}
     assert await _listed(client, people, gig_id) == hidden
+    # Nor counted in its category, nor among what others saved, nor savable by them.
+    assert await open_in_category() == counted - 1
+    assert await saved_by_bob() == []
+    r = await client.post(f"/api/gigs/{gig_id}/save", headers=people.bob.headers)
+    assert r.status == 404
     apply = {"proposal": "I can do this well", "bidAmount": 55_000}
     r = await client.post(f"/api/gigs/{gig_id}/applications", json=apply, headers=people.bob.headers)
     assert r.status == 404, await r.text()
@@ -72,5 +92,6 @@ async def test_hide_and_unhide(client: TestClient[Any, Any], pool: asyncpg.Pool,
     r = await client.post(f"/api/admin/gigs/{gig_id}/unhide", json={}, headers=people.admin.headers)
     assert r.status == 200 and (await r.json())["data"]["hiddenAt"] is None
     assert await _listed(client, people, gig_id) == everyone
+    assert await open_in_category() == counted and await saved_by_bob() == [gig_id]
     actions = await pool.fetch("SELECT action FROM admin_audit WHERE target_id = $1 ORDER BY id", gig_id)
     assert [a["action"] for a in actions] == ["gig.hide", "gig.unhide"]
