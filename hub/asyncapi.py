@@ -27,7 +27,7 @@ CLOSE_CODES: Final = {
     code: meaning for code, meaning in codes.CLOSE_CODES.items() if code not in (1005, 1006)
 }
 # Events delivered through the broker channels (the rest are answers to one session).
-USER_EVENTS: Final = FEED_EVENTS
+USER_EVENTS: Final = (*FEED_EVENTS, "CONVERSATION_UPDATED")
 ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_STOP")
 
 
@@ -201,10 +201,12 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
         "order": {
             "address": "order:{orderId}",
             "title": "An order's chat",
-            "description": "Joined by SUBSCRIBE_CHAT (the order's client and doer only). Chat messages"
+            "description": "Joined by SUBSCRIBE_CHAT (the order's client and doer only; before the"
+            " order exists, an application's pre-order thread, named by the application's id, which"
+            " the order takes as its own). Chat messages"
             " arrive in seq order; typing goes to the other party only; typing and reads are"
             " best-effort and not replayed.",
-            "parameters": {"orderId": {"description": "The order's id."}},
+            "parameters": {"orderId": {"description": "The chat id: an order's or application's id."}},
             "messages": _channel_refs([f"ws.server.{k}" for k in ORDER_EVENTS]),
         },
     }

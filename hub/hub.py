@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
-from hub import chat, feed, revoke
+from hub import chat, conversations, feed, revoke
 from hub.broker import Broker
 from hub.chat_writer import ChatWriter
 from hub.events import FeedExpired, Typing
@@ -218,9 +218,12 @@ class Hub:
             self.metrics.broker_messages.labels("user").inc()
             if revoke.intercept(self, key, data):  # SESSION_REVOKED: closes sessions, never forwarded
                 return
+            frame = Frame(data)
+            if conversations.intercept(self, key, frame):  # not a feed event: to watching sessions
+                return
             fc = self.feeds.get(key)
             if fc is not None:
-                fc.offer(Frame(data))
+                fc.offer(frame)
         elif kind == "order":
             self.metrics.broker_messages.labels("order").inc()
             oc = self.orders.get(key)
