@@ -19,7 +19,7 @@ from aiohttp import web
 
 from domain import notices, orders
 from domain.order_states import Order
-from hub import outbox
+from hub import outbox, threads
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.api import Body, Routes, Wire, load, load_all, ok
@@ -118,6 +118,12 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
             raise ApiError("forbidden", "You cannot apply to your own gig.")
         if gig["status"] != "open":
             raise ApiError("conflict", f"This gig is {gig['status']} and takes no applications.")
+        if await threads.blocked(conn, claims.user_id, gig["client_id"]):
+            raise ApiError(
+                "forbidden",
+                "You cannot apply: you and the gig's owner have blocked each other (either way).",
+                details={"reason": "blocked"},
+            )
         row = await conn.fetchrow(
             "INSERT INTO applications AS a (gig_id, doer_id, proposal, bid_amount, currency)"
             f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gig_id, doer_id) DO NOTHING RETURNING {_COLUMNS}",
