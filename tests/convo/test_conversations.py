@@ -1,0 +1,119 @@
+"""GET /api/conversations end to end: orders and pre-order threads in one list, newest activity
+first, with the last message, unread counts from read marks and the other user's summary, cursor
+paged; and CONVERSATION_UPDATED keeping it live for watching sessions not subscribed to the chat,
+across nodes and transports."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from hub.settings import Settings
+from tests.convo.conftest import NodeFactory, Thread, api, new_thread
+from tests.factories import make_order
+from tests.hub.conftest import Node
+from tests.sio.conftest import sio_connect
+
+
+async def test_list_orders_and_threads_newest_first_with_unread(
+    node: Node, thread: Thread, pool: asyncpg.Pool
+) -> None:
+    t = thread
+    assert (await api(node, "GET", "/api/conversations"))[0] == 401
+    status, body = await api(node, "GET", "/api/conversations", t.stranger)
+    assert (status, body["data"], body["nextCursor"]) == (200, [], None)
+    # A thread without messages is not a conversation yet; an order always is.
+    order_id = await make_order(pool, t.owner, t.doer)  # type: ignore[arg-type]
+    status, body = await api(node, "GET", "/api/conversations", t.doer)
+    assert [(c["id"], c["kind"], c["lastMessage"]) for c in body["data"]] == [(order_id, "order", None)]
+
+    doer = await node.connect(t.doer)
+    owner = await node.connect(t.owner)
+    await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "q1"})
+    second = await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "q2"})
+    status, body = await api(node, "GET", "/api/conversations", t.owner)
+    assert status == 200
+    first, other = body["data"]
+    assert (first["id"], first["kind"], first["orderId"], first["applicationId"]) == (
+        t.app_id, "application", None, t.app_id,
+    )  # fmt: skip
+    assert (first["status"], first["unread"], first["lastSeq"], first["lastReadSeq"]) == ("pending", 2, 2, 0)
+    assert first["other"] == {"id": t.doer.id, "name": "Applicant", "avatarUrl": None}
+    assert (first["lastMessage"]["text"], first["lastMessage"]["id"]) == ("q2", second["id"])
+    assert first["lastActivityAt"] == first["lastMessage"]["createdAt"]
+    assert (first["gigId"], first["blocked"]) == (t.gig_id, False)
+    assert other["id"] == order_id and other["other"]["name"] == "Applicant"
+    # The sender has nothing unread; the reader's mark clears it.
+    mine = (await api(node, "GET", "/api/conversations", t.doer))[1]["data"][0]
+    assert (mine["id"], mine["unread"], mine["other"]["avatarUrl"]) == (
+        t.app_id,
+        0,
+        "https://cdn.example/o.png",
+    )
+    await owner.ack("MESSAGE_READ", {"messageId": second["id"]})
+    first = (await api(node, "GET", "/api/conversations", t.owner))[1]["data"][0]
+    assert (first["unread"], first["lastReadSeq"]) == (0, 2)
+
+    # A message in the order's chat moves it to the top.
+    await owner.ack("CHAT_MESSAGE", {"orderId": order_id, "text": "hello"})
+    ids = [c["id"] for c in (await api(node, "GET", "/api/conversations", t.doer))[1]["data"]]
+    assert ids == [order_id, t.app_id]
+
+
+async def test_cursor_pages_every_conversation_once(
+    node: Node, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    t = await new_thread(node, pool, settings)
+    orders = [await make_order(pool, t.owner, t.doer) for _ in range(4)]  # type: ignore[arg-type]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        path = "/api/conversations?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        status, body = await api(node, "GET", path, t.owner)
+        assert status == 200 and len(body["data"]) <= 2
+        seen += [c["id"] for c in body["data"]]
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+    assert sorted(seen) == sorted(orders) and len(seen) == 4
+    for bad in ("garbage!", "bm90LWEtY3Vyc29y", "x" * 300):
+        status, body = await api(node, "GET", f"/api/conversations?cursor={bad}", t.owner)
+        assert (status, body["error"]["code"]) == (400, "bad_request"), bad
+    status, _ = await api(node, "GET", "/api/conversations?limit=0", t.owner)
+    assert status == 400
+
+
+async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
+    make_node: NodeFactory, node: Node, thread: Thread
+) -> None:
+    t = thread
+    node_b = await make_node()
+    doer = await node.connect(t.doer, subscribe=t.app_id)
+    owner_list = await sio_connect(node_b, t.owner)  # a list screen: watching, not in the chat
+    assert await owner_list.call("WATCH_CONVERSATIONS", {}) == {"watching": True}
+    owner_chat = await node_b.connect(t.owner, subscribe=t.app_id)  # a chat screen: subscribed
+    assert (await owner_chat.ack("WATCH_CONVERSATIONS", {}))["watching"] is True
+    owner_idle = await node.connect(t.owner)  # never asked
+    doer_other = await node_b.connect(t.doer)
+    await doer_other.ack("WATCH_CONVERSATIONS", {"enabled": True})
+
+    sent = await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "x" * 200, "attachments": [{"url": "https://f.example/a.png"}]})  # fmt: skip
+    signal = await owner_list.expect("CONVERSATION_UPDATED")
+    assert signal == {
+        "orderId": t.app_id, "messageId": sent["id"], "seq": 1, "senderId": t.doer.id,
+        "preview": "x" * 140, "attachments": 1, "createdAt": sent["createdAt"],
+    }  # fmt: skip
+    assert (await doer_other.expect("CONVERSATION_UPDATED"))["data"]["messageId"] == sent[
+        "id"
+    ]  # the sender's other device
+    frame = await owner_chat.expect("CHAT_MESSAGE")  # the subscribed session gets the message only
+    assert frame["data"]["id"] == sent["id"]
+    assert [f["type"] for f in await owner_chat.quiet(0.3)] == []
+    assert await owner_idle.quiet(0.1) == []
+    assert [f["type"] for f in doer.skipped + await doer.quiet(0.1)] == ["CHAT_MESSAGE"]
+
+    # Unwatching stops it.
+    assert await owner_list.call("WATCH_CONVERSATIONS", {"enabled": False}) == {"watching": False}
+    await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "again"})
+    assert await doer_other.expect("CONVERSATION_UPDATED")
+    assert await owner_list.quiet(0.3) == []
+    await owner_list.close()
