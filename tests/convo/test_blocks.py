@@ -86,7 +86,7 @@ async def test_pre_order_messages_refused_either_way_order_chat_kept(
     assert (await api(node, "POST", f"/api/users/{t.doer.id}/block", t.owner))[0] == 201
     ack = await owner.ack("SUBSCRIBE_CHAT", {"orderId": t.app_id, "sinceSeq": 0})
     assert ack["lastSeq"] == 1
-    status, body = await api(node, "GET", "/api/conversations", t.doer)
+    _, body = await api(node, "GET", "/api/conversations", t.doer)
     assert [(c["id"], c["blocked"]) for c in body["data"]] == [(t.app_id, True)]
 
     # An order's chat keeps working under a block: money is at stake.

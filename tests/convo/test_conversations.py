@@ -96,7 +96,10 @@ async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
     doer_other = await node_b.connect(t.doer)
     await doer_other.ack("WATCH_CONVERSATIONS", {"enabled": True})
 
-    sent = await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "x" * 200, "attachments": [{"url": "https://f.example/a.png"}]})  # fmt: skip
+    attachment = {"url": "https://f.example/a.png"}
+    sent = await doer.ack(
+        "CHAT_MESSAGE", {"orderId": t.app_id, "text": "x" * 200, "attachments": [attachment]}
+    )
     signal = await owner_list.expect("CONVERSATION_UPDATED")
     assert signal == {
         "orderId": t.app_id, "messageId": sent["id"], "seq": 1, "senderId": t.doer.id,
