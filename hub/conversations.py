@@ -2,10 +2,12 @@
 message, for the sessions that asked for it (WATCH_CONVERSATIONS) and are not subscribed to that
 chat (a subscribed session already gets the CHAT_MESSAGE itself, from which it updates its list).
 
-The sender's process publishes one signal per participant on `user:<id>` in the background pipeline
-that carries the chat message (hub/handlers.py); every process hands it here from Hub.deliver
-instead of to the user's feed channel: it is not a feed event (no feedSeq, not stored, not replayed).
-A client that reconnects refetches GET /api/conversations."""
+The sender's process publishes one signal per participant on `convo:<userId>`, in the background
+pipeline that carries the chat message (hub/handlers.py). Only a process with a watching session of
+that user listens there (Hub.watch, reference-counted like every channel), so while nobody watches a
+signal costs one pipelined PUBLISH that Redis delivers to no one: no process decodes it. It is not a
+feed event (no feedSeq, not stored, not replayed); a client that reconnects refetches
+GET /api/conversations."""
 
 from __future__ import annotations
 
@@ -16,19 +18,22 @@ from hub.frame import Frame
 if TYPE_CHECKING:
     from hub.hub import Hub
 
+KIND = "convo"
 EVENT = "CONVERSATION_UPDATED"
 
 
-def intercept(hub: Hub, user_id: str, frame: Frame) -> bool:
-    """True when `frame` (from `user:<user_id>`) was a CONVERSATION_UPDATED: pushed to the user's
-    local sessions that watch conversations and are not subscribed to its chat. Never awaits."""
-    if frame.type != EVENT:
-        return False
+def channel(user_id: str) -> str:
+    """The broker channel of a user's conversation signals."""
+    return f"{KIND}:{user_id}"
+
+
+def deliver(hub: Hub, user_id: str, frame: Frame) -> None:
+    """A signal from `convo:<user_id>`: pushed to the user's local sessions that watch and are not
+    subscribed to its chat. Never awaits."""
     sessions = hub.users.get(user_id)
-    if not sessions:
-        return True
+    if not sessions or frame.type != EVENT:
+        return
     chat_id = frame.payload.get("orderId")
     for session in sessions:
         if session.conversations and chat_id not in session.orders:
             session.push(frame)
-    return True

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from msgspec import Struct
 
-from hub import chat, threads
+from hub import chat, conversations, threads
 from hub.db import DatabaseUnavailable
 from hub.events import (
     PREVIEW,
@@ -141,11 +141,12 @@ async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     # resend (same clientMsgId) sends the stored message again, since its first publish may never have
     # happened (a crash after the commit). The hub drops seqs it already delivered.
     hub.send_chat(order_id, Frame.encode("CHAT_MESSAGE", message))
-    # Both users' sessions, subscribed or not, learn of it for their conversation lists: one small
-    # frame per user channel, in the same background pipeline (docs/protocol.md, Conversations).
+    # The users' sessions that watch their conversation lists learn of it: one small frame per user
+    # in the same background pipeline, on a channel only watching processes listen to, so that
+    # nobody watching costs one PUBLISH and no delivery (hub/conversations.py).
     signal = Frame.encode("CONVERSATION_UPDATED", _activity(message))
-    hub.publish_soon(f"user:{people.client_id}", signal)
-    hub.publish_soon(f"user:{people.doer_id}", signal)
+    hub.publish_soon(conversations.channel(people.client_id), signal)
+    hub.publish_soon(conversations.channel(people.doer_id), signal)
     return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
 
 
@@ -213,7 +214,7 @@ def _typing(kind: str, order_id: str, user_id: str) -> Frame:
 
 
 async def _watch(hub: Hub, session: Session, data: WatchConversations) -> WatchAck:
-    session.conversations = data.enabled
+    await hub.watch(session, data.enabled)
     return WatchAck(data.enabled)
 
 

@@ -218,12 +218,12 @@ class Hub:
             self.metrics.broker_messages.labels("user").inc()
             if revoke.intercept(self, key, data):  # SESSION_REVOKED: closes sessions, never forwarded
                 return
-            frame = Frame(data)
-            if conversations.intercept(self, key, frame):  # not a feed event: to watching sessions
-                return
             fc = self.feeds.get(key)
             if fc is not None:
-                fc.offer(frame)
+                fc.offer(Frame(data))
+        elif kind == conversations.KIND:
+            self.metrics.broker_messages.labels(kind).inc()
+            conversations.deliver(self, key, Frame(data))
         elif kind == "order":
             self.metrics.broker_messages.labels("order").inc()
             oc = self.orders.get(key)
@@ -331,6 +331,7 @@ class Hub:
             users.discard(session)
             if not users:
                 del self.users[session.user_id]
+        await self.watch(session, False)
         fc = self.feeds.get(session.user_id)
         if fc is not None:
             fc.live.discard(session)
@@ -374,6 +375,14 @@ class Hub:
             await self._drop_if_empty(oc)
         if announce and self.presence is not None:
             await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
+
+    async def watch(self, session: Session, on: bool) -> None:
+        """Start or stop the session's CONVERSATION_UPDATED: its process listens on the user's
+        `convo:` channel while one of the user's sessions here watches (hub/conversations.py)."""
+        if on != session.conversations:
+            session.conversations = on
+            channel = conversations.channel(session.user_id)
+            await (self._join(channel) if on else self._leave(channel))
 
     async def _drop_if_empty(self, channel: SeqChannel) -> None:
         if channel.empty and self.current(channel):
