@@ -144,3 +144,29 @@ async def test_block_racing_an_application(node: Node, pool: asyncpg.Pool, setti
         assert blocked[0] == 201
         count = await pool.fetchval("SELECT count(*) FROM applications WHERE gig_id = $1", gig["id"])
         assert (applied[0], count) in ((201, 1), (403, 0)), applied
+
+
+async def test_accept_is_refused_under_a_block_either_way(
+    node: Node, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    owner = await make_user(pool, settings)
+    doer = await make_user(pool, settings)
+    gig = await create_gig(node.client, owner)
+    status, body = await api(
+        node,
+        "POST",
+        f"/api/gigs/{gig['id']}/applications",
+        doer,
+        json={"proposal": "Me.", "bidAmount": 90_000},
+    )
+    assert status == 201
+    app_id = body["data"]["id"]
+    for blocker, blocked in ((owner, doer), (doer, owner)):
+        assert (await api(node, "POST", f"/api/users/{blocked.id}/block", blocker))[0] == 201
+        status, body = await api(node, "POST", f"/api/applications/{app_id}/accept", owner)
+        assert (status, body["error"]["details"]) == (403, {"reason": "blocked"})
+        assert await pool.fetchval("SELECT count(*) FROM orders WHERE application_id = $1", app_id) == 0
+        assert await pool.fetchval("SELECT status FROM applications WHERE id = $1", app_id) == "pending"
+        assert (await api(node, "DELETE", f"/api/users/{blocked.id}/block", blocker))[0] == 200
+    status, body = await api(node, "POST", f"/api/applications/{app_id}/accept", owner)
+    assert status == 200 and body["data"]["order"]["id"] == app_id

@@ -117,3 +117,18 @@ async def test_a_decided_application_thread_takes_no_new_messages(node: Node, th
     assert "rejected" in frame["data"]["message"]
     status, body = await api(node, "GET", f"/api/conversations/{t.app_id}/messages", t.doer)
     assert status == 200 and [m["text"] for m in body["data"]] == ["Any update?"]
+
+
+async def test_a_pre_order_message_queues_a_push_to_the_other_user(
+    node: Node, thread: Thread, pool: asyncpg.Pool
+) -> None:
+    t = thread
+    ws = await node.connect(t.owner)
+    sent = await ws.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "Can you start Monday?"})
+    rows = await pool.fetch(
+        "SELECT user_id::text, body, data, order_id::text FROM push_jobs WHERE data->>'messageId' = $1",
+        sent["id"],
+    )
+    assert [(r["user_id"], r["body"], r["order_id"]) for r in rows] == [
+        (t.doer.id, "Can you start Monday?", t.app_id)
+    ]
