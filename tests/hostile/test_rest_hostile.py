@@ -38,6 +38,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "gigs": lambda p: p.startswith("/api/gigs"),
     "messages": lambda p: p.startswith("/api/chats") or p.endswith(("/messages", "/unread")),
     "orders": lambda p: p.startswith("/api/orders"),
+    "conversations": lambda p: p.startswith("/api/conversations"),
     "payments": lambda p: p.startswith(("/api/payments", "/api/webhooks", "/api/dev/")),
     "wallet": lambda p: p.startswith(("/api/wallet", "/api/bank-accounts")),
     "devices": lambda p: p.startswith("/api/devices"),
