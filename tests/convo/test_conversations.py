@@ -5,8 +5,11 @@ across nodes and transports."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 
+from hub.keys import HUB
 from hub.settings import Settings
 from tests.convo.conftest import NodeFactory, Thread, api, new_thread
 from tests.factories import make_order
@@ -120,3 +123,22 @@ async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
     assert await doer_other.expect("CONVERSATION_UPDATED")
     assert await owner_list.quiet(0.3) == []
     await owner_list.close()
+
+
+async def test_a_process_listens_to_convo_only_while_a_session_watches(node: Node, thread: Thread) -> None:
+    hub = node.app[HUB]
+    channel = f"convo:{thread.owner.id}"
+    first = await node.connect(thread.owner)
+    second = await node.connect(thread.owner)
+    await first.ack("WATCH_CONVERSATIONS", {})
+    await first.ack("WATCH_CONVERSATIONS", {})  # again: still one reference
+    await second.ack("WATCH_CONVERSATIONS", {"enabled": True})
+    assert hub._refs.get(channel) == 2
+    await second.ack("WATCH_CONVERSATIONS", {"enabled": False})
+    assert hub._refs.get(channel) == 1
+    await first.ws.close()
+    for _ in range(100):
+        if channel not in hub._refs:
+            break
+        await asyncio.sleep(0.02)
+    assert channel not in hub._refs  # the watching session left: so did the process
