@@ -141,12 +141,13 @@ async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     # resend (same clientMsgId) sends the stored message again, since its first publish may never have
     # happened (a crash after the commit). The hub drops seqs it already delivered.
     hub.send_chat(order_id, Frame.encode("CHAT_MESSAGE", message))
-    # The users' sessions that watch their conversation lists learn of it: one small frame per user
-    # in the same background pipeline, on a channel only watching processes listen to, so that
-    # nobody watching costs one PUBLISH and no delivery (hub/conversations.py).
-    signal = Frame.encode("CONVERSATION_UPDATED", _activity(message))
-    hub.publish_soon(conversations.channel(people.client_id), signal)
-    hub.publish_soon(conversations.channel(people.doer_id), signal)
+    # The users' sessions that watch their conversation lists learn of it: one small frame per
+    # watched user, in the same background pipeline; nobody watching, nothing (hub/conversations.py).
+    watched = [u for u in (people.client_id, people.doer_id) if hub.watchers.wanted(u)]
+    if watched:
+        signal = Frame.encode("CONVERSATION_UPDATED", _activity(message))
+        for user_id in watched:
+            hub.publish_soon(conversations.channel(user_id), signal)
     return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
 
 
@@ -214,7 +215,7 @@ def _typing(kind: str, order_id: str, user_id: str) -> Frame:
 
 
 async def _watch(hub: Hub, session: Session, data: WatchConversations) -> WatchAck:
-    await hub.watch(session, data.enabled)
+    await conversations.watch(hub, session, data.enabled)
     return WatchAck(data.enabled)
 
 

@@ -71,6 +71,7 @@ class Hub:
         self.feeds: dict[str, SeqChannel] = {}  # user id -> the user's feed channel
         self.accepting = True
         self.participants: Bounded[str, chat.Participants] = Bounded(PARTICIPANTS_CACHED)
+        self.watchers = conversations.Watchers()  # who watches conversation lists anywhere
         self._refs: dict[str, int] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -224,6 +225,8 @@ class Hub:
         elif kind == conversations.KIND:
             self.metrics.broker_messages.labels(kind).inc()
             conversations.deliver(self, key, Frame(data))
+        elif kind == conversations.WATCHERS:
+            self.watchers.hear(data)
         elif kind == "order":
             self.metrics.broker_messages.labels("order").inc()
             oc = self.orders.get(key)
@@ -244,6 +247,7 @@ class Hub:
         """The broker lost messages while disconnected: catch every order channel and user feed up
         from PostgreSQL, from the last seq each delivered."""
         self.metrics.broker_reconnects.inc()
+        self.watchers.unsure()
         for channel in [*self.orders.values(), *self.feeds.values()]:
             if channel.last is not None:
                 self.spawn(channel.fill(), f"gigwire-catch-up-{channel.key}")
@@ -331,7 +335,7 @@ class Hub:
             users.discard(session)
             if not users:
                 del self.users[session.user_id]
-        await self.watch(session, False)
+        await conversations.watch(self, session, False)
         fc = self.feeds.get(session.user_id)
         if fc is not None:
             fc.live.discard(session)
@@ -376,13 +380,12 @@ class Hub:
         if announce and self.presence is not None:
             await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
 
-    async def watch(self, session: Session, on: bool) -> None:
-        """Start or stop the session's CONVERSATION_UPDATED: its process listens on the user's
-        `convo:` channel while one of the user's sessions here watches (hub/conversations.py)."""
-        if on != session.conversations:
-            session.conversations = on
-            channel = conversations.channel(session.user_id)
-            await (self._join(channel) if on else self._leave(channel))
+    async def listen(self, channel: str) -> None:
+        """Subscribe this process to `channel` (reference-counted; `unlisten` to drop one)."""
+        await self._join(channel)
+
+    async def unlisten(self, channel: str) -> None:
+        await self._leave(channel)
 
     async def _drop_if_empty(self, channel: SeqChannel) -> None:
         if channel.empty and self.current(channel):

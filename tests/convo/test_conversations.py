@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+from redis.asyncio import Redis
 
 from hub.keys import HUB
 from hub.settings import Settings
 from tests.convo.conftest import NodeFactory, Thread, api, new_thread
 from tests.factories import make_order
 from tests.hub.conftest import Node
-from tests.sio.conftest import sio_connect
+from tests.sio.conftest import eventually, sio_connect
 
 
 async def test_list_orders_and_threads_newest_first_with_unread(
@@ -90,6 +91,8 @@ async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
 ) -> None:
     t = thread
     node_b = await make_node()
+    for hub in (node.app[HUB], node_b.app[HUB]):
+        hub.watchers.unsure_until = 0.0  # as if running for long: only announced watchers get signals
     doer = await node.connect(t.doer, subscribe=t.app_id)
     owner_list = await sio_connect(node_b, t.owner)  # a list screen: watching, not in the chat
     assert await owner_list.call("WATCH_CONVERSATIONS", {}) == {"watching": True}
@@ -98,6 +101,8 @@ async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
     owner_idle = await node.connect(t.owner)  # never asked
     doer_other = await node_b.connect(t.doer)
     await doer_other.ack("WATCH_CONVERSATIONS", {"enabled": True})
+    watchers = node.app[HUB].watchers  # the sender's process hears both watches announced
+    await eventually(lambda: watchers.wanted(t.owner.id) and watchers.wanted(t.doer.id))
 
     attachment = {"url": "https://f.example/a.png"}
     sent = await doer.ack(
@@ -142,3 +147,40 @@ async def test_a_process_listens_to_convo_only_while_a_session_watches(node: Nod
             break
         await asyncio.sleep(0.02)
     assert channel not in hub._refs  # the watching session left: so did the process
+
+
+async def test_no_signal_is_published_for_a_user_nobody_watches(
+    make_node: NodeFactory, node: Node, thread: Thread, settings: Settings
+) -> None:
+    t = thread
+    node_b = await make_node()
+    for hub in (node.app[HUB], node_b.app[HUB]):
+        hub.watchers.unsure_until = 0.0
+    spy = Redis.from_url(settings.redis_url or "")
+    pubsub = spy.pubsub()
+    await pubsub.subscribe(
+        f"{settings.redis_prefix}convo:{t.owner.id}", f"{settings.redis_prefix}convo:{t.doer.id}"
+    )
+
+    async def published(within: float) -> list[bytes]:
+        got = []
+        deadline = asyncio.get_running_loop().time() + within
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
+            if msg is not None:
+                got.append(msg["data"])
+        return got
+
+    doer = await node.connect(t.doer)
+    await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "nobody watches"})
+    assert await published(0.5) == []  # not even published: no process announced a watcher
+    owner = await sio_connect(node_b, t.owner)
+    await owner.call("WATCH_CONVERSATIONS")
+    await eventually(lambda: node.app[HUB].watchers.wanted(t.owner.id))
+    assert not node.app[HUB].watchers.wanted(t.doer.id)
+    sent = await doer.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "now someone does"})
+    assert (await owner.expect("CONVERSATION_UPDATED"))["messageId"] == sent["id"]
+    assert len(await published(0.3)) == 1  # the owner's signal only
+    await pubsub.aclose()
+    await spy.aclose()
+    await owner.close()
