@@ -121,7 +121,7 @@ class WatchConversations(_Sparse):
     """WATCH_CONVERSATIONS: from now on (or, with `enabled` false, no longer) get
     CONVERSATION_UPDATED for messages in the caller's chats this session is not subscribed to."""
 
-    enabled: bool = True
+    enabled: bool | None = None  # absent or null: true
 
 
 class Ping(_Data):

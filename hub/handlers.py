@@ -215,8 +215,9 @@ def _typing(kind: str, order_id: str, user_id: str) -> Frame:
 
 
 async def _watch(hub: Hub, session: Session, data: WatchConversations) -> WatchAck:
-    await conversations.watch(hub, session, data.enabled)
-    return WatchAck(data.enabled)
+    on = data.enabled is not False
+    await conversations.watch(hub, session, on)
+    return WatchAck(on)
 
 
 _HANDLERS: dict[str, Callable[[Hub, Session, Any], Awaitable[Struct | None]]] = {

@@ -100,7 +100,7 @@ async def test_conversation_updated_reaches_watching_sessions_not_subscribed(
     assert (await owner_chat.ack("WATCH_CONVERSATIONS", {}))["watching"] is True
     owner_idle = await node.connect(t.owner)  # never asked
     doer_other = await node_b.connect(t.doer)
-    await doer_other.ack("WATCH_CONVERSATIONS", {"enabled": True})
+    await doer_other.ack("WATCH_CONVERSATIONS", {"enabled": None})  # null counts as absent: true
     watchers = node.app[HUB].watchers  # the sender's process hears both watches announced
     await eventually(lambda: watchers.wanted(t.owner.id) and watchers.wanted(t.doer.id))
 
