@@ -69,7 +69,8 @@ class Conversation(Wire):
 
 
 # The caller's chats ($1): their orders, and the applications they made or received that have a
-# thread (a chat_sequences row) and no order. Then, per chat, the last message (by the counter's
+# thread (a chat_sequences row) and no order; each branch on its own index (one cannot apply to
+# one's own gig, so the branches never overlap). Then, per chat, the last message (by the counter's
 # seq: one index probe), the read mark and the other user; only the page's rows get their unread
 # count computed (a Sort+Limit postpones the subquery).
 _LIST = """
@@ -78,11 +79,16 @@ WITH chats AS (
            CASE WHEN o.client_id = $1 THEN o.doer_id ELSE o.client_id END AS other_id,
            o.status, o.created_at AS opened_at
       FROM orders o WHERE o.client_id = $1 OR o.doer_id = $1
-    UNION ALL
-    SELECT a.id, 'application', NULL, a.id, a.gig_id,
-           CASE WHEN a.doer_id = $1 THEN g.client_id ELSE a.doer_id END, a.status, a.created_at
+    UNION ALL  -- threads of the caller's applications (applications_doer_idx)
+    SELECT a.id, 'application', NULL, a.id, a.gig_id, g.client_id, a.status, a.created_at
       FROM applications a JOIN gigs g ON g.id = a.gig_id
-     WHERE (a.doer_id = $1 OR g.client_id = $1)
+     WHERE a.doer_id = $1
+       AND EXISTS (SELECT 1 FROM chat_sequences c WHERE c.order_id = a.id)
+       AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.application_id = a.id)
+    UNION ALL  -- threads of applications to the caller's gigs (gigs_client_idx, then by gig)
+    SELECT a.id, 'application', NULL, a.id, a.gig_id, a.doer_id, a.status, a.created_at
+      FROM gigs g JOIN applications a ON a.gig_id = g.id
+     WHERE g.client_id = $1
        AND EXISTS (SELECT 1 FROM chat_sequences c WHERE c.order_id = a.id)
        AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.application_id = a.id)
 ), active AS (
