@@ -27,7 +27,7 @@ CLOSE_CODES: Final = {
     code: meaning for code, meaning in codes.CLOSE_CODES.items() if code not in (1005, 1006)
 }
 # Events delivered through the broker channels (the rest are answers to one session).
-USER_EVENTS: Final = (*FEED_EVENTS, "CONVERSATION_UPDATED")
+USER_EVENTS: Final = FEED_EVENTS
 ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_STOP")
 
 
@@ -197,6 +197,15 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
             " after it, or sends FEED_EXPIRED when it is no longer kept.",
             "parameters": {"userId": {"description": "The user's id."}},
             "messages": _channel_refs([f"ws.server.{k}" for k in USER_EVENTS]),
+        },
+        "convo": {
+            "address": "convo:{userId}",
+            "title": "A user's conversation signals",
+            "description": "CONVERSATION_UPDATED for the user's sessions that sent WATCH_CONVERSATIONS,"
+            " each for a chat the session is not subscribed to; published only while some process"
+            " announced a watching session of the user. Best effort: not stored, not replayed.",
+            "parameters": {"userId": {"description": "The user's id."}},
+            "messages": _channel_refs(["ws.server.CONVERSATION_UPDATED"]),
         },
         "order": {
             "address": "order:{orderId}",
