@@ -4,13 +4,16 @@
 -- application it is about (the applicant and the gig's owner ask and answer there). The order opened
 -- from an application takes the application's id as its own id (domain.orders.open_order), so a
 -- pre-order thread simply continues as the order's chat: same chat id, same channel, same
--- gapless seq counter, same read marks. `chat_sequences`, `messages` and `message_reads` therefore
--- no longer reference `orders`: their `order_id` column holds the chat id (an order's or an
--- application's), checked by the hub before anything is stored (hub/threads.py). Dropping the foreign
--- key also removes one index probe of `orders` from every stored message.
+-- gapless seq counter, same read marks. `chat_sequences` and `message_reads` therefore no longer
+-- reference `orders`: their `order_id` column holds the chat id (an order's or an application's),
+-- checked by the hub before anything is stored (hub/threads.py). `messages.order_id` references
+-- `chat_sequences` (0023_chat_wal.sql replaces its foreign key to `orders`; applied in either order
+-- with this file, the two leave that key to chat_sequences), so a message still needs its chat's
+-- counter row, which the statement storing it writes.
 ALTER TABLE chat_sequences DROP CONSTRAINT chat_sequences_order_id_fkey;
-ALTER TABLE messages DROP CONSTRAINT messages_order_id_fkey;
 ALTER TABLE message_reads DROP CONSTRAINT message_reads_order_id_fkey;
+-- A chat attachment is bound to the chat it was sent in (0017_media.sql): a pre-order thread's too.
+ALTER TABLE media DROP CONSTRAINT media_order_id_fkey;
 
 -- A block: `blocker_id` blocked `blocked_id`. Either direction stops new pre-order messages and new
 -- applications between the two (hub/threads.py, rest/applications.py); an order's chat keeps working.
@@ -27,42 +30,3 @@ CREATE INDEX user_blocks_blocked_idx ON user_blocks (blocked_id);
 
 -- Pre-order threads of a gig's owner: applications to the owner's gigs (gigs_client_idx), then each
 -- application's thread by chat id (chat_sequences' primary key). Nothing more is needed.
-
--- Chat pushes for pre-order threads too: the recipient is the order's other participant or, while
--- there is no order, the application's (its applicant or the gig's owner). The rest is 0006's body
--- unchanged; `order_id` of the push job is the chat id (push_jobs.order_id references nothing).
-CREATE OR REPLACE FUNCTION gigwire_queue_chat_push() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    recipient    uuid;
-    sender_name  text;
-    body         text;
-    files        integer;
-BEGIN
-    SELECT CASE WHEN o.client_id = NEW.sender_id THEN o.doer_id ELSE o.client_id END
-      INTO recipient FROM orders o WHERE o.id = NEW.order_id;
-    IF recipient IS NULL THEN
-        SELECT CASE WHEN g.client_id = NEW.sender_id THEN a.doer_id ELSE g.client_id END
-          INTO recipient FROM applications a JOIN gigs g ON g.id = a.gig_id WHERE a.id = NEW.order_id;
-    END IF;
-    IF recipient IS NULL OR recipient = NEW.sender_id THEN
-        RETURN NULL;
-    END IF;
-    SELECT coalesce(u.name, 'New message') INTO sender_name FROM users u WHERE u.id = NEW.sender_id;
-    body := btrim(NEW.text);
-    IF body = '' THEN
-        files := jsonb_array_length(NEW.attachments);
-        body := CASE WHEN files <= 1 THEN 'Sent an attachment' ELSE 'Sent ' || files || ' attachments' END;
-    END IF;
-    INSERT INTO push_jobs (user_id, type, title, body, data, collapse_key, order_id)
-    VALUES (
-        recipient, 'chat_message', left(sender_name, 200), left(body, 1000),
-        jsonb_build_object(
-            'type', 'CHAT_MESSAGE', 'orderId', NEW.order_id::text, 'messageId', NEW.id::text,
-            'seq', NEW.seq::text, 'senderId', NEW.sender_id::text
-        ),
-        'chat-' || NEW.order_id::text, NEW.order_id
-    );
-    PERFORM pg_notify('gigwire_push', '');
-    RETURN NULL;
-END
-$$;

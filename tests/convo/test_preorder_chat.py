@@ -9,6 +9,7 @@ import asyncpg
 
 from tests.convo.conftest import NodeFactory, Thread, api, new_thread
 from tests.hub.conftest import Node
+from tests.media.conftest import PDF_BYTES, uploaded
 from tests.sio.conftest import sio_connect
 
 
@@ -119,16 +120,13 @@ async def test_a_decided_application_thread_takes_no_new_messages(node: Node, th
     assert status == 200 and [m["text"] for m in body["data"]] == ["Any update?"]
 
 
-async def test_a_pre_order_message_queues_a_push_to_the_other_user(
-    node: Node, thread: Thread, pool: asyncpg.Pool
+async def test_an_uploaded_attachment_in_a_pre_order_thread_reaches_the_other_user(
+    node: Node, thread: Thread
 ) -> None:
     t = thread
-    ws = await node.connect(t.owner)
-    sent = await ws.ack("CHAT_MESSAGE", {"orderId": t.app_id, "text": "Can you start Monday?"})
-    rows = await pool.fetch(
-        "SELECT user_id::text, body, data, order_id::text FROM push_jobs WHERE data->>'messageId' = $1",
-        sent["id"],
-    )
-    assert [(r["user_id"], r["body"], r["order_id"]) for r in rows] == [
-        (t.doer.id, "Can you start Monday?", t.app_id)
-    ]
+    media = await uploaded(node.client, t.doer, "chat_attachment", PDF_BYTES)
+    ws = await node.connect(t.doer)
+    ack = await ws.ack("CHAT_MESSAGE", {"orderId": t.app_id, "attachments": [{"mediaId": media["id"]}]})
+    assert ack["seq"] == 1
+    assert (await api(node, "GET", f"/api/media/{media['id']}", t.owner))[0] == 200  # the thread's other user
+    assert (await api(node, "GET", f"/api/media/{media['id']}", t.stranger))[0] == 404
