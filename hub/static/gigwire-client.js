@@ -579,7 +579,7 @@ var GigwireRest = class {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const f = options.fetch ?? globalThis.fetch;
     if (!f) throw new GigwireError("network", "No fetch on this platform: pass options.fetch.");
-    this.fetchFn = f;
+    this.fetchFn = (input, init) => f(input, init);
     this.credentials = options.credentials ?? "same-origin";
   }
   /** Any /api route: answers the `data` of `{success, data}` (and the whole body under `body`). */

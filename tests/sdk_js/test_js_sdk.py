@@ -24,16 +24,18 @@ from tests.sdk_js.conftest import SDK, BuiltSdk, SdkCluster
 NODE_TESTS_TIMEOUT_S = 150
 
 
-async def _run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, str]:
+async def _run(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, within_s: float = 60
+) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         *args, cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
+        out, _ = await asyncio.wait_for(proc.communicate(), within_s)
     except TimeoutError:
         proc.kill()
         out, _ = await proc.communicate()
-        raise AssertionError(f"{args} did not finish in {timeout} s:\n{out.decode()[-4000:]}") from None
+        raise AssertionError(f"{args} did not finish in {within_s} s:\n{out.decode()[-4000:]}") from None
     assert proc.returncode is not None
     return proc.returncode, out.decode()
 
@@ -85,7 +87,7 @@ async def test_sdk_against_two_hubs(
     env = {**os.environ, "GIGWIRE_SDK_SPEC": json.dumps(spec)}
     args = (sdk.node, "--test", "--test-concurrency=1", "--test-reporter=spec")
     tests = sorted(str(p.relative_to(sdk.root)) for p in (sdk.root / "test").glob("*.test.mjs"))
-    code, out = await _run(*args, *tests, cwd=sdk.root, env=env, timeout=NODE_TESTS_TIMEOUT_S)
+    code, out = await _run(*args, *tests, cwd=sdk.root, env=env, within_s=NODE_TESTS_TIMEOUT_S)
     assert code == 0, out[-6000:]
     assert "ℹ fail 0" in out and "ℹ pass 4" in out, out[-3000:]
 

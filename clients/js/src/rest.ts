@@ -65,7 +65,8 @@ export class GigwireRest {
     this.baseUrl = options.baseUrl.replace(/\/+$/, "");
     const f = options.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (!f) throw new GigwireError("network", "No fetch on this platform: pass options.fetch.");
-    this.fetchFn = f;
+    // Called as a plain function: browsers refuse a fetch called as a method of another object.
+    this.fetchFn = (input, init) => f(input, init);
     this.credentials = options.credentials ?? "same-origin";
   }
 
