@@ -44,9 +44,11 @@ test("messages both ways and feed events survive a cut connection and a killed h
   };
   const flowing = Promise.all([sendAll("a", a.client), sendAll("b", b.client)]);
 
-  // Mid-flow: cut the client's connection (and refuse it for a while) and kill hub B under the doer.
+  // Mid-flow: cut the client's connection right after it sent a message (stored, its ACK lost: the
+  // SDK must resend it, and it must still be stored once), refuse it for a while, and kill hub B
+  // under the doer.
   await sleep(EVERY_MS * 8);
-  pa.down();
+  await pa.downOnNextSend();
   process.kill(hubB.pid, "SIGKILL");
   pb.down();
   await until(() => a.client.state !== "live", "the client to notice the cut");

@@ -61,28 +61,47 @@ export function recordingClient(options) {
 }
 
 /** A TCP proxy on a loopback port to `target` (http://host:port): cut() destroys its connections
- * (the client sees the socket die, no close frame), down() also refuses new ones until up(). */
+ * (the client sees the socket die, no close frame), down() also refuses new ones until up(), and
+ * downOnNextSend() does that right after passing on the next chunk the client sends: the server
+ * gets the frame (a chat message, stored) but its answer (the ACK) never reaches the client. */
 export async function proxy(target) {
   const { hostname, port } = new URL(target);
-  const sockets = new Set();
+  const pairs = new Set();
   let refusing = false;
+  let armed = null; // resolve() of downOnNextSend's promise
+  const drop = (pair) => {
+    pairs.delete(pair);
+    pair.inbound.destroy();
+    pair.outbound.destroy();
+  };
   const server = net.createServer((inbound) => {
     if (refusing) {
       inbound.destroy();
       return;
     }
     const outbound = net.connect(Number(port), hostname);
-    for (const [a, b] of [
-      [inbound, outbound],
-      [outbound, inbound],
-    ]) {
-      sockets.add(a);
-      a.on("data", (d) => b.write(d));
-      a.on("error", () => b.destroy());
-      a.on("close", () => {
-        sockets.delete(a);
-        b.destroy();
-      });
+    const pair = { inbound, outbound };
+    pairs.add(pair);
+    inbound.on("data", (d) => {
+      if (armed) {
+        const resolve = armed;
+        armed = null;
+        refusing = true;
+        pairs.delete(pair);
+        outbound.end(d); // the chunk reaches the server, then its end: nothing comes back
+        inbound.destroy();
+        for (const other of [...pairs]) drop(other);
+        resolve();
+        return;
+      }
+      outbound.write(d);
+    });
+    outbound.on("data", (d) => {
+      if (!inbound.destroyed) inbound.write(d);
+    });
+    for (const s of [inbound, outbound]) {
+      s.on("error", () => {});
+      s.on("close", () => pairs.has(pair) && drop(pair));
     }
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
@@ -90,11 +109,16 @@ export async function proxy(target) {
   return {
     url,
     cut() {
-      for (const s of [...sockets]) s.destroy();
+      for (const pair of [...pairs]) drop(pair);
     },
     down() {
       refusing = true;
       this.cut();
+    },
+    downOnNextSend() {
+      return new Promise((resolve) => {
+        armed = resolve;
+      });
     },
     up() {
       refusing = false;
