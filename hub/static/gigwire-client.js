@@ -133,6 +133,25 @@ var GigwireClient = class extends Emitter {
     this.tokens = tokens;
     if (this.currentState === "unauthorized") this.connect();
   }
+  /**
+   * Close the connection but keep the rest (subscriptions and their last seqs, the last feedSeq,
+   * unsent messages, which send() keeps queueing): connect() resumes where this left. For an app
+   * going to the background.
+   */
+  disconnect() {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const ws = this.ws;
+    if (ws) {
+      this.detach(ws);
+      try {
+        ws.close(1e3);
+      } catch {
+      }
+    }
+    this.lost();
+    this.setState("idle");
+  }
   /** Close for good: pending requests and unsent messages are rejected with `closed`. */
   close() {
     this.stopped = true;
@@ -650,10 +669,12 @@ var Session = class {
   get userId() {
     return this.login.user?.id;
   }
-  /** The access token, refreshed first when it expires within 30 s. */
+  /** The access token, refreshed first when it expires within 30 s (or a quarter of its lifetime,
+   * when that is shorter: a short-lived token is not refreshed at every use). */
   async getToken() {
     const exp = tokenExpiry(this.login.token);
-    if (exp !== void 0 && exp - Date.now() < 3e4) return this.refresh();
+    const margin = Math.min(3e4, this.login.expiresIn * 1e3 / 4 || 3e4);
+    if (exp !== void 0 && exp - Date.now() < margin) return this.refresh();
     return this.login.token;
   }
   refresh() {

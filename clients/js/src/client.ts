@@ -153,6 +153,27 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     if (this.currentState === "unauthorized") this.connect();
   }
 
+  /**
+   * Close the connection but keep the rest (subscriptions and their last seqs, the last feedSeq,
+   * unsent messages, which send() keeps queueing): connect() resumes where this left. For an app
+   * going to the background.
+   */
+  disconnect(): void {
+    this.stopped = true;
+    clearTimeout(this.reconnectTimer);
+    const ws = this.ws;
+    if (ws) {
+      this.detach(ws);
+      try {
+        ws.close(1000);
+      } catch {
+        /* already closing */
+      }
+    }
+    this.lost();
+    this.setState("idle");
+  }
+
   /** Close for good: pending requests and unsent messages are rejected with `closed`. */
   close(): void {
     this.stopped = true;

@@ -163,10 +163,12 @@ export class Session implements TokenProvider {
     return this.login.user?.id;
   }
 
-  /** The access token, refreshed first when it expires within 30 s. */
+  /** The access token, refreshed first when it expires within 30 s (or a quarter of its lifetime,
+   * when that is shorter: a short-lived token is not refreshed at every use). */
   async getToken(): Promise<string> {
     const exp = tokenExpiry(this.login.token);
-    if (exp !== undefined && exp - Date.now() < 30_000) return this.refresh();
+    const margin = Math.min(30_000, (this.login.expiresIn * 1000) / 4 || 30_000);
+    if (exp !== undefined && exp - Date.now() < margin) return this.refresh();
     return this.login.token;
   }
 

@@ -93,12 +93,23 @@ test("two parties on two hubs: chat, typing, read marks, history, errors, offlin
   assert.equal(a.client.state, "live");
   assert.equal((await a.client.send(order.id, "still here")).seq, 4);
 
+  // Paused (an app in the background): sends wait, and connect() resumes the chat where it was.
+  a.client.disconnect();
+  assert.equal(a.client.state, "idle");
+  const paused = a.client.send(order.id, "written while paused");
+  await b.client.send(order.id, "sent while the client was away");
+  await sleep(200);
+  assert.equal(a.client.pendingSends().length, 1);
+  a.client.connect();
+  assert.equal((await paused).seq, 6);
+  await until(() => a.rec.messages.length === 6, "the client to catch up after resuming");
+
   // Each side got every message once, in seq order.
-  await until(() => b.rec.messages.length === 4, "the doer to get all four");
+  await until(() => b.rec.messages.length === 6, "the doer to get all six");
   for (const rec of [a.rec, b.rec]) {
     assert.deepEqual(
       rec.messages.map((m) => m.seq),
-      [1, 2, 3, 4],
+      [1, 2, 3, 4, 5, 6],
     );
   }
 
