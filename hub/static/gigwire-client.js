@@ -68,6 +68,7 @@ var FEED_TYPES = ["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"];
 var FATAL_CLOSES = /* @__PURE__ */ new Set([1002, 1007, 1009]);
 var OPEN = 1;
 var GigwireClient = class extends Emitter {
+  // from the refresh after a 4401: the next connection's
   constructor(options) {
     super();
     this.ws = null;
@@ -82,6 +83,7 @@ var GigwireClient = class extends Emitter {
     this.refSeq = 0;
     this.pending = /* @__PURE__ */ new Map();
     this.chats = /* @__PURE__ */ new Map();
+    this.reads = /* @__PURE__ */ new Map();
     this.outbox = [];
     this.sending = null;
     this.typingState = /* @__PURE__ */ new Map();
@@ -180,7 +182,7 @@ var GigwireClient = class extends Emitter {
   subscribe(orderId, options = {}) {
     let chat = this.chats.get(orderId);
     if (!chat) {
-      chat = { lastSeq: options.sinceSeq, resyncing: false, readSent: 0, readWanted: void 0, waiters: [] };
+      chat = { lastSeq: options.sinceSeq, resyncing: false, waiters: [] };
       this.chats.set(orderId, chat);
     } else if (options.sinceSeq !== void 0 && (chat.lastSeq === void 0 || options.sinceSeq < chat.lastSeq)) {
       chat.lastSeq = options.sinceSeq;
@@ -217,11 +219,12 @@ var GigwireClient = class extends Emitter {
       this.pump();
     });
   }
-  /** Move the read mark of an order up to a message (never down; sent when live). */
+  /** Move the read mark of an order up to a message (never down; sent once, when live). */
   markRead(message) {
-    const chat = this.chats.get(message.orderId);
-    if (!chat || message.seq <= chat.readSent || chat.readWanted && message.seq <= chat.readWanted.seq) return;
-    chat.readWanted = { messageId: message.id, seq: message.seq };
+    let mark = this.reads.get(message.orderId);
+    if (!mark) this.reads.set(message.orderId, mark = { sent: 0, wanted: void 0 });
+    if (message.seq <= mark.sent || mark.wanted && message.seq <= mark.wanted.seq) return;
+    mark.wanted = { messageId: message.id, seq: message.seq };
     this.flushRead(message.orderId);
   }
   /** The user is typing in an order: TYPING_START, renewed at most every typingRenewMs; TYPING_STOP after typingIdleMs of quiet. */
@@ -262,7 +265,8 @@ var GigwireClient = class extends Emitter {
     this.setState("connecting");
     let token;
     try {
-      token = await this.tokens.getToken();
+      token = this.freshToken ?? await this.tokens.getToken();
+      this.freshToken = void 0;
     } catch (e) {
       if (gen === this.gen && !this.stopped) this.refused(e);
       return;
@@ -274,7 +278,7 @@ var GigwireClient = class extends Emitter {
       ws = new this.WS(url);
     } catch (e) {
       this.emit("error", new GigwireError("network", `Cannot open ${url}: ${e.message}`));
-      this.retry(1006, "cannot open", false);
+      this.retry(1006, "cannot open", true);
       return;
     }
     this.ws = ws;
@@ -377,7 +381,8 @@ var GigwireClient = class extends Emitter {
     }
     this.setState("waiting");
     refresh().then(
-      () => {
+      (token) => {
+        this.freshToken = token;
         if (!this.stopped) this.retry(code, reason, false);
       },
       (e) => {
@@ -453,7 +458,7 @@ var GigwireClient = class extends Emitter {
     this.setState("live");
     this.heard();
     for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
-    for (const orderId of this.chats.keys()) this.flushRead(orderId);
+    for (const orderId of this.reads.keys()) this.flushRead(orderId);
     this.pump();
   }
   renew() {
@@ -516,19 +521,20 @@ var GigwireClient = class extends Emitter {
     );
   }
   flushRead(orderId) {
-    const chat = this.chats.get(orderId);
-    const wanted = chat?.readWanted;
-    if (!chat || !wanted || !this.live) return;
-    chat.readWanted = void 0;
-    chat.readSent = Math.max(chat.readSent, wanted.seq);
+    const mark = this.reads.get(orderId);
+    const wanted = mark?.wanted;
+    if (!mark || !wanted || !this.live) return;
+    mark.wanted = void 0;
+    const before = mark.sent;
+    mark.sent = Math.max(mark.sent, wanted.seq);
     this.request("MESSAGE_READ", { messageId: wanted.messageId }).then(
       (ack) => {
-        chat.readSent = Math.max(chat.readSent, ack.seq);
+        mark.sent = Math.max(mark.sent, ack.seq);
       },
       (e) => {
         if (e.code === "disconnected" || e.code === "timeout") {
-          if (!chat.readWanted || chat.readWanted.seq < wanted.seq) chat.readWanted = wanted;
-          chat.readSent = 0;
+          if (!mark.wanted || mark.wanted.seq < wanted.seq) mark.wanted = wanted;
+          mark.sent = before;
         }
       }
     );

@@ -48,9 +48,12 @@ interface Pending {
 interface Chat {
   lastSeq: number | undefined; // the last seq delivered to the app (undefined: none known yet)
   resyncing: boolean; // a SUBSCRIBE_CHAT is on its way: gaps are filled by its replay
-  readSent: number;
-  readWanted: { messageId: string; seq: number } | undefined;
   waiters: Array<{ resolve: (ack: SubscribeAck) => void; reject: (e: GigwireError) => void }>;
+}
+
+interface ReadMark {
+  sent: number; // the highest seq sent (or acknowledged) as read
+  wanted: { messageId: string; seq: number } | undefined; // to send when live
 }
 
 interface OutItem {
@@ -89,11 +92,13 @@ export class GigwireClient extends Emitter<ClientEventMap> {
   private refSeq = 0;
   private readonly pending = new Map<string, Pending>();
   private readonly chats = new Map<string, Chat>();
+  private readonly reads = new Map<string, ReadMark>();
   private readonly outbox: OutItem[] = [];
   private sending: OutItem | null = null;
   private readonly typingState = new Map<string, { sentAt: number; idle: ReturnType<typeof setTimeout> }>();
   private feedSeq: number | undefined;
   private me: string | undefined;
+  private freshToken: string | undefined; // from the refresh after a 4401: the next connection's
 
   constructor(options: ClientOptions) {
     super();
@@ -204,7 +209,7 @@ export class GigwireClient extends Emitter<ClientEventMap> {
   subscribe(orderId: string, options: { sinceSeq?: number } = {}): Promise<SubscribeAck> {
     let chat = this.chats.get(orderId);
     if (!chat) {
-      chat = { lastSeq: options.sinceSeq, resyncing: false, readSent: 0, readWanted: undefined, waiters: [] };
+      chat = { lastSeq: options.sinceSeq, resyncing: false, waiters: [] };
       this.chats.set(orderId, chat);
     } else if (options.sinceSeq !== undefined && (chat.lastSeq === undefined || options.sinceSeq < chat.lastSeq)) {
       chat.lastSeq = options.sinceSeq;
@@ -243,11 +248,12 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     });
   }
 
-  /** Move the read mark of an order up to a message (never down; sent when live). */
+  /** Move the read mark of an order up to a message (never down; sent once, when live). */
   markRead(message: Pick<ChatMessage, "orderId" | "id" | "seq">): void {
-    const chat = this.chats.get(message.orderId);
-    if (!chat || message.seq <= chat.readSent || (chat.readWanted && message.seq <= chat.readWanted.seq)) return;
-    chat.readWanted = { messageId: message.id, seq: message.seq };
+    let mark = this.reads.get(message.orderId);
+    if (!mark) this.reads.set(message.orderId, (mark = { sent: 0, wanted: undefined }));
+    if (message.seq <= mark.sent || (mark.wanted && message.seq <= mark.wanted.seq)) return;
+    mark.wanted = { messageId: message.id, seq: message.seq };
     this.flushRead(message.orderId);
   }
 
@@ -294,7 +300,8 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     this.setState("connecting");
     let token: string;
     try {
-      token = await this.tokens.getToken();
+      token = this.freshToken ?? (await this.tokens.getToken());
+      this.freshToken = undefined;
     } catch (e) {
       if (gen === this.gen && !this.stopped) this.refused(e);
       return;
@@ -306,7 +313,7 @@ export class GigwireClient extends Emitter<ClientEventMap> {
       ws = new this.WS(url) as WebSocketLike;
     } catch (e) {
       this.emit("error", new GigwireError("network", `Cannot open ${url}: ${(e as Error).message}`));
-      this.retry(1006, "cannot open", false);
+      this.retry(1006, "cannot open", true);
       return;
     }
     this.ws = ws;
@@ -419,7 +426,8 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     }
     this.setState("waiting");
     refresh().then(
-      () => {
+      (token) => {
+        this.freshToken = token;
         if (!this.stopped) this.retry(code, reason, false);
       },
       (e: unknown) => {
@@ -500,7 +508,7 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     this.setState("live");
     this.heard();
     for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
-    for (const orderId of this.chats.keys()) this.flushRead(orderId);
+    for (const orderId of this.reads.keys()) this.flushRead(orderId);
     this.pump();
   }
 
@@ -570,20 +578,21 @@ export class GigwireClient extends Emitter<ClientEventMap> {
   }
 
   private flushRead(orderId: string): void {
-    const chat = this.chats.get(orderId);
-    const wanted = chat?.readWanted;
-    if (!chat || !wanted || !this.live) return;
-    chat.readWanted = undefined;
-    chat.readSent = Math.max(chat.readSent, wanted.seq);
+    const mark = this.reads.get(orderId);
+    const wanted = mark?.wanted;
+    if (!mark || !wanted || !this.live) return;
+    mark.wanted = undefined;
+    const before = mark.sent;
+    mark.sent = Math.max(mark.sent, wanted.seq);
     this.request("MESSAGE_READ", { messageId: wanted.messageId }).then(
       (ack) => {
-        chat.readSent = Math.max(chat.readSent, ack.seq);
+        mark.sent = Math.max(mark.sent, ack.seq);
       },
       (e: GigwireError) => {
         // Lost with the connection: wanted again, sent when live.
         if (e.code === "disconnected" || e.code === "timeout") {
-          if (!chat.readWanted || chat.readWanted.seq < wanted.seq) chat.readWanted = wanted;
-          chat.readSent = 0;
+          if (!mark.wanted || mark.wanted.seq < wanted.seq) mark.wanted = wanted;
+          mark.sent = before;
         }
       },
     );

@@ -113,6 +113,18 @@ test("two parties on two hubs: chat, typing, read marks, history, errors, offlin
     );
   }
 
+  // A refused token (4401) is refreshed and the connection made again with the fresh one.
+  const c = recordingClient({
+    url: wsUrl(hubB.url),
+    tokens: { getToken: () => "not-a-token", refresh: () => client.session.refresh() },
+  });
+  t.after(() => c.client.close());
+  c.client.connect();
+  await until(() => c.client.state === "live", "the client with a refused token to be live after a refresh");
+  assert.equal(c.rec.disconnects[0].code, 4401);
+  assert.equal(c.rec.disconnects[0].willReconnect, true);
+  assert.ok(c.rec.errors.some((e) => e.code === "unauthorized" && e.message.includes("malformed token")));
+
   // Logout ends the doer's sessions (4401); the refresh is refused, so the client stops retrying.
   await doer.session.logout();
   await until(() => b.client.state === "unauthorized", "the doer's client to be unauthorized");
