@@ -66,6 +66,7 @@ var FEED_TYPES = ["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"];
 
 // src/client.ts
 var FATAL_CLOSES = /* @__PURE__ */ new Set([1002, 1007, 1009]);
+var MAX_FRAME_BYTES = 65536;
 var OPEN = 1;
 var GigwireClient = class extends Emitter {
   // from the refresh after a 4401: the next connection's
@@ -245,6 +246,10 @@ var GigwireClient = class extends Emitter {
   request(type, data) {
     if (!this.live || !this.ws) return Promise.reject(new GigwireError("disconnected", "Not connected."));
     const ref = `c${++this.refSeq}`;
+    const bytes = utf8Length(JSON.stringify({ type, data, ref }));
+    if (bytes > MAX_FRAME_BYTES) {
+      return Promise.reject(new GigwireError("too_large", `The ${type} frame is ${bytes} bytes; the server takes ${MAX_FRAME_BYTES}.`));
+    }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(ref);
@@ -348,6 +353,7 @@ var GigwireClient = class extends Emitter {
     if (this.stopped) return;
     if (FATAL_CLOSES.has(code)) {
       this.stopped = true;
+      for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", `The server closed the connection (${code}).`));
       this.emit("error", new GigwireError("closed", `The server closed the connection (${code}): ${reason || "a client bug"}.`));
       this.emit("disconnected", { code, reason, willReconnect: false });
       this.setState("closed");
@@ -580,6 +586,14 @@ var GigwireClient = class extends Emitter {
     );
   }
 };
+function utf8Length(text) {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    n += c < 128 ? 1 : c < 2048 ? 2 : c >= 55296 && c < 56320 ? (i++, 4) : 3;
+  }
+  return n;
+}
 function errorOf(data) {
   const extra = {};
   if (typeof data.retryAfterMs === "number") extra.retryAfterMs = data.retryAfterMs;

@@ -64,6 +64,9 @@ interface OutItem {
 
 // Close codes after which reconnecting cannot help: the client sent something the server refuses.
 const FATAL_CLOSES = new Set([1002, 1007, 1009]);
+// The server's largest client frame (WS_MAX_FRAME_BYTES' default): a larger one would close the
+// connection with 1009, so it is refused here as too_large instead.
+const MAX_FRAME_BYTES = 65_536;
 const OPEN = 1;
 
 /**
@@ -277,6 +280,10 @@ export class GigwireClient extends Emitter<ClientEventMap> {
   request<K extends keyof Acks>(type: K, data: ClientEvents[K]): Promise<Acks[K]> {
     if (!this.live || !this.ws) return Promise.reject(new GigwireError("disconnected", "Not connected."));
     const ref = `c${++this.refSeq}`;
+    const bytes = utf8Length(JSON.stringify({ type, data, ref }));
+    if (bytes > MAX_FRAME_BYTES) {
+      return Promise.reject(new GigwireError("too_large", `The ${type} frame is ${bytes} bytes; the server takes ${MAX_FRAME_BYTES}.`));
+    }
     return new Promise<Acks[K]>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(ref);
@@ -391,6 +398,7 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     if (this.stopped) return;
     if (FATAL_CLOSES.has(code)) {
       this.stopped = true;
+      for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", `The server closed the connection (${code}).`));
       this.emit("error", new GigwireError("closed", `The server closed the connection (${code}): ${reason || "a client bug"}.`));
       this.emit("disconnected", { code, reason, willReconnect: false });
       this.setState("closed");
@@ -641,6 +649,15 @@ export class GigwireClient extends Emitter<ClientEventMap> {
       },
     );
   }
+}
+
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
+  }
+  return n;
 }
 
 function errorOf(data: { code: GigwireError["code"]; message: string; retryAfterMs?: number | null }): GigwireError {

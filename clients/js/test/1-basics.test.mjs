@@ -90,6 +90,8 @@ test("two parties on two hubs: chat, typing, read marks, history, errors, offlin
   // Typed errors: a refused send rejects with the server's code; the connection stays.
   await assert.rejects(a.client.send(order.id, "x".repeat(4001)), (e) => e instanceof GigwireError && e.code === "too_large");
   await assert.rejects(a.client.subscribe(randomUUID()), (e) => e instanceof GigwireError && e.code === "not_found");
+  // A frame over the server's 64 KiB would close the connection (1009): refused before sending.
+  await assert.rejects(a.client.send(order.id, "é".repeat(40000)), (e) => e instanceof GigwireError && e.code === "too_large");
   assert.equal(a.client.state, "live");
   assert.equal((await a.client.send(order.id, "still here")).seq, 4);
 
