@@ -273,7 +273,9 @@ var GigwireClient = class extends Emitter {
       token = this.freshToken ?? await this.tokens.getToken();
       this.freshToken = void 0;
     } catch (e) {
-      if (gen === this.gen && !this.stopped) this.refused(e);
+      if (gen !== this.gen || this.stopped) return;
+      if (isRefusal(e)) this.refused(e);
+      else this.retry(1006, `no token: ${e?.message ?? e}`, false);
       return;
     }
     if (gen !== this.gen || this.stopped) return;
@@ -392,7 +394,7 @@ var GigwireClient = class extends Emitter {
         if (!this.stopped) this.retry(code, reason, false);
       },
       (e) => {
-        if (e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401)) this.refused(e);
+        if (isRefusal(e)) this.refused(e);
         else if (!this.stopped) this.retry(code, reason, false);
       }
     );
@@ -459,7 +461,6 @@ var GigwireClient = class extends Emitter {
   wentLive(feedSeq) {
     this.live = true;
     this.liveSince = Date.now();
-    this.attempt = 0;
     if (this.feedSeq === void 0) this.feedSeq = feedSeq;
     this.setState("live");
     this.heard();
@@ -586,6 +587,9 @@ var GigwireClient = class extends Emitter {
     );
   }
 };
+function isRefusal(e) {
+  return e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401);
+}
 function utf8Length(text) {
   let n = 0;
   for (let i = 0; i < text.length; i++) {

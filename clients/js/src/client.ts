@@ -310,7 +310,9 @@ export class GigwireClient extends Emitter<ClientEventMap> {
       token = this.freshToken ?? (await this.tokens.getToken());
       this.freshToken = undefined;
     } catch (e) {
-      if (gen === this.gen && !this.stopped) this.refused(e);
+      if (gen !== this.gen || this.stopped) return;
+      if (isRefusal(e)) this.refused(e);
+      else this.retry(1006, `no token: ${(e as Error)?.message ?? e}`, false); // e.g. the refresh could not be asked
       return;
     }
     if (gen !== this.gen || this.stopped) return;
@@ -439,7 +441,7 @@ export class GigwireClient extends Emitter<ClientEventMap> {
         if (!this.stopped) this.retry(code, reason, false);
       },
       (e: unknown) => {
-        if (e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401)) this.refused(e);
+        if (isRefusal(e)) this.refused(e);
         else if (!this.stopped) this.retry(code, reason, false); // the refresh could not be asked: try again later
       },
     );
@@ -511,7 +513,6 @@ export class GigwireClient extends Emitter<ClientEventMap> {
   private wentLive(feedSeq: number): void {
     this.live = true;
     this.liveSince = Date.now();
-    this.attempt = 0;
     if (this.feedSeq === undefined) this.feedSeq = feedSeq; // live events follow from here
     this.setState("live");
     this.heard();
@@ -649,6 +650,11 @@ export class GigwireClient extends Emitter<ClientEventMap> {
       },
     );
   }
+}
+
+/** The server refused the login (not: could not be asked). */
+function isRefusal(e: unknown): e is GigwireError {
+  return e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401);
 }
 
 function utf8Length(text: string): number {
