@@ -57,7 +57,10 @@ test("messages both ways and feed events survive a cut connection and a killed h
   await doer.session.request("POST", `/api/orders/${order.id}/submit`, {
     body: { deliverables: [{ url: "https://files.example/final.zip", description: "final" }] },
   });
-  await sleep(1200);
+  // The doer (back on hub A) gets it live: it was published while the client was away, which then
+  // gets it only by resuming its feed.
+  await until(() => b.rec.feed.some((e) => e.type === "ORDER_UPDATE"), "the doer to get the order event", 20000);
+  const upAt = Date.now();
   pa.up();
 
   await flowing;
@@ -106,7 +109,7 @@ test("messages both ways and feed events survive a cut connection and a killed h
     );
   }
   const clientUpdate = a.rec.feed.find((e) => e.type === "ORDER_UPDATE");
-  assert.ok(clientUpdate.at > cutAt);
+  assert.ok(clientUpdate.at >= upAt && upAt > cutAt, "the client got the event after coming back");
 
   writeFileSync(
     spec.result,
