@@ -605,13 +605,28 @@ function errorOf(data) {
 }
 
 // src/rest.ts
+var B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+function base64UrlDecode(part) {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const ch of part.replace(/=+$/, "")) {
+    const v = B64.indexOf(ch === "+" ? "-" : ch === "/" ? "_" : ch);
+    if (v < 0) throw new Error("not base64url");
+    value = value << 6 | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += String.fromCharCode(value >> bits & 255);
+    }
+  }
+  return out;
+}
 function tokenExpiry(token) {
   try {
     const part = token.split(".")[1];
     if (!part) return void 0;
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
-    const json = typeof atob === "function" ? atob(b64) : "";
-    const exp = JSON.parse(json).exp;
+    const exp = JSON.parse(base64UrlDecode(part)).exp;
     return typeof exp === "number" ? exp * 1e3 : void 0;
   } catch {
     return void 0;

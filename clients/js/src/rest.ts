@@ -38,14 +38,32 @@ export interface TokenProvider {
   refresh?(): Promise<string>;
 }
 
+const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/** base64url to a string of bytes (JWT payloads are ASCII JSON); no atob, which older React Native lacks. */
+function base64UrlDecode(part: string): string {
+  let bits = 0;
+  let value = 0;
+  let out = "";
+  for (const ch of part.replace(/=+$/, "")) {
+    const v = B64.indexOf(ch === "+" ? "-" : ch === "/" ? "_" : ch);
+    if (v < 0) throw new Error("not base64url");
+    value = (value << 6) | v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += String.fromCharCode((value >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
 /** Milliseconds since the epoch when a JWT expires (its `exp`), or undefined when unreadable. */
 export function tokenExpiry(token: string): number | undefined {
   try {
     const part = token.split(".")[1];
     if (!part) return undefined;
-    const b64 = part.replace(/-/g, "+").replace(/_/g, "/").padEnd(Math.ceil(part.length / 4) * 4, "=");
-    const json = typeof atob === "function" ? atob(b64) : "";
-    const exp = (JSON.parse(json) as { exp?: unknown }).exp;
+    const exp = (JSON.parse(base64UrlDecode(part)) as { exp?: unknown }).exp;
     return typeof exp === "number" ? exp * 1000 : undefined;
   } catch {
     return undefined;
