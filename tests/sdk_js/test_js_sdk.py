@@ -44,7 +44,9 @@ async def test_generated_types_match_the_served_asyncapi_document(client: Any, t
     node = node_tools().node
     url = str(client.make_url("/api/asyncapi.json"))
     code, out = await _run(node, "scripts/gen-types.mjs", "--url", url, "--check", cwd=SDK)
-    assert code == 0, f"clients/js/src/generated/protocol.ts drifted from /api/asyncapi.json:\n{out}"
+    assert code == 0, (
+        f"the SDK's protocol types drifted from /api/asyncapi.json (clients/js/scripts/sync.sh):\n{out}"
+    )
     resp = await client.get("/api/asyncapi.json")
     document = await resp.json()
     served = tmp_path / "asyncapi.json"
@@ -52,7 +54,9 @@ async def test_generated_types_match_the_served_asyncapi_document(client: Any, t
     # The checked-in copy the generator reads by default is the served document too.
     copy = json.loads((SDK / "asyncapi.json").read_text())
     for part in ("info", "channels", "operations", "components"):
-        assert copy[part] == document[part], f"clients/js/asyncapi.json differs in {part}: update it"
+        assert copy[part] == document[part], (
+            f"clients/js/asyncapi.json differs in {part}: clients/js/scripts/sync.sh"
+        )
     # The check can fail: a field the hub no longer sends is drift.
     del document["components"]["schemas"]["ChatMessage"]["properties"]["clientMsgId"]
     served.write_text(json.dumps(document))
@@ -63,8 +67,7 @@ async def test_generated_types_match_the_served_asyncapi_document(client: Any, t
 def test_demo_serves_the_sdk_as_built(sdk: BuiltSdk) -> None:
     built = (sdk.root / "dist" / "gigwire-client.js").read_bytes()
     assert (STATIC_DIR / "gigwire-client.js").read_bytes() == built, (
-        "hub/static/gigwire-client.js is not the current SDK build:"
-        " cd clients/js && node scripts/build.mjs --copy-demo ../../hub/static"
+        "hub/static/gigwire-client.js is not the current SDK build: clients/js/scripts/sync.sh"
     )
 
 
