@@ -242,7 +242,11 @@ var GigwireClient = class extends Emitter {
   stopTyping(orderId) {
     if (this.clearTyping(orderId) && this.live) this.sendRaw("TYPING_STOP", { orderId });
   }
-  /** Send a client event with a ref and wait for its ACK (rejects with its ERROR, `disconnected` or `timeout`). */
+  /**
+   * Send a client event with a ref and wait for its ACK (rejects with its ERROR, `disconnected` or
+   * `timeout`). Any client event of the generated protocol but AUTHENTICATE and PING (the client
+   * sends those itself); the ACK is typed for the events in `Acks`.
+   */
   request(type, data) {
     if (!this.live || !this.ws) return Promise.reject(new GigwireError("disconnected", "Not connected."));
     const ref = `c${++this.refSeq}`;

@@ -276,15 +276,23 @@ export class GigwireClient extends Emitter<ClientEventMap> {
     if (this.clearTyping(orderId) && this.live) this.sendRaw("TYPING_STOP", { orderId });
   }
 
-  /** Send a client event with a ref and wait for its ACK (rejects with its ERROR, `disconnected` or `timeout`). */
-  request<K extends keyof Acks>(type: K, data: ClientEvents[K]): Promise<Acks[K]> {
+  /**
+   * Send a client event with a ref and wait for its ACK (rejects with its ERROR, `disconnected` or
+   * `timeout`). Any client event of the generated protocol but AUTHENTICATE and PING (the client
+   * sends those itself); the ACK is typed for the events in `Acks`.
+   */
+  request<K extends Exclude<keyof ClientEvents, "AUTHENTICATE" | "PING">>(
+    type: K,
+    data: ClientEvents[K],
+  ): Promise<K extends keyof Acks ? Acks[K] : unknown> {
+    type Answer = K extends keyof Acks ? Acks[K] : unknown;
     if (!this.live || !this.ws) return Promise.reject(new GigwireError("disconnected", "Not connected."));
     const ref = `c${++this.refSeq}`;
     const bytes = utf8Length(JSON.stringify({ type, data, ref }));
     if (bytes > MAX_FRAME_BYTES) {
       return Promise.reject(new GigwireError("too_large", `The ${type} frame is ${bytes} bytes; the server takes ${MAX_FRAME_BYTES}.`));
     }
-    return new Promise<Acks[K]>((resolve, reject) => {
+    return new Promise<Answer>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(ref);
         reject(new GigwireError("timeout", `No answer to ${type} in ${this.opts.requestTimeoutMs} ms.`));
