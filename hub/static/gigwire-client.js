@@ -49,26 +49,20 @@ var GigwireError = class extends Error {
     if (extra.retryAfterMs !== void 0) this.retryAfterMs = extra.retryAfterMs;
   }
 };
-
-// src/ids.ts
-function randomId() {
-  const bytes = new Uint8Array(16);
-  const c = globalThis.crypto;
-  if (c?.getRandomValues) c.getRandomValues(bytes);
-  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-  let out = "";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out;
+function isRefusal(e) {
+  return e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401);
+}
+function errorOf(data) {
+  const extra = {};
+  if (typeof data.retryAfterMs === "number") extra.retryAfterMs = data.retryAfterMs;
+  return new GigwireError(data.code, data.message, extra);
 }
 
-// src/types.ts
-var FEED_TYPES = ["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"];
-
-// src/client.ts
+// src/connection.ts
 var FATAL_CLOSES = /* @__PURE__ */ new Set([1002, 1007, 1009]);
 var MAX_FRAME_BYTES = 65536;
 var OPEN = 1;
-var GigwireClient = class extends Emitter {
+var Connection = class extends Emitter {
   // from the refresh after a 4401: the next connection's
   constructor(options) {
     super();
@@ -83,26 +77,17 @@ var GigwireClient = class extends Emitter {
     this.currentState = "idle";
     this.refSeq = 0;
     this.pending = /* @__PURE__ */ new Map();
-    this.chats = /* @__PURE__ */ new Map();
-    this.reads = /* @__PURE__ */ new Map();
-    this.outbox = [];
-    this.sending = null;
-    this.typingState = /* @__PURE__ */ new Map();
     this.urls = Array.isArray(options.url) ? [...options.url] : [options.url];
     if (!this.urls.length) throw new GigwireError("closed", "No /ws url given.");
     this.tokens = options.tokens;
     const WS = options.WebSocket ?? globalThis.WebSocket;
     if (!WS) throw new GigwireError("closed", "No WebSocket on this platform: pass options.WebSocket (Node: the ws package).");
     this.WS = WS;
-    this.feedSeq = options.sinceFeedSeq;
     this.backoff = options.backoff ?? {};
-    this.opts = {
-      queueLimit: options.queueLimit ?? 200,
+    this.timing = {
       requestTimeoutMs: options.requestTimeoutMs ?? 1e4,
       pingIntervalMs: options.pingIntervalMs ?? 2e4,
-      pongTimeoutMs: options.pongTimeoutMs ?? 1e4,
-      typingRenewMs: options.typingRenewMs ?? 2500,
-      typingIdleMs: options.typingIdleMs ?? 4e3
+      pongTimeoutMs: options.pongTimeoutMs ?? 1e4
     };
   }
   get state() {
@@ -112,19 +97,7 @@ var GigwireClient = class extends Emitter {
   get userId() {
     return this.me;
   }
-  /** The last feedSeq handled: persist it and pass it as sinceFeedSeq when the app starts again. */
-  get lastFeedSeq() {
-    return this.feedSeq;
-  }
-  /** The last seq delivered in each subscribed order. */
-  lastSeqs() {
-    return Object.fromEntries([...this.chats].map(([id, c]) => [id, c.lastSeq]));
-  }
-  /** Chat messages sent but not yet acknowledged, oldest first (shown as "sending…"). */
-  pendingSends() {
-    return this.outbox.map((item) => ({ ...item.data }));
-  }
-  /** Open the connection (again, after close() or `unauthorized`); reconnects by itself from then on. */
+  /** Open the connection (again, after close(), disconnect() or `unauthorized`); reconnects by itself from then on. */
   connect() {
     this.stopped = false;
     if (this.ws || this.currentState === "connecting") return;
@@ -142,105 +115,23 @@ var GigwireClient = class extends Emitter {
    * going to the background.
    */
   disconnect() {
-    this.stopped = true;
-    clearTimeout(this.reconnectTimer);
-    const ws = this.ws;
-    if (ws) {
-      this.detach(ws);
-      try {
-        ws.close(1e3);
-      } catch {
-      }
-    }
-    this.lost();
+    this.shut();
     this.setState("idle");
   }
   /** Close for good: pending requests and unsent messages are rejected with `closed`. */
   close() {
+    this.shut();
+    this.setState("closed");
+  }
+  shut() {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.pumpTimer);
-    this.pumpTimer = void 0;
     const ws = this.ws;
     if (ws) {
       this.detach(ws);
-      try {
-        ws.close(1e3);
-      } catch {
-      }
-      this.lost();
+      quietly(() => ws.close(1e3));
     }
-    for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", "The client was closed."));
-    for (const key of [...this.typingState.keys()]) this.clearTyping(key);
-    this.setState("closed");
-  }
-  /**
-   * Join an order's chat; its messages come as "message" events, each once and in seq order. With
-   * `sinceSeq` (the last seq the app has, e.g. from history), every later one is replayed first.
-   * After a reconnect the client subscribes again from the last seq it delivered. Resolves with
-   * the ACK of the first subscription.
-   */
-  subscribe(orderId, options = {}) {
-    let chat = this.chats.get(orderId);
-    if (!chat) {
-      chat = { lastSeq: options.sinceSeq, resyncing: false, waiters: [] };
-      this.chats.set(orderId, chat);
-    } else if (options.sinceSeq !== void 0 && (chat.lastSeq === void 0 || options.sinceSeq < chat.lastSeq)) {
-      chat.lastSeq = options.sinceSeq;
-    }
-    const c = chat;
-    return new Promise((resolve, reject) => {
-      c.waiters.push({ resolve, reject });
-      if (this.live) this.subscribeNow(orderId);
-    });
-  }
-  /** Leave an order's chat. */
-  unsubscribe(orderId) {
-    if (!this.chats.delete(orderId)) return;
-    this.clearTyping(orderId);
-    if (this.live) this.request("UNSUBSCRIBE_CHAT", { orderId }).catch(() => {
-    });
-  }
-  /**
-   * Send a chat message. It is stored exactly once: kept (up to `queueLimit`) while offline and
-   * sent again with the same clientMsgId after a reconnect until acknowledged, one at a time so
-   * the order is kept. Resolves with the ACK; rejects on a refusal (bad_request, forbidden,
-   * not_found, too_large), queue_full, or close().
-   */
-  send(orderId, text, options = {}) {
-    if (this.currentState === "closed") return Promise.reject(new GigwireError("closed", "The client is closed."));
-    if (this.outbox.length >= this.opts.queueLimit) {
-      return Promise.reject(new GigwireError("queue_full", `${this.outbox.length} messages wait to be sent already.`));
-    }
-    const data = { orderId, text, clientMsgId: options.clientMsgId ?? randomId() };
-    if (options.attachments) data.attachments = options.attachments;
-    this.stopTyping(orderId);
-    return new Promise((resolve, reject) => {
-      this.outbox.push({ data, resolve, reject });
-      this.pump();
-    });
-  }
-  /** Move the read mark of an order up to a message (never down; sent once, when live). */
-  markRead(message) {
-    let mark = this.reads.get(message.orderId);
-    if (!mark) this.reads.set(message.orderId, mark = { sent: 0, wanted: void 0 });
-    if (message.seq <= mark.sent || mark.wanted && message.seq <= mark.wanted.seq) return;
-    mark.wanted = { messageId: message.id, seq: message.seq };
-    this.flushRead(message.orderId);
-  }
-  /** The user is typing in an order: TYPING_START, renewed at most every typingRenewMs; TYPING_STOP after typingIdleMs of quiet. */
-  typing(orderId) {
-    if (!this.live || !this.chats.has(orderId)) return;
-    const now = Date.now();
-    const t = this.typingState.get(orderId);
-    if (t) clearTimeout(t.idle);
-    const sentAt = t && now - t.sentAt < this.opts.typingRenewMs ? t.sentAt : now;
-    if (sentAt === now) this.sendRaw("TYPING_START", { orderId });
-    this.typingState.set(orderId, { sentAt, idle: setTimeout(() => this.stopTyping(orderId), this.opts.typingIdleMs) });
-  }
-  /** The user stopped typing (sending a message stops it too). */
-  stopTyping(orderId) {
-    if (this.clearTyping(orderId) && this.live) this.sendRaw("TYPING_STOP", { orderId });
+    this.lost();
   }
   /**
    * Send a client event with a ref and wait for its ACK (rejects with its ERROR, `disconnected` or
@@ -257,8 +148,8 @@ var GigwireClient = class extends Emitter {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(ref);
-        reject(new GigwireError("timeout", `No answer to ${type} in ${this.opts.requestTimeoutMs} ms.`));
-      }, this.opts.requestTimeoutMs);
+        reject(new GigwireError("timeout", `No answer to ${type} in ${this.timing.requestTimeoutMs} ms.`));
+      }, this.timing.requestTimeoutMs);
       this.pending.set(ref, { resolve, reject, timer });
       this.sendRaw(type, data, ref);
     });
@@ -294,9 +185,7 @@ var GigwireClient = class extends Emitter {
     }
     this.ws = ws;
     ws.onopen = () => {
-      const data = { token };
-      if (this.feedSeq !== void 0) data.sinceFeedSeq = this.feedSeq;
-      this.sendRaw("AUTHENTICATE", data);
+      this.sendRaw("AUTHENTICATE", { ...this.authExtras(), token });
     };
     ws.onmessage = (ev) => {
       this.heard();
@@ -329,14 +218,10 @@ var GigwireClient = class extends Emitter {
     const ws = this.ws;
     if (!ws) return;
     this.detach(ws);
-    try {
-      if (ws.terminate) ws.terminate();
-      else ws.close(4e3, reason);
-    } catch {
-    }
+    quietly(() => ws.terminate ? ws.terminate() : ws.close(4e3, reason));
     this.closed(null, 1006, reason);
   }
-  /** Every pending request fails with `disconnected`; the chats' typing ends (the server ends it too). */
+  /** Every pending request fails with `disconnected`; then the subclass forgets per-connection state. */
   lost() {
     this.live = false;
     clearTimeout(this.pingTimer);
@@ -345,8 +230,7 @@ var GigwireClient = class extends Emitter {
       p.reject(new GigwireError("disconnected", "The connection was lost before the answer."));
       this.pending.delete(ref);
     }
-    for (const chat of this.chats.values()) chat.resyncing = false;
-    for (const key of [...this.typingState.keys()]) this.clearTyping(key);
+    this.onLost();
   }
   closed(ws, code, reason) {
     if (ws !== null) {
@@ -359,7 +243,7 @@ var GigwireClient = class extends Emitter {
     if (this.stopped) return;
     if (FATAL_CLOSES.has(code)) {
       this.stopped = true;
-      for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", `The server closed the connection (${code}).`));
+      this.onFatal(code);
       this.emit("error", new GigwireError("closed", `The server closed the connection (${code}): ${reason || "a client bug"}.`));
       this.emit("disconnected", { code, reason, willReconnect: false });
       this.setState("closed");
@@ -415,8 +299,8 @@ var GigwireClient = class extends Emitter {
     if (!this.live) return;
     this.pingTimer = setTimeout(() => {
       this.sendRaw("PING");
-      this.pingTimer = setTimeout(() => this.drop("no PONG"), this.opts.pongTimeoutMs);
-    }, this.opts.pingIntervalMs);
+      this.pingTimer = setTimeout(() => this.drop("no PONG"), this.timing.pongTimeoutMs);
+    }, this.timing.pingIntervalMs);
   }
   // ---- frames from the server
   onFrame(frame) {
@@ -434,9 +318,189 @@ var GigwireClient = class extends Emitter {
     switch (frame.type) {
       case "AUTHENTICATED":
         this.me = frame.data.userId;
-        if (!this.live) this.wentLive(frame.data.feedSeq);
+        if (!this.live) {
+          this.live = true;
+          this.liveSince = Date.now();
+          this.heard();
+          this.onLive(frame.data);
+          this.setState("live");
+        }
         this.emit("authenticated", frame.data);
         break;
+      case "SESSION_EXPIRING":
+        this.emit("sessionExpiring", frame.data);
+        this.renew();
+        break;
+      case "ERROR":
+        this.emit("error", errorOf(frame.data));
+        break;
+      default:
+        this.onEvent(frame);
+    }
+  }
+  renew() {
+    const ws = this.ws;
+    const refresh = this.tokens.refresh?.bind(this.tokens);
+    if (!refresh) return;
+    refresh().then(
+      (token) => {
+        if (this.ws === ws && this.live) this.sendRaw("AUTHENTICATE", { token });
+      },
+      (e) => this.emit("error", e instanceof GigwireError ? e : new GigwireError("unauthorized", String(e)))
+    );
+  }
+};
+function quietly(f) {
+  try {
+    f();
+  } catch {
+  }
+}
+function utf8Length(text) {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    n += c < 128 ? 1 : c < 2048 ? 2 : c >= 55296 && c < 56320 ? (i++, 4) : 3;
+  }
+  return n;
+}
+
+// src/ids.ts
+function randomId() {
+  const bytes = new Uint8Array(16);
+  const c = globalThis.crypto;
+  if (c?.getRandomValues) c.getRandomValues(bytes);
+  else for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+// src/types.ts
+var FEED_TYPES = ["ORDER_UPDATE", "NEW_APPLICATION", "NOTIFICATION"];
+
+// src/client.ts
+var GigwireClient = class extends Connection {
+  constructor(options) {
+    super(options);
+    this.chats = /* @__PURE__ */ new Map();
+    this.reads = /* @__PURE__ */ new Map();
+    this.outbox = [];
+    this.sending = null;
+    this.typingState = /* @__PURE__ */ new Map();
+    this.feedSeq = options.sinceFeedSeq;
+    this.opts = {
+      queueLimit: options.queueLimit ?? 200,
+      typingRenewMs: options.typingRenewMs ?? 2500,
+      typingIdleMs: options.typingIdleMs ?? 4e3
+    };
+  }
+  /** The last feedSeq handled: persist it and pass it as sinceFeedSeq when the app starts again. */
+  get lastFeedSeq() {
+    return this.feedSeq;
+  }
+  /** The last seq delivered in each subscribed order. */
+  lastSeqs() {
+    return Object.fromEntries([...this.chats].map(([id, c]) => [id, c.lastSeq]));
+  }
+  /** Chat messages sent but not yet acknowledged, oldest first (shown as "sending…"). */
+  pendingSends() {
+    return this.outbox.map((item) => ({ ...item.data }));
+  }
+  /** Close for good: pending requests and unsent messages are rejected with `closed`. */
+  close() {
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = void 0;
+    super.close();
+    for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", "The client was closed."));
+  }
+  /**
+   * Join an order's chat; its messages come as "message" events, each once and in seq order. With
+   * `sinceSeq` (the last seq the app has, e.g. from history), every later one is replayed first.
+   * After a reconnect the client subscribes again from the last seq it delivered. Resolves with
+   * the ACK of the first subscription.
+   */
+  subscribe(orderId, options = {}) {
+    let chat = this.chats.get(orderId);
+    if (!chat) {
+      chat = { lastSeq: options.sinceSeq, resyncing: false, waiters: [] };
+      this.chats.set(orderId, chat);
+    } else if (options.sinceSeq !== void 0 && (chat.lastSeq === void 0 || options.sinceSeq < chat.lastSeq)) {
+      chat.lastSeq = options.sinceSeq;
+    }
+    const c = chat;
+    return new Promise((resolve, reject) => {
+      c.waiters.push({ resolve, reject });
+      if (this.live) this.subscribeNow(orderId);
+    });
+  }
+  /** Leave an order's chat. */
+  unsubscribe(orderId) {
+    if (!this.chats.delete(orderId)) return;
+    this.clearTyping(orderId);
+    if (this.live) this.request("UNSUBSCRIBE_CHAT", { orderId }).catch(() => {
+    });
+  }
+  /**
+   * Send a chat message. It is stored exactly once: kept (up to `queueLimit`) while offline and
+   * sent again with the same clientMsgId after a reconnect until acknowledged, one at a time so
+   * the order is kept. Resolves with the ACK; rejects on a refusal (bad_request, forbidden,
+   * not_found, too_large), queue_full, or close().
+   */
+  send(orderId, text, options = {}) {
+    if (this.state === "closed") return Promise.reject(new GigwireError("closed", "The client is closed."));
+    if (this.outbox.length >= this.opts.queueLimit) {
+      return Promise.reject(new GigwireError("queue_full", `${this.outbox.length} messages wait to be sent already.`));
+    }
+    const data = { orderId, text, clientMsgId: options.clientMsgId ?? randomId() };
+    if (options.attachments) data.attachments = options.attachments;
+    this.stopTyping(orderId);
+    return new Promise((resolve, reject) => {
+      this.outbox.push({ data, resolve, reject });
+      this.pump();
+    });
+  }
+  /** Move the read mark of an order up to a message (never down; sent once, when live). */
+  markRead(message) {
+    let mark = this.reads.get(message.orderId);
+    if (!mark) this.reads.set(message.orderId, mark = { sent: 0, wanted: void 0 });
+    if (message.seq <= mark.sent || mark.wanted && message.seq <= mark.wanted.seq) return;
+    mark.wanted = { messageId: message.id, seq: message.seq };
+    this.flushRead(message.orderId);
+  }
+  /** The user is typing in an order: TYPING_START, renewed at most every typingRenewMs; TYPING_STOP after typingIdleMs of quiet. */
+  typing(orderId) {
+    if (!this.live || !this.chats.has(orderId)) return;
+    const now = Date.now();
+    const t = this.typingState.get(orderId);
+    if (t) clearTimeout(t.idle);
+    const sentAt = t && now - t.sentAt < this.opts.typingRenewMs ? t.sentAt : now;
+    if (sentAt === now) this.sendRaw("TYPING_START", { orderId });
+    this.typingState.set(orderId, { sentAt, idle: setTimeout(() => this.stopTyping(orderId), this.opts.typingIdleMs) });
+  }
+  /** The user stopped typing (sending a message stops it too). */
+  stopTyping(orderId) {
+    if (this.clearTyping(orderId) && this.live) this.sendRaw("TYPING_STOP", { orderId });
+  }
+  // ---- the hooks of Connection
+  authExtras() {
+    return this.feedSeq === void 0 ? {} : { sinceFeedSeq: this.feedSeq };
+  }
+  onLive(auth) {
+    if (this.feedSeq === void 0) this.feedSeq = auth.feedSeq;
+    for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
+    for (const orderId of this.reads.keys()) this.flushRead(orderId);
+    this.pump();
+  }
+  onLost() {
+    for (const chat of this.chats.values()) chat.resyncing = false;
+    for (const key of [...this.typingState.keys()]) this.clearTyping(key);
+  }
+  onFatal(code) {
+    for (const item of this.outbox.splice(0)) item.reject(new GigwireError("closed", `The server closed the connection (${code}).`));
+  }
+  onEvent(frame) {
+    switch (frame.type) {
       case "CHAT_MESSAGE":
         this.onChat(frame.data);
         break;
@@ -451,37 +515,9 @@ var GigwireClient = class extends Emitter {
         this.feedSeq = frame.data.feedSeq;
         this.emit("feedExpired", frame.data);
         break;
-      case "SESSION_EXPIRING":
-        this.emit("sessionExpiring", frame.data);
-        this.renew();
-        break;
-      case "ERROR":
-        this.emit("error", errorOf(frame.data));
-        break;
       default:
         if (FEED_TYPES.includes(frame.type)) this.onFeed(frame);
     }
-  }
-  wentLive(feedSeq) {
-    this.live = true;
-    this.liveSince = Date.now();
-    if (this.feedSeq === void 0) this.feedSeq = feedSeq;
-    this.setState("live");
-    this.heard();
-    for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
-    for (const orderId of this.reads.keys()) this.flushRead(orderId);
-    this.pump();
-  }
-  renew() {
-    const ws = this.ws;
-    const refresh = this.tokens.refresh?.bind(this.tokens);
-    if (!refresh) return;
-    refresh().then(
-      (token) => {
-        if (this.ws === ws && this.live) this.sendRaw("AUTHENTICATE", { token });
-      },
-      (e) => this.emit("error", e instanceof GigwireError ? e : new GigwireError("unauthorized", String(e)))
-    );
   }
   onFeed(event) {
     const seq = event.data.feedSeq;
@@ -591,22 +627,6 @@ var GigwireClient = class extends Emitter {
     );
   }
 };
-function isRefusal(e) {
-  return e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401);
-}
-function utf8Length(text) {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    n += c < 128 ? 1 : c < 2048 ? 2 : c >= 55296 && c < 56320 ? (i++, 4) : 3;
-  }
-  return n;
-}
-function errorOf(data) {
-  const extra = {};
-  if (typeof data.retryAfterMs === "number") extra.retryAfterMs = data.retryAfterMs;
-  return new GigwireError(data.code, data.message, extra);
-}
 
 // src/rest.ts
 var B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

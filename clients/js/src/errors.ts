@@ -33,3 +33,15 @@ export class GigwireError extends Error {
     if (extra.retryAfterMs !== undefined) this.retryAfterMs = extra.retryAfterMs;
   }
 }
+
+/** The server refused the login (not: could not be asked). */
+export function isRefusal(e: unknown): e is GigwireError {
+  return e instanceof GigwireError && (e.code === "unauthorized" || e.status === 401);
+}
+
+/** The GigwireError of an ERROR frame's data. */
+export function errorOf(data: { code: GigwireError["code"]; message: string; retryAfterMs?: number | null }): GigwireError {
+  const extra: { retryAfterMs?: number } = {};
+  if (typeof data.retryAfterMs === "number") extra.retryAfterMs = data.retryAfterMs;
+  return new GigwireError(data.code, data.message, extra);
+}
