@@ -66,7 +66,8 @@ if command -v npm >/dev/null 2>&1 && [ -f clients/js/package-lock.json ]; then
       echo "warning: npm ci in clients/js failed; the SDK tests will be skipped" >&2
     fi
   fi
-  _sdk_src=$(find "$_sdk/src" "$_sdk/scripts" "$_sdk/tsconfig.json" "$_sdk/package.json" -type f -print0 \
+  _sdk_src=$(find "$_sdk/src" "$_sdk/scripts" "$_sdk/tsconfig.json" "$_sdk/package.json" "$_sdk/test/consumer.ts" \
+    "$_sdk/test/tsconfig.json" -type f -print0 \
     | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
   if [ -x "$_sdk/node_modules/.bin/tsc" ] && { [ ! -f "$_sdk/dist/esm/index.js" ] \
        || [ "$(cat .deps/sdk-js-build 2>/dev/null)" != "$_sdk_src" ]; }; then

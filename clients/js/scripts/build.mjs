@@ -22,6 +22,8 @@ const banner = "// @gigwire/client (clients/js): built by scripts/build.mjs from
 const common = ["src/index.ts", "--bundle", "--format=esm", "--target=es2020", "--platform=neutral", `--banner:js=${banner}`];
 run(bin("esbuild"), [...common, "--outfile=dist/gigwire-client.js", "--log-level=warning"]);
 run(bin("esbuild"), [...common, "--minify", "--outfile=dist/gigwire-client.min.js", "--log-level=warning"]);
+// The declarations as an app uses them: test/consumer.ts must type-check against dist/types.
+run(bin("tsc"), ["-p", "test/tsconfig.json"]);
 const i = process.argv.indexOf("--copy-demo");
 if (i >= 0) copyFileSync(join(ROOT, "dist", "gigwire-client.js"), join(process.argv[i + 1], "gigwire-client.js"));
 console.log("built dist/esm, dist/cjs, dist/types, dist/gigwire-client.js, dist/gigwire-client.min.js");
