@@ -34,6 +34,7 @@ from rest.gig_search import (
     load_gig,
 )
 from rest.http import bearer_claims, path_uuid, require_user
+from rest.media_attach import gig_attachments
 
 if TYPE_CHECKING:
     from hub.db import Conn
@@ -236,7 +237,7 @@ async def create_gig(request: web.Request, body: GigInput) -> web.Response:
         body.budget_min,
         body.budget_max,
         _timestamp(body.deadline),
-        msgspec.to_builtins(body.attachments) if body.attachments is not None else None,
+        await gig_attachments(request.app[POOL], claims.user_id, body.attachments),
     )
     return ok(load_gig(row), status=201)
 
@@ -292,6 +293,8 @@ async def update_gig(request: web.Request, body: GigPatch) -> web.Response:
             )
         if "deadline" in values:
             values["deadline"] = _timestamp(values["deadline"])
+        if "attachments" in values:
+            values["attachments"] = await gig_attachments(conn, claims.user_id, body.attachments)
         sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=2))
         updated = await conn.fetchrow(
             f"UPDATE gigs g SET {sets}, updated_at = now() WHERE g.id = $1 RETURNING {GIG_COLUMNS}",

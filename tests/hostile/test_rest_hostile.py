@@ -35,7 +35,8 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "auth": lambda p: p.startswith("/api/auth/"),
     "users": lambda p: p.startswith("/api/users"),
     "applications": lambda p: p.startswith("/api/applications") or p.endswith("/applications"),
-    "gigs": lambda p: p.startswith("/api/gigs"),
+    "gigs": lambda p: p.startswith(("/api/gigs", "/api/categories")),
+    "reviews": lambda p: p.startswith("/api/reviews") or p.endswith(("/review", "/reviews")),
     "messages": lambda p: p.startswith("/api/chats") or p.endswith(("/messages", "/unread")),
     "orders": lambda p: p.startswith("/api/orders"),
     "payments": lambda p: p.startswith(("/api/payments", "/api/webhooks", "/api/dev/")),
@@ -43,6 +44,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "devices": lambda p: p.startswith("/api/devices"),
     "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
     "admin": lambda p: p.startswith("/api/admin"),
+    "media": lambda p: p.startswith("/api/media"),
 }
 
 
