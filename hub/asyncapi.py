@@ -33,7 +33,8 @@ ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_S
 
 def _description() -> str:
     closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in CLOSE_CODES.items())
-    errors = "\n".join(f"| `{code}` | {codes.ERROR_MEANINGS[code]} |" for code in ERROR_CODES)
+    # sorted: ERROR_CODES is a frozenset, whose order changes between processes
+    errors = "\n".join(f"| `{code}` | {codes.ERROR_MEANINGS[code]} |" for code in sorted(ERROR_CODES))
     return (
         "The realtime wire contract of gigwire (docs/protocol.md). Authenticate with `?token=` on"
         " /ws, Socket.IO's `auth: {token}`, or a first `AUTHENTICATE` event; the server answers"
