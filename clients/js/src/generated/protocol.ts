@@ -57,12 +57,36 @@ export interface ChatMessage {
   createdAt: number;
 }
 
-/** CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given). */
+/**
+ * CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given), in an
+ * order's chat or an application's pre-order thread.
+ */
 export interface ChatSend {
+  /** The chat: an order's id, or an application's id for its pre-order thread (the order opened from it takes the same id, so the thread continues as the order's chat). */
   orderId: string;
   text?: string | null;
   attachments?: Array<Attachment> | null;
   clientMsgId?: string | null;
+}
+
+/**
+ * CONVERSATION_UPDATED: a message was stored in one of the user's chats (an order's, or a
+ * pre-order thread named by its application's id), sent to both participants' sessions whether
+ * or not they subscribed to the chat, to keep a conversation list live. Best effort: not stored,
+ * not replayed, no feedSeq; after a reconnect refetch GET /api/conversations.
+ */
+export interface ConversationUpdated {
+  /** The chat id: an order's id or an application's id. */
+  orderId: string;
+  messageId: string;
+  seq: number;
+  senderId: string;
+  /** The text's first 140 characters. */
+  preview: string;
+  /** How many attachments the message has. */
+  attachments: number;
+  /** Epoch milliseconds. */
+  createdAt: number;
 }
 
 /** No fields (the Socket.IO ack of PING). */
@@ -117,8 +141,9 @@ export interface OrderAck {
   orderId: string;
 }
 
-/** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the order. */
+/** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the chat (an order's or application's id). */
 export interface OrderRef {
+  /** The chat: an order's id, or an application's id for its pre-order thread (the order opened from it takes the same id, so the thread continues as the order's chat). */
   orderId: string;
 }
 
@@ -171,8 +196,12 @@ export interface SubscribeAck {
   replayed: number;
 }
 
-/** SUBSCRIBE_CHAT: join an order's chat; with sinceSeq, every later message is replayed first. */
+/**
+ * SUBSCRIBE_CHAT: join an order's chat (or an application's pre-order thread); with sinceSeq,
+ * every later message is replayed first.
+ */
 export interface SubscribeChat {
+  /** The chat: an order's id, or an application's id for its pre-order thread (the order opened from it takes the same id, so the thread continues as the order's chat). */
   orderId: string;
   sinceSeq?: number | null;
 }
@@ -181,6 +210,19 @@ export interface SubscribeChat {
 export interface Typing {
   orderId: string;
   userId: string;
+}
+
+/** ACK of WATCH_CONVERSATIONS: whether the session now gets CONVERSATION_UPDATED. */
+export interface WatchAck {
+  watching: boolean;
+}
+
+/**
+ * WATCH_CONVERSATIONS: from now on (or, with `enabled` false, no longer) get
+ * CONVERSATION_UPDATED for messages in the caller's chats this session is not subscribed to.
+ */
+export interface WatchConversations {
+  enabled?: boolean | null;
 }
 
 /** The ERROR codes of the protocol. */
@@ -209,18 +251,29 @@ export interface ClientEvents {
    * saw), every feed event after it is replayed first (or FEED_EXPIRED when no longer kept).
    */
   AUTHENTICATE: Authenticate;
-  /** SUBSCRIBE_CHAT: join an order's chat; with sinceSeq, every later message is replayed first. */
+  /**
+   * SUBSCRIBE_CHAT: join an order's chat (or an application's pre-order thread); with sinceSeq,
+   * every later message is replayed first.
+   */
   SUBSCRIBE_CHAT: SubscribeChat;
-  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the order. */
+  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the chat (an order's or application's id). */
   UNSUBSCRIBE_CHAT: OrderRef;
-  /** CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given). */
+  /**
+   * CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given), in an
+   * order's chat or an application's pre-order thread.
+   */
   CHAT_MESSAGE: ChatSend;
   /** MESSAGE_READ from a client: move the reader's mark up to this message. */
   MESSAGE_READ: MessageRead;
-  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the order. */
+  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the chat (an order's or application's id). */
   TYPING_START: OrderRef;
-  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the order. */
+  /** UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the chat (an order's or application's id). */
   TYPING_STOP: OrderRef;
+  /**
+   * WATCH_CONVERSATIONS: from now on (or, with `enabled` false, no longer) get
+   * CONVERSATION_UPDATED for messages in the caller's chats this session is not subscribed to.
+   */
+  WATCH_CONVERSATIONS: WatchConversations;
   /** PING: no fields; answered by PONG. */
   PING: Ping;
 }
@@ -248,8 +301,15 @@ export interface ServerEvents {
    * sinceFeedSeq is ahead of the feed; refetch state over REST. Live events follow from feedSeq.
    */
   FEED_EXPIRED: FeedExpired;
+  /**
+   * CONVERSATION_UPDATED: a message was stored in one of the user's chats (an order's, or a
+   * pre-order thread named by its application's id), sent to both participants' sessions whether
+   * or not they subscribed to the chat, to keep a conversation list live. Best effort: not stored,
+   * not replayed, no feedSeq; after a reconnect refetch GET /api/conversations.
+   */
+  CONVERSATION_UPDATED: ConversationUpdated;
   /** Answers a client frame that carried `ref`. */
-  ACK: ChatAck | OrderAck | ReadAck | SubscribeAck;
+  ACK: ChatAck | OrderAck | ReadAck | SubscribeAck | WatchAck;
   /** ERROR: `retryAfterMs` only with rate_limited; with the frame's ref when it answers one. */
   ERROR: ErrorData;
   /** No data. */
