@@ -35,16 +35,38 @@ def frame_recorder() -> Iterator[FrameRecorder]:
     FRAMES.uninstall()
 
 
+_WORKER_FRAMES: list[dict[str, Any]] = []
+"""What each pytest-xdist worker's recorder saw (./test runs the suite in two processes)."""
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the controller of a parallel run: keep a finished worker's frame check."""
+    report = getattr(node, "workeroutput", {}).get("frames")
+    if report is not None:
+        _WORKER_FRAMES.append(report)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a server frame the hub sent does not validate against /api/asyncapi.json."""
-    if not FRAMES.samples:
+    """Fail the run when a server frame the hub sent does not validate against /api/asyncapi.json.
+    A parallel run's workers hand their check to the controller, which reports them all."""
+    problems = FRAMES.problems() if FRAMES.samples else []
+    report = {"seen": FRAMES.seen, "shapes": sorted(map(repr, FRAMES.samples)), "problems": problems}
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker
+        worker_output["frames"] = report
         return
-    problems = FRAMES.problems()
+    reports = [report, *_WORKER_FRAMES]
+    seen = sum(int(r["seen"]) for r in reports)
+    if not seen:
+        return
+    shapes = {shape for r in reports for shape in r["shapes"]}
+    problems = [line for r in reports for line in r["problems"]]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(
-            f"server frames checked against the AsyncAPI document: {FRAMES.seen} frames,"
-            f" {len(FRAMES.samples)} shapes, {len(problems)} problems"
+            f"server frames checked against the AsyncAPI document: {seen} frames,"
+            f" {len(shapes)} shapes, {len(problems)} problems"
         )
         for line in problems:
             reporter.write_line("  " + line, red=True)
