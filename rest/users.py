@@ -42,10 +42,11 @@ Money = Annotated[int, msgspec.Meta(ge=0, description="paise")]
 
 
 class User(Wire):
-    """A user; times in epoch milliseconds, money in paise of `currency`."""
+    """A user; times in epoch milliseconds, money in paise of `currency`. phone is null for a user
+    who signed in with Google and has not verified a phone yet."""
 
     id: Uuid
-    phone: Phone
+    phone: Phone | None
     email: str | None
     name: str | None
     avatar_url: str | None
