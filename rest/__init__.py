@@ -31,6 +31,7 @@ MODULES: list[str] = [
     "rest.webhooks",
     "rest.wallet",
     "rest.bank_accounts",
+    "rest.bank_primary",
     "rest.admin_refunds",
     "rest.openapi",
 ]
