@@ -63,7 +63,8 @@ async def make_primary(request: web.Request) -> web.Response:
         # FOR SHARE: a concurrent removal of this account waits, then finds it primary and moves
         # the primary on; it cannot remove it between this check and the update.
         status = await conn.fetchval(
-            "SELECT status FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
+            "SELECT status FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL"
+            " FOR SHARE",
             account_id,
             claims.user_id,
         )
