@@ -17,6 +17,7 @@ from rest.ratelimit import rate_limit_middleware
 MODULES: list[str] = [
     "rest.auth",
     "rest.users",
+    "rest.email_verify",
     "rest.refresh",
     "rest.gigs",
     "rest.gig_boost",
