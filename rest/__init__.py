@@ -16,6 +16,7 @@ from rest.ratelimit import rate_limit_middleware
 # table, and rest/openapi.py documents its operations in /api/openapi.json.
 MODULES: list[str] = [
     "rest.auth",
+    "rest.google_auth",
     "rest.users",
     "rest.email_verify",
     "rest.refresh",
