@@ -19,6 +19,7 @@ MODULES: list[str] = [
     "rest.google_auth",
     "rest.users",
     "rest.email_verify",
+    "rest.account_export",
     "rest.refresh",
     "rest.gigs",
     "rest.gig_boost",

@@ -228,9 +228,9 @@ async def create_gig(request: web.Request, body: GigInput) -> web.Response:
     return ok(load_gig(row), status=201)
 
 
-async def _insert_gig(conn: Conn, request: web.Request, user_id: str, body: GigInput) -> asyncpg.Record:
+async def _insert_gig(conn: Conn, request: web.Request, user_id: str, body: GigInput) -> Any:
     """Insert the caller's new gig; its row with GIG_COLUMNS."""
-    row: asyncpg.Record = await conn.fetchrow(
+    return await conn.fetchrow(
         "INSERT INTO gigs AS g (client_id, currency, title, description, category, skills, budget_type,"
         " budget_min, budget_max, deadline, attachments)"
         " VALUES ($1, $2, $3, $4, $5, coalesce($6, '{}'::text[]), $7, $8, $9, $10,"
@@ -248,7 +248,6 @@ async def _insert_gig(conn: Conn, request: web.Request, user_id: str, body: GigI
         _timestamp(body.deadline),
         msgspec.to_builtins(body.attachments) if body.attachments is not None else None,
     )
-    return row
 
 
 @routes.get(
