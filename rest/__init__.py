@@ -20,6 +20,7 @@ MODULES: list[str] = [
     "rest.users",
     "rest.email_verify",
     "rest.account_export",
+    "rest.account_delete",
     "rest.refresh",
     "rest.gigs",
     "rest.gig_boost",
