@@ -110,15 +110,25 @@ async def _refusal(conn: Conn, user: Any) -> ApiError | None:
     return None
 
 
+# Every row deletion changes besides the user's own, locked NOWAIT right after the user's row: a
+# request holding one of them may be waiting for the user's row (a refresh token rotated, then the
+# next one inserted; a feed counter bumped, then the feed row inserted; an application being
+# accepted, then the order inserted), so waiting here could close a lock cycle.
+_LOCKS = (
+    "SELECT 1 FROM gigs WHERE id IN (SELECT gig_id FROM applications WHERE doer_id = $1"
+    " AND status = 'pending') FOR NO KEY UPDATE NOWAIT",
+    "SELECT 1 FROM applications WHERE doer_id = $1 AND status = 'pending' FOR UPDATE NOWAIT",
+    "SELECT 1 FROM gigs WHERE client_id = $1 AND status IN ('open', 'closed') FOR UPDATE NOWAIT",
+    "SELECT 1 FROM applications WHERE gig_id IN (SELECT id FROM gigs WHERE client_id = $1"
+    " AND status IN ('open', 'closed')) AND status = 'pending' FOR UPDATE NOWAIT",
+    "SELECT 1 FROM bank_accounts WHERE user_id = $1 FOR UPDATE NOWAIT",
+    *(stmt.replace("DELETE FROM", "SELECT 1 FROM") + " FOR UPDATE NOWAIT" for stmt in _DELETE),
+)
+
+
 async def _close_listings(conn: Conn, user_id: Any) -> None:
     """Withdraw the user's pending applications and cancel their open gigs (rejecting the
-    applications pending on them). Rows held by a request in flight: LockNotAvailableError."""
-    await conn.execute(
-        "SELECT 1 FROM applications WHERE doer_id = $1 AND status = 'pending' FOR UPDATE NOWAIT", user_id
-    )
-    gigs = await conn.fetch(
-        "SELECT id FROM gigs WHERE client_id = $1 AND status IN ('open', 'closed') FOR UPDATE NOWAIT", user_id
-    )
+    applications pending on them)."""
     withdrawn = await conn.fetch(
         "UPDATE applications SET status = 'withdrawn', updated_at = now() WHERE doer_id = $1"
         " AND status = 'pending' RETURNING gig_id",
@@ -129,19 +139,24 @@ async def _close_listings(conn: Conn, user_id: Any) -> None:
             "UPDATE gigs SET applications_count = greatest(applications_count - 1, 0) WHERE id = $1",
             row["gig_id"],
         )
-    gig_ids = [r["id"] for r in gigs]
+    gigs = await conn.fetch(
+        "UPDATE gigs SET status = 'cancelled', updated_at = now() WHERE client_id = $1"
+        " AND status IN ('open', 'closed') RETURNING id",
+        user_id,
+    )
     await conn.execute(
         "UPDATE applications SET status = 'rejected', updated_at = now() WHERE gig_id = ANY($1::uuid[])"
         " AND status = 'pending'",
-        gig_ids,
-    )
-    await conn.execute(
-        "UPDATE gigs SET status = 'cancelled', updated_at = now() WHERE id = ANY($1::uuid[])", gig_ids
+        [r["id"] for r in gigs],
     )
 
 
 async def _erase(conn: Conn, user: Any) -> None:
     user_id = user["id"]
+    for lock in _LOCKS:
+        await conn.execute(lock, user_id)
+    if user["phone"] is not None:
+        await conn.execute("SELECT 1 FROM otp_codes WHERE phone = $1 FOR UPDATE NOWAIT", user["phone"])
     await _close_listings(conn, user_id)
     # Bank accounts stay for the withdrawals that name them, without the holder's name or digits.
     await conn.execute(
