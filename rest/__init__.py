@@ -19,6 +19,7 @@ MODULES: list[str] = [
     "rest.google_auth",
     "rest.users",
     "rest.email_verify",
+    "rest.phone_link",
     "rest.account_export",
     "rest.account_delete",
     "rest.refresh",

@@ -14,11 +14,14 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.settings import Settings
 from rest.google_keys import GOOGLE_KEYS, GoogleKeys
+from rest.otp import OTP_SENDER
 from tests.account.google_fake import CLIENT_ID, FakeGoogle, new_key
-from tests.factories import make_user
+from tests.factories import make_user, random_phone
 from tests.market.conftest import gig_body
+from tests.rest.conftest import CapturingSender
 
 Client = TestClient[Any, Any]
+SMS = CapturingSender()
 
 
 @pytest.fixture
@@ -35,8 +38,11 @@ async def _client(
     google: FakeGoogle,
     gap: float,
 ) -> Client:
-    app = make_app(google_client_ids=("other-app", CLIENT_ID), google_jwks_url=google.url)
+    app = make_app(
+        google_client_ids=("other-app", CLIENT_ID), google_jwks_url=google.url, otp_sends_per_ip=1_000_000
+    )
     app[GOOGLE_KEYS] = GoogleKeys(google.url, refetch_gap_s=gap)
+    app[OTP_SENDER] = SMS
     client: Client = await aiohttp_client(app)
     return client
 
@@ -161,6 +167,32 @@ async def test_google_user_needs_a_verified_phone_before_money_moves(
     r = await gapi.post(f"/api/applications/{app_id}/accept", headers=headers)
     assert r.status == 403
     assert (await r.json())["error"]["details"]["reason"] == "phone_unverified"
+
+    # Another account's phone cannot be taken over, even with its code.
+    r = await gapi.post("/api/users/me/phone/send-code", json={"phone": doer.phone}, headers=headers)
+    assert r.status == 200, await r.text()
+    taken = {"phone": doer.phone, "otp": SMS.last(doer.phone)}
+    r = await gapi.post("/api/users/me/phone/verify", json=taken, headers=headers)
+    assert (r.status, (await r.json())["error"]["details"]["reason"]) == (409, "phone_taken")
+    # The user verifies a phone of their own; then the order opens.
+    phone = random_phone()
+    r = await gapi.post("/api/users/me/phone/send-code", json={"phone": phone}, headers=headers)
+    assert r.status == 200
+    code = SMS.last(phone)
+    wrong = "000000" if code != "000000" else "111111"
+    r = await gapi.post("/api/users/me/phone/verify", json={"phone": phone, "otp": wrong}, headers=headers)
+    assert (r.status, (await r.json())["error"]["details"]["reason"]) == (422, "wrong_code")
+    r = await gapi.post("/api/users/me/phone/verify", json={"phone": phone, "otp": code}, headers=headers)
+    assert r.status == 200, await r.text()
+    me = (await r.json())["data"]
+    assert (me["phone"], me["phoneVerified"]) == (phone, True)
+    r = await gapi.post(f"/api/applications/{app_id}/accept", headers=headers)
+    assert r.status == 200, await r.text()
+    # A verified phone is the account's login and stays.
+    r = await gapi.post("/api/users/me/phone/send-code", json={"phone": random_phone()}, headers=headers)
+    assert (r.status, (await r.json())["error"]["details"]["reason"]) == (409, "already_verified")
+    r = await gapi.post("/api/users/me/phone/send-code", json={"phone": random_phone()})
+    assert r.status == 401
 
 
 async def test_not_configured_is_refused(client: Client) -> None:
