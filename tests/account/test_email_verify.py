@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import asyncpg
@@ -104,3 +105,22 @@ async def test_refusals_change_nothing(
     r = await mail_api.post("/api/users/me/email/send-code", headers=u.headers)
     assert r.status == 502
     assert await pool.fetchval("SELECT count(*) FROM email_codes WHERE user_id = $1", u.id) == 0
+
+
+async def test_concurrent_tries_of_the_right_code_verify_once(
+    mail_api: TestClient[Any, Any], mail: EmailBridge, pool: asyncpg.Pool, settings: Settings
+) -> None:
+    u = await make_user(pool, settings)
+    assert (await mail_api.post("/api/users/me/email/send-code", headers=u.headers)).status == 200
+    code = mail.last(await _email(pool, u))
+    replies = await asyncio.gather(
+        *(
+            mail_api.post("/api/users/me/email/verify", json={"code": code}, headers=u.headers)
+            for _ in range(5)
+        )
+    )
+    statuses = sorted(r.status for r in replies)
+    assert statuses == [200, 422, 422, 422, 422], statuses
+    for r in replies:
+        if r.status == 422:
+            assert (await r.json())["error"]["details"]["reason"] == "used"

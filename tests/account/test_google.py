@@ -3,6 +3,7 @@ email_verified, cached keys), linking by verified email, new users without a pho
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -199,3 +200,32 @@ async def test_not_configured_is_refused(client: Client) -> None:
     r = await client.post("/api/auth/google", json={"idToken": "a.b.c"})
     assert r.status == 403
     assert (await r.json())["error"]["details"]["reason"] == "google_disabled"
+
+
+async def test_keys_expire_with_max_age_and_concurrent_first_sign_ins_make_one_user(
+    aiohttp_client: Callable[..., Any],
+    make_app: Callable[..., web.Application],
+    google: FakeGoogle,
+    pool: asyncpg.Pool,
+) -> None:
+    google.cache_control = "public, max-age=0"
+    api = await _client(aiohttp_client, make_app, google, 3600.0)
+    sub, email = _sub(), f"race{secrets.token_hex(4)}@gmail.com"
+    token = google.token(sub, email)
+    answers = await asyncio.gather(*(_sign_in(api, token) for _ in range(5)))
+    assert [status for status, _ in answers] == [200] * 5, answers
+    assert len({body["data"]["user"]["id"] for _, body in answers}) == 1
+    assert sum(body["data"]["isNewUser"] for _, body in answers) == 1
+    assert await pool.fetchval("SELECT count(*) FROM users WHERE google_sub = $1", sub) == 1
+    before = google.fetches
+    assert (await _sign_in(api, token))[0] == 200
+    assert google.fetches == before + 1  # max-age=0: the set is fetched again
+
+
+async def test_unreachable_keys_are_a_502_and_create_nobody(
+    aiohttp_client: Callable[..., Any], make_app: Callable[..., web.Application], google: FakeGoogle
+) -> None:
+    app = make_app(google_client_ids=(CLIENT_ID,), google_jwks_url="http://127.0.0.1:9/certs")
+    api: Client = await aiohttp_client(app)
+    status, body = await _sign_in(api, google.token(_sub(), "nobody@gmail.com"))
+    assert (status, body["error"]["code"]) == (502, "bad_gateway")
