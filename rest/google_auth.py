@@ -1,4 +1,5 @@
-"""POST /api/auth/google: sign in (and sign up) with a Google ID token.
+"""POST /api/auth/google (also /api/auth/google-login, seeds/002's name): sign in (and sign up)
+with a Google ID token.
 
 The token must be an RS256 JWT signed by one of Google's keys (rest/google_keys.py, from
 GOOGLE_JWKS_URL), for one of GOOGLE_CLIENT_IDS (aud), issued by accounts.google.com, not expired,
@@ -165,7 +166,11 @@ async def _user(conn: Conn, sub: str, email: str, name: str | None, picture: str
 
 
 @routes.post(
-    "/api/auth/google",
+    "/api/auth/{via:google|google-login}",
+    document={
+        "/api/auth/google": {},
+        "/api/auth/google-login": {"summary": "The same as POST /api/auth/google (seeds/002's name)"},
+    },
     summary="Log in (and sign up) with a Google ID token",
     description="The token is verified against Google's keys (RS256, audience among GOOGLE_CLIENT_IDS,"
     " issuer accounts.google.com, expiry, email_verified). The Google account's user logs in; a user"

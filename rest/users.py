@@ -79,7 +79,8 @@ class User(Wire):
 # Fields of User the user cannot set, and why.
 READ_ONLY = {
     "id": "is assigned by the server",
-    "phone": "is your login; log in with the other phone number instead",
+    "phone": "is your login; log in with the other phone number instead (an account without a verified"
+    " phone adds one with POST /api/users/me/phone/send-code)",
     "phoneVerified": "is set by verification, not by you",
     "emailVerified": "is set by verification, not by you",
     "idVerified": "is set by verification, not by you",

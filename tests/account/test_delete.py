@@ -46,6 +46,8 @@ async def test_refused_while_orders_are_open_or_money_is_held(
     api: Client, pool: asyncpg.Pool, parties: Parties, razorpay: FakeRazorpay
 ) -> None:
     c, d = parties.client, parties.doer
+    r = await api.delete("/api/users/me")
+    assert r.status == 401
     order_id = await paid_order(api, pool, c, d)
     for user in (c, d):
         status, body = await _delete(api, user)

@@ -82,7 +82,8 @@ async def test_new_user_then_same_user(gapi: Client, google: FakeGoogle, pool: a
     me = await gapi.get("/api/users/me", headers={"Authorization": f"Bearer {body['data']['token']}"})
     assert (await me.json())["data"]["id"] == user["id"]
 
-    status, again = await _sign_in(gapi, google.token(sub, email))
+    r = await gapi.post("/api/auth/google-login", json={"idToken": google.token(sub, email)})
+    status, again = r.status, await r.json()
     assert status == 200
     assert (again["data"]["isNewUser"], again["data"]["user"]["id"]) == (False, user["id"])
     assert google.fetches == 1  # the key set is cached (max-age=3600)
