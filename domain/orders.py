@@ -3,9 +3,10 @@
 Every transition runs in the caller's transaction with the order row locked (SELECT ... FOR UPDATE),
 so concurrent transitions of one order serialize and each sees the state the previous one left.
 Each writes an order_events audit row, an ORDER_UPDATE outbox event to both parties, the parties'
-notifications (domain/notices.py) and moves the gig along (domain/gig_lifecycle.py). The table of
-legal moves is domain/order_states.py; /api/orders is rest/orders.py.
-Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
+notifications (domain/notices.py) and moves the gig along (domain/gig_lifecycle.py); approval and
+dispute resolution also recompute both parties' trust (domain/trust.py, their rows locked in id
+order before the ledger touches either). The table of legal moves is domain/order_states.py;
+/api/orders is rest/orders.py. Refusals are DomainErrors (codes as in rest.errors.STATUS)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from domain import ledger, notices, refunds
+from domain import ledger, notices, refunds, trust
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
 from domain.gig_lifecycle import follow_order
@@ -30,6 +31,8 @@ log = logging.getLogger("gigwire.orders")
 
 __all__ = ["PUBLIC_ACTIONS", "Order", "open_order", "transition"]
 
+# The moves that change an input of a party's trust score (domain/trust.py): both are recomputed.
+TRUST_ACTIONS = frozenset({"approve", "resolve_release", "resolve_refund"})
 # The actions callers name; "resolve" takes outcome="release"|"refund".
 PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
 
@@ -124,6 +127,9 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
             f"An order in status {order['status']} cannot {action.replace('_', ' ')}.",
             details={"status": order["status"], "escrowState": order["escrow_state"]},
         )
+    parties = (str(order["client_id"]), str(order["doer_id"]))
+    if action in TRUST_ACTIONS and move.effect != "refund":
+        await trust.lock_parties(conn, *parties)  # before the ledger touches the doer's row
     sets: dict[str, Any] = {"status": move.status}
     escrow_after = ESCROW_AFTER[move.effect]
     if escrow_after is not None:
@@ -138,6 +144,9 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
     assert row is not None
     await _record(conn, row, action, actor_id, order["status"], details)
     await follow_order(conn, row, action)
+    if action in TRUST_ACTIONS:  # completed orders and disputes lost are inputs of the trust rule
+        for user_id in parties:
+            await trust.recompute(conn, user_id)
     return load_order(row)
 
 
@@ -178,6 +187,8 @@ async def _effects(
         sets["completed_at"] = now
     elif effect == "refund":
         details["refundId"] = await _refund(conn, order, args.get("gateway"))
+        if action in TRUST_ACTIONS:  # after the gateway's answer: no user row held over HTTP
+            await trust.lock_parties(conn, str(order["client_id"]), str(order["doer_id"]))
         await ledger.transfer(
             conn, debit=escrow, credit=ledger.platform_account("clearing", currency), amount=order["amount"],
             currency=currency, kind="refund", reference=order_id, order_id=order_id,

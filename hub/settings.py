@@ -105,6 +105,9 @@ class Settings:
     idempotency_retention_s: float = 86400.0
     feed_retention_s: float = 7 * 86400.0  # FEED_RETENTION: how long a user's feed entries are kept
     worker_metrics_port: int = 0
+    # reviews (domain/reviews.py): days after completion to review, hours to edit a review
+    review_window_days: int = 14
+    review_edit_hours: int = 24
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -248,6 +251,8 @@ class Settings:
             idempotency_retention_s=float(r.integer("IDEMPOTENCY_KEY_RETENTION_S", 86400, 3600, 365 * 86400)),
             feed_retention_s=float(r.duration("FEED_RETENTION", 7 * 86400)),
             worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),
+            review_window_days=r.integer("REVIEW_WINDOW_DAYS", 14, 1, 365),
+            review_edit_hours=r.integer("REVIEW_EDIT_HOURS", 24, 0, 24 * 30),
         )
 
 

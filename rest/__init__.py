@@ -38,6 +38,9 @@ MODULES: list[str] = [
     "rest.bank_accounts",
     "rest.bank_primary",
     "rest.admin_refunds",
+    "rest.profiles",
+    "rest.reviews",
+    "rest.saved_gigs",
     "rest.openapi",
 ]
 

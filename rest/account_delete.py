@@ -59,6 +59,8 @@ _DELETE = (
     "DELETE FROM feed_sequences WHERE user_id = $1",
     "DELETE FROM email_codes WHERE user_id = $1",
     "DELETE FROM idempotency_keys WHERE user_id = $1",
+    "DELETE FROM saved_gigs WHERE user_id = $1",
+    "DELETE FROM chat_push_pending WHERE user_id = $1",
 )
 
 

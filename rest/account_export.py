@@ -3,14 +3,16 @@ right to a copy of one's data). Each section uses the shape its own route answer
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
 
+from domain import reviews
 from domain.order_states import Order, load_order
-from hub.keys import POOL
+from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs
 from rest.api import Routes, Wire, load, load_all, ok
 from rest.applications import Application
@@ -21,6 +23,7 @@ from rest.gig_search import GIG_COLUMNS, Gig, load_gig
 from rest.http import require_user
 from rest.messages import Message
 from rest.notifications import Notification
+from rest.reviews import Review
 from rest.users import USER_COLUMNS, User
 from rest.wallet import WalletTransaction, Withdrawal
 
@@ -29,8 +32,8 @@ routes = Routes("users")
 
 class AccountExport(Wire):
     """The caller's data: profile, gigs posted, applications made, orders (as client or doer),
-    chat messages sent, wallet transactions, withdrawals, bank accounts (masked), push devices and
-    notifications."""
+    chat messages sent, wallet transactions, withdrawals, bank accounts (masked), push devices,
+    notifications, and reviews written and received."""
 
     exported_at: EpochMs
     profile: User
@@ -43,6 +46,8 @@ class AccountExport(Wire):
     bank_accounts: list[BankAccount]
     devices: list[Device]
     notifications: list[Notification]
+    reviews_written: list[Review]
+    reviews_received: list[Review]
     counts: Annotated[dict[str, int], msgspec.Meta(description="section name -> number of items")]
 
 
@@ -64,20 +69,31 @@ _QUERIES = {
     "devices": "SELECT * FROM devices WHERE user_id = $1 ORDER BY created_at",
     "notifications": "SELECT *, read_at IS NOT NULL AS read FROM notifications WHERE user_id = $1"
     " ORDER BY created_at, id",
+    "reviews_written": f"SELECT {reviews.COLUMNS} FROM {reviews.FROM} WHERE r.reviewer_id = $1"
+    " ORDER BY r.created_at, r.id",
+    "reviews_received": f"SELECT {reviews.COLUMNS} FROM {reviews.FROM} WHERE r.reviewee_id = $1"
+    " ORDER BY r.created_at, r.id",
 }
+
+
+def _review(row: Any, edit_hours: float) -> Review:
+    until = row["created_at"] + dt.timedelta(hours=edit_hours)
+    return load(Review, row, editableUntil=int(until.timestamp() * 1000))
 
 
 @routes.get(
     "/api/users/me/export",
     summary="All my data as one JSON document",
     description="Profile, gigs, applications, orders, messages sent, wallet transactions, withdrawals,"
-    " bank accounts (masked), devices and notifications, oldest first in each section.",
+    " bank accounts (masked), devices, notifications, reviews written and received, oldest first in"
+    " each section.",
     auth=True,
     response=AccountExport,
 )
 async def export_me(request: web.Request) -> web.Response:
     """The caller's data, read in one repeatable-read snapshot so the sections agree."""
     claims = require_user(request)
+    edit_hours = request.app[SETTINGS].review_edit_hours
     async with (
         request.app[POOL].acquire() as conn,
         conn.transaction(isolation="repeatable_read", readonly=True),
@@ -101,6 +117,8 @@ async def export_me(request: web.Request) -> web.Response:
         bank_accounts=load_all(BankAccount, rows["bank_accounts"]),
         devices=load_all(Device, rows["devices"]),
         notifications=load_all(Notification, rows["notifications"]),
+        reviews_written=[_review(r, edit_hours) for r in rows["reviews_written"]],
+        reviews_received=[_review(r, edit_hours) for r in rows["reviews_received"]],
         counts={name: len(found) for name, found in rows.items()},
     )
     return ok(data)

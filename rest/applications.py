@@ -28,6 +28,7 @@ from rest.errors import ApiError
 from rest.gig_search import MAX_MONEY
 from rest.gigs import owned_gig, require_role
 from rest.http import path_uuid, query_int, require_user
+from rest.profiles import PublicProfile, profiles
 
 if TYPE_CHECKING:
     from hub.db import Conn
@@ -62,6 +63,12 @@ class Application(Wire):
     status: ApplicationStatus
     created_at: EpochMs
     updated_at: EpochMs
+
+
+class ApplicationWithApplicant(Application):
+    """An application as the gig's owner lists it: with the applicant's public profile."""
+
+    applicant: PublicProfile
 
 
 class Accepted(Wire):
@@ -152,9 +159,10 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
 
 @routes.get(
     "/api/gigs/{id}/applications",
-    summary="The applications to a gig, newest first (the gig's owner)",
+    summary="The applications to a gig, newest first (the gig's owner), each with its applicant's"
+    " public profile",
     auth=True,
-    response=list[Application],
+    response=list[ApplicationWithApplicant],
     meta=_LIST,
     parameters=_PAGING,
     errors=(400, 403, 404),
@@ -169,7 +177,11 @@ async def gig_applications(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn, conn.transaction():
         await owned_gig(conn, gig_id, claims.user_id)
         items, total = await _page(conn, "a.gig_id = $1", gig_id, status, page, limit)
-    return ok(items, page=page, limit=limit, total=total)
+        found = await profiles(conn, (a.doer_id for a in items))
+    listed = [
+        ApplicationWithApplicant(**msgspec.structs.asdict(a), applicant=found[a.doer_id]) for a in items
+    ]
+    return ok(listed, page=page, limit=limit, total=total)
 
 
 @routes.get(

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
+from domain import trust
 from hub.keys import POOL, SETTINGS, STORE, TOKENS
 from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
@@ -156,6 +157,7 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
     user = None
     refresh = ""
     family: uuid.UUID | None = None
+    trusted: trust.Trust | None = None
     async with request.app[POOL].acquire() as conn, conn.transaction():
         # FOR UPDATE: concurrent tries of one phone are judged one after another, so a code is
         # used once and the try count is exact.
@@ -187,6 +189,8 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
                 phone,
             )
             assert user is not None
+            # A verified phone is an input of the trust rule: the score follows in this transaction.
+            trusted = await trust.recompute(conn, str(user["id"]))
             # No cleanup of the user's old refresh tokens here: a rotated one of a family still in
             # use must stay for reuse detection. Housekeeping deletes whole dead families.
             family = uuid.uuid4()
@@ -206,7 +210,7 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
         token=access,
         refresh_token=refresh,
         expires_in=settings.access_token_ttl,
-        user=load(User, user),
+        user=load(User, user, **({"trustScore": trusted.score, "badges": trusted.badges} if trusted else {})),
         is_new_user=bool(user["inserted"]),
     )
     return session_response(data, settings, refresh)

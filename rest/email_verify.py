@@ -1,5 +1,6 @@
 """/api/users/me/email/send-code and /verify: prove the profile's email address with a one-time
-code sent there (rest/email_sender.py), which sets emailVerified.
+code sent there (rest/email_sender.py), which sets emailVerified (and recomputes the trust score,
+domain/trust.py, in the same transaction).
 
 A code is 6 digits, valid 15 minutes, single use, dies after 5 wrong tries, and proves only the
 address it was sent to: changing the email (PATCH /api/users/me, which also resets emailVerified)
@@ -15,6 +16,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import web
 
+from domain import trust
 from hub.keys import POOL, SETTINGS, STORE
 from rest.api import Body, Routes, Wire, load, ok
 from rest.email_sender import EmailSendError, email_sender_for
@@ -183,10 +185,10 @@ async def verify_code(request: web.Request, body: EmailCode) -> web.Response:
             left = max(MAX_WRONG_TRIES - int(tries), 0)
         else:
             await conn.execute("UPDATE email_codes SET used_at = now() WHERE user_id = $1", claims.user_id)
-            user = await conn.fetchrow(
-                f"UPDATE users SET email_verified = true WHERE id = $1 RETURNING {USER_COLUMNS}",
-                claims.user_id,
-            )
+            await conn.execute("UPDATE users SET email_verified = true WHERE id = $1", claims.user_id)
+            # A verified email is an input of the trust rule: the score follows in this transaction.
+            await trust.recompute(conn, claims.user_id)
+            user = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", claims.user_id)
     if reason == "wrong_code":
         message = (
             f"Wrong code; {left} tr{'y' if left == 1 else 'ies'} left."

@@ -18,6 +18,7 @@ import jwt
 import msgspec
 from aiohttp import web
 
+from domain import trust
 from hub.keys import POOL, SETTINGS, TOKENS
 from rest.api import Body, Routes, load
 from rest.auth import Session
@@ -190,7 +191,15 @@ async def google_sign_in(request: web.Request, body: GoogleSignIn) -> web.Respon
     claims = await verify_id_token(request.app, body.id_token)
     name, picture = _profile(claims)
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        user = await _user(conn, claims["sub"], claims["email"], name, picture)
+        found = await _user(conn, claims["sub"], claims["email"], name, picture)
+        # A verified email is an input of the trust rule (and a login recomputes, as verify-otp's).
+        await trust.recompute(conn, str(found["id"]))
+        user = await conn.fetchrow(
+            f"SELECT {USER_COLUMNS}, $2::bool AS inserted FROM users WHERE id = $1",
+            found["id"],
+            found["inserted"],
+        )
+        assert user is not None
         family = uuid.uuid4()
         refresh = await issue_refresh(conn, settings, user["id"], family)
     access = request.app[TOKENS].issue(str(user["id"]), list(user["roles"]), family=str(family))

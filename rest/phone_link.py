@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
+from domain import trust
 from hub.keys import POOL, SETTINGS
 from rest.api import Routes, load, ok
 from rest.auth import _FAILURES, MAX_WRONG_TRIES, OtpSent, SendOtp, VerifyOtp, send_otp
@@ -109,14 +110,17 @@ async def verify_phone(request: web.Request, body: VerifyOtp) -> web.Response:
         else:
             await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
             try:
-                user = await conn.fetchrow(
+                await conn.execute(
                     "UPDATE users SET phone = $2, phone_verified = true, last_active_at = now()"
-                    f" WHERE id = $1 RETURNING {USER_COLUMNS}",
+                    " WHERE id = $1",
                     claims.user_id,
                     phone,
                 )
             except asyncpg.UniqueViolationError:  # an account made with this phone since the check
                 raise _taken() from None
+            # A verified phone is an input of the trust rule: the score follows in this transaction.
+            await trust.recompute(conn, claims.user_id)
+            user = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", claims.user_id)
     if reason == "phone_taken":
         raise _taken()
     if reason == "wrong_code":

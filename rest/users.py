@@ -13,6 +13,7 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
+from domain import trust
 from hub.keys import POOL
 from hub.model import EpochMs, Uuid
 from rest.api import Body, FieldErrors, Routes, Wire, load, ok
@@ -209,6 +210,7 @@ async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
             sets.append("email_verified = false")
         if "id_document_url" in changes and changes["id_document_url"] != current["id_document_url"]:
             sets.append("id_verified = false")
+        reset = len(sets) > len(changes)
         sets.append("last_active_at = now()")
         try:
             row = await conn.fetchrow(
@@ -222,5 +224,8 @@ async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
                 "This email address belongs to another account; use another one.",
                 details={"fields": {"email": "is taken"}},
             ) from None
+        if reset:  # a verification flag is an input of the trust rule: the score follows here
+            await trust.recompute(conn, str(user_id))
+            row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
     assert row is not None
     return ok(load(User, row))

@@ -9,14 +9,15 @@ transient failure (retried, only those devices), after the last try a dead lette
 pushed against the user's preference, and a chat push is dropped when the recipient has a live
 session subscribed to that order's chat; when they have none, the message also becomes an inbox
 row and a live NOTIFICATION (domain/notices.chat_message, as their chat_message preference allows),
-written once: on the job's first claim, in the claim's transaction."""
+written once: on the job's first claim, in the claim's transaction. Chat jobs come from the waiting
+chat pushes that storing messages leaves (workers/chat_push.py), taken at the start of each batch."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ import asyncpg
 
 from domain import notices
 from hub.store import Store
+from workers import chat_push
 from workers.fcm import PushMessage, PushSender, SendResult
 from workers.listen import batch_step, supervise_worker
 from workers.metrics import WorkerMetrics
@@ -33,8 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gigwire.workers.push")
 
-# (user_id, order_id) -> True when the user watches that order's chat live right now.
-SeenLive = Callable[[str, str], Awaitable[bool]]
+SeenLive = chat_push.SeenLive
 
 _CLAIM = (
     "SELECT j.*, coalesce(p.push, true) AS wanted FROM push_jobs j"
@@ -78,6 +79,7 @@ class PushWorker:
         base_delay: float = 1.0,
         max_delay: float = 600.0,
         poll_interval: float = 2.0,
+        recover_check_interval: float = 10.0,
     ) -> None:
         self._pool = pool
         self._sender = sender
@@ -88,6 +90,8 @@ class PushWorker:
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.poll_interval = poll_interval
+        self.recover_check_interval = recover_check_interval
+        self._recover_check_at = 0.0
 
     def backoff(self, attempts: int, retry_after: float) -> float:
         """Seconds before try number `attempts + 1`: exponential with jitter, at least retry-after."""
@@ -95,7 +99,20 @@ class PushWorker:
         return float(max(delay * (0.5 + random.random() / 2), retry_after))
 
     async def run_once(self) -> int:
-        """Claim and handle one batch of due jobs; return how many jobs it handled."""
+        """Turn waiting chat pushes into jobs (workers/chat_push.py), then claim and handle one
+        batch of due jobs; return how many rows of either it handled."""
+        if time.monotonic() >= self._recover_check_at:
+            self._recover_check_at = time.monotonic() + self.recover_check_interval
+            recovered = await chat_push.recover(self._pool)
+            if recovered:
+                log.warning(
+                    "chat pushes queued again after PostgreSQL's crash recovery", extra={"chats": recovered}
+                )
+        async with self._pool.acquire() as conn, conn.transaction():
+            promoted = await chat_push.promote(conn, self.batch_size, self._seen_live, self._metrics)
+        return promoted + await self._send_due()
+
+    async def _send_due(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             jobs = await conn.fetch(_CLAIM, self.batch_size)
             if not jobs:

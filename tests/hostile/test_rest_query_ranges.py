@@ -75,7 +75,8 @@ def query_parameters(document: dict[str, Any]) -> list[tuple[str, str, dict[str,
 
 def target(path: str, world: World) -> str:
     """The path with a live id its owner may read (the world's user owns the gig, is the order's
-    client)."""
+    client, and is a user)."""
+    path = path.replace("/api/users/{id}", f"/api/users/{world.user.id}")
     return path.replace("/api/gigs/{id}", f"/api/gigs/{world.gig_id}").replace("{id}", world.order_id)
 
 

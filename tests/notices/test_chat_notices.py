@@ -60,7 +60,11 @@ async def test_chat_message_to_someone_not_watching_reaches_inbox_live_and_push(
     )
 
     async def handled() -> bool:  # the push sender decided while the client was still watching
-        pending = await pool.fetchval("SELECT count(*) FROM push_jobs WHERE user_id = $1", client.id)
+        pending = await pool.fetchval(
+            "SELECT (SELECT count(*) FROM push_jobs WHERE user_id = $1)"
+            " + (SELECT count(*) FROM chat_push_pending WHERE user_id = $1)",
+            client.id,
+        )
         return bool(pending == 0)
 
     await eventually(handled)

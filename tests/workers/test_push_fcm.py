@@ -13,6 +13,7 @@ import pytest
 from domain.notify import queue_push
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import PROJECT, FakeFcm, Reply
+from workers import chat_push
 from workers.fcm import PushMessage
 from workers.metrics import WorkerMetrics
 from workers.push import PushWorker
@@ -166,7 +167,9 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
         return (user_id, order) in watching
 
     worker = PushWorker(pool, sender, metrics, seen_live=seen_live, base_delay=0.05)
-    # Stored as the hub stores chat messages; the trigger of 0006 queues the pushes.
+    # Stored one statement each; the statement trigger of 0023 leaves one waiting push per chat and
+    # recipient, the newest message folded in, and no push job.
+    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 3)", order_id)
     for seq, (sender_id, text, attachments) in enumerate(
         [(client.id, "hi there", []), (doer.id, "hello", []), (doer.id, "  ", [{"url": "https://x/1"}] * 2)],
         start=1,
@@ -179,19 +182,44 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
             text,
             attachments,
         )
+    waiting = await pool.fetch(
+        "SELECT user_id::text, seq, unread FROM chat_push_pending WHERE order_id = $1 ORDER BY seq", order_id
+    )
+    assert [tuple(w) for w in waiting] == [(doer.id, 1, 1), (client.id, 3, 2)]
+    assert await pool.fetchval("SELECT count(*) FROM push_jobs WHERE order_id = $1", order_id) == 0
+    async with pool.acquire() as conn, conn.transaction():
+        assert await chat_push.promote(conn, 100, seen_live, metrics) == 2
+    # The client watches the chat live: dropped there. The doer's became a job.
     jobs = await pool.fetch("SELECT * FROM push_jobs WHERE order_id = $1 ORDER BY id", order_id)
     assert [(str(j["user_id"]), j["type"], j["body"]) for j in jobs] == [
-        (doer.id, "chat_message", "hi there"),
-        (client.id, "chat_message", "hello"),
-        (client.id, "chat_message", "Sent 2 attachments"),
+        (doer.id, "chat_message", "hi there")
     ]
+    assert _count(metrics, "gigwire_push_skipped_total", reason="seen_live") == 1
     await _drain(worker, pool, [j["id"] for j in jobs])
     (msg,) = fcm.sent_to(doer_token)
     assert msg["notification"] == {"title": "Asha", "body": "hi there"}
     assert msg["android"]["collapse_key"] == f"chat-{order_id}"
-    assert msg["data"]["orderId"] == order_id and msg["data"]["seq"] == "1"
+    assert msg["data"]["orderId"] == order_id and msg["data"]["seq"] == "1" and msg["data"]["unread"] == "1"
     assert fcm.sent_to(client_token) == []  # the client watched the chat live
-    assert _count(metrics, "gigwire_push_skipped_total", reason="seen_live") == 2
+
+    # Not watching any more: the two attachments of the next messages fold into one push.
+    watching.clear()
+    for seq in (4, 5):
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE chat_sequences SET last_seq = $2 WHERE order_id = $1", order_id, seq)
+            await conn.execute(
+                "INSERT INTO messages (order_id, seq, sender_id, text, attachments)"
+                " VALUES ($1, $2, $3, '', $4)",
+                order_id,
+                seq,
+                doer.id,
+                [{"url": "https://x/1"}] * (seq - 2),
+            )
+    await worker.run_once()
+    await _drain(worker, pool, [j["id"] for j in await pool.fetch("SELECT id FROM push_jobs")])
+    (pushed,) = fcm.sent_to(client_token)
+    assert pushed["notification"]["body"] == "Sent 3 attachments"
+    assert pushed["data"]["seq"] == "5" and pushed["data"]["unread"] == "2"
 
 
 async def test_batches_of_more_than_500_messages(
