@@ -93,6 +93,7 @@ async def test_deletion_erases_personal_data_and_keeps_shared_history(
     u = await make_user(pool, settings, bio="Loves typography", avatar_url="https://img.example/me.png")
     phone = u.phone
     done = await make_order(pool, c, u, status="completed", escrow_state="released")
+    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 1)", done)
     await pool.execute(
         "INSERT INTO messages (order_id, seq, sender_id, text) VALUES ($1, 1, $2, 'Here is the logo')",
         done,
@@ -155,6 +156,7 @@ async def test_export_holds_the_users_data(
     c = parties.client
     u = await make_user(pool, settings, name="Export Me")
     done = await make_order(pool, c, u, status="completed", escrow_state="released")
+    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 2)", done)
     await pool.execute(
         "INSERT INTO messages (order_id, seq, sender_id, text)"
         " VALUES ($1, 1, $2, 'mine'), ($1, 2, $3, 'theirs')",
