@@ -36,9 +36,13 @@ async def test_code_verifies_the_email_once(
     assert (await r.json())["error"]["details"] == {"reason": "wrong_code", "attemptsLeft": 4}
     assert not await pool.fetchval("SELECT email_verified FROM users WHERE id = $1", u.id)
 
+    before = await pool.fetchval("SELECT trust_score FROM users WHERE id = $1", u.id)
     r = await mail_api.post("/api/users/me/email/verify", json={"code": code}, headers=u.headers)
     assert r.status == 200
-    assert (await r.json())["data"]["emailVerified"] is True
+    me = (await r.json())["data"]
+    assert me["emailVerified"] is True
+    # The trust rule counts a verified email, in the same transaction.
+    assert "email_verified" in me["badges"] and me["trustScore"] > before
     r = await mail_api.post("/api/users/me/email/verify", json={"code": code}, headers=u.headers)
     assert (await r.json())["error"]["details"]["reason"] == "used"
     r = await mail_api.post("/api/users/me/email/send-code", headers=u.headers)
@@ -47,7 +51,9 @@ async def test_code_verifies_the_email_once(
 
     # A changed email is unverified again.
     r = await mail_api.patch("/api/users/me", json={"email": f"new.{email}"}, headers=u.headers)
-    assert (await r.json())["data"]["emailVerified"] is False
+    me = (await r.json())["data"]
+    assert me["emailVerified"] is False
+    assert "email_verified" not in me["badges"] and me["trustScore"] == before
 
 
 async def test_code_proves_only_the_address_it_was_sent_to(
