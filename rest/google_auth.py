@@ -139,6 +139,8 @@ async def _user(conn: Conn, sub: str, email: str, name: str | None, picture: str
             email,
         )
         if owner is not None:
+            if owner["google_sub"] == sub:
+                continue  # made by a concurrent first sign-in, committed after the look by sub
             if owner["google_sub"] is not None:
                 raise ApiError(
                     "conflict",
