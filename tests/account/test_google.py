@@ -230,3 +230,21 @@ async def test_unreachable_keys_are_a_502_and_create_nobody(
     api: Client = await aiohttp_client(app)
     status, body = await _sign_in(api, google.token(_sub(), "nobody@gmail.com"))
     assert (status, body["error"]["code"]) == (502, "bad_gateway")
+
+
+async def test_deleted_google_account_signs_up_again_as_a_new_user(
+    gapi: Client, google: FakeGoogle, pool: asyncpg.Pool
+) -> None:
+    sub, email = _sub(), f"del{secrets.token_hex(4)}@gmail.com"
+    status, body = await _sign_in(gapi, google.token(sub, email))
+    assert status == 200
+    first = body["data"]["user"]["id"]
+    headers = {"Authorization": f"Bearer {body['data']['token']}"}
+    r = await gapi.delete("/api/users/me", headers=headers)
+    assert r.status == 200, await r.text()
+    gone = await pool.fetchrow("SELECT google_sub, email, phone, deleted_at FROM users WHERE id = $1", first)
+    assert (gone["google_sub"], gone["email"], gone["phone"]) == (None, None, None)
+    assert gone["deleted_at"] is not None
+    status, body = await _sign_in(gapi, google.token(sub, email))
+    assert status == 200
+    assert body["data"]["isNewUser"] is True and body["data"]["user"]["id"] != first
