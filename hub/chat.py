@@ -78,6 +78,12 @@ class Participants:
         return user_id in (self.client_id, self.doer_id)
 
 
+def _attachment(item: dict[str, Any]) -> Attachment:
+    if "mediaId" in item:  # the one wire name that is not the field's name
+        item = {("media_id" if k == "mediaId" else k): v for k, v in item.items()}
+    return Attachment(**item)
+
+
 def message_data(row: asyncpg.Record | dict[str, Any]) -> ChatMessage:
     """The wire form of a stored message (CHAT_MESSAGE data, REST history item)."""
     return ChatMessage(
@@ -88,7 +94,7 @@ def message_data(row: asyncpg.Record | dict[str, Any]) -> ChatMessage:
         row["text"],
         # Stored by this module from validated Attachments: rebuilt without validating again
         # (msgspec.convert costs several times the whole encode of the message).
-        [Attachment(**item) for item in row["attachments"]],
+        [_attachment(item) for item in row["attachments"]],
         row["client_msg_id"],
         row["created_at"],
     )

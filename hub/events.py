@@ -79,9 +79,13 @@ class OrderRef(_Data):
 
 
 class Attachment(_Sparse):
-    """An attachment of a chat message: an http(s) URL with optional name, MIME type and size."""
+    """An attachment of a chat message: exactly one of `mediaId` (a chat_attachment the sender
+    uploaded with POST /api/media; its mime and size are then the server's, and both parties get a
+    link to it from GET /api/media/{id}) and `url` (an https URL), with optional name, MIME type
+    and size."""
 
-    url: Annotated[str, _text(MAX_URL, "An http or https URL with a host.")]
+    url: Annotated[str, _text(MAX_URL, "An https URL with a host; absent with mediaId.")] | None = None
+    media_id: Annotated[str, Meta(max_length=MAX_ID, extra_json_schema={"format": "uuid"})] | None = None
     name: Annotated[str, _text(MAX_NAME, "File name.")] | None = None
     mime: Annotated[str, _text(MAX_NAME, "MIME type.")] | None = None
     size: Annotated[int, Meta(ge=0, le=MAX_SEQ, description="Bytes.")] | None = None

@@ -13,9 +13,10 @@ from typing import Any
 import asyncpg
 from msgspec import Struct
 
-from hub import chat
+from hub import chat, media_refs
 from hub.db import DatabaseUnavailable
 from hub.events import (
+    Attachment,
     ChatAck,
     ChatSend,
     MessageRead,
@@ -108,15 +109,36 @@ async def _unsubscribe(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
 async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     order_id = data.order_id
     await _check(hub, session, order_id)
-    outgoing = chat.Outgoing(
-        order_id, session.user_id, data.text or "", data.attachments or [], data.client_msg_id
-    )
+    attachments = data.attachments or []
+    if any(a.media_id is not None for a in attachments):
+        attachments = await _with_media(hub, session, order_id, attachments)
+    outgoing = chat.Outgoing(order_id, session.user_id, data.text or "", attachments, data.client_msg_id)
     message, _created = await hub.writer.store(outgoing)
     # Stored first (in a batch: hub/chat_writer.py), then sent on without waiting for the broker; a
     # resend (same clientMsgId) sends the stored message again, since its first publish may never have
     # happened (a crash after the commit). The hub drops seqs it already delivered.
     hub.send_chat(order_id, Frame.encode("CHAT_MESSAGE", message))
     return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
+
+
+async def _with_media(
+    hub: Hub, session: Session, order_id: str, attachments: list[Attachment]
+) -> list[Attachment]:
+    """The attachments with each media's type and size from its row (hub/media_refs.py); bad_request
+    for a media id the sender may not attach in this order."""
+    try:
+        facts = await media_refs.resolve(
+            hub.pool, session.user_id, "chat_attachment", [a.media_id for a in attachments], order_id
+        )
+    except media_refs.MediaRefError as exc:
+        raise HubError("bad_request", exc.message) from None
+    return [
+        a
+        if a.media_id is None
+        else Attachment(media_id=a.media_id, name=a.name, mime=facts[a.media_id].content_type,
+                        size=facts[a.media_id].size)
+        for a in attachments
+    ]  # fmt: skip
 
 
 async def _read(hub: Hub, session: Session, data: MessageRead) -> ReadAck:

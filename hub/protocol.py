@@ -156,16 +156,17 @@ _AT = re.compile(r" - at `\$(.*)`$")
 _MISSING = re.compile(r"^Object missing required field `(\w+)`")
 _GOT = re.compile(r"got `(\w+)`")
 _AT_MOST = re.compile(r"length <= (\d+)")
-_STRINGS: Final = frozenset({"token", "text", "clientMsgId", "url", "name", "mime"})
+_STRINGS: Final = frozenset({"token", "text", "clientMsgId", "url", "mediaId", "name", "mime"})
 _HINTS: Final = {
     "orderId": "orderId is required: the id as a UUID string.",
     "messageId": "messageId is required: the id as a UUID string.",
     "token": "token is required: the access token from /api/auth.",
     "sinceSeq": "sinceSeq must be an integer >= 0: the last seq you have.",
     "text": f"text is required: 1 to {MAX_TEXT} characters, or attachments.",
-    "attachments": "attachments must be a list of {url, name?, mime?, size?}.",
+    "attachments": "attachments must be a list of {url or mediaId, name?, mime?, size?}.",
     "clientMsgId": "clientMsgId, when given, must not be empty.",
-    "url": "url must be an http or https URL.",
+    "url": "url must be an https URL.",
+    "mediaId": "mediaId must be the id of a media you uploaded (POST /api/media).",
     "size": "size must be an integer >= 0 (bytes).",
     "name": "name must be a string.",
     "mime": "mime must be a string.",
@@ -184,7 +185,7 @@ def _explain(text: str) -> tuple[str, str]:
         return "bad_request", "data must be a JSON object."
     where, _, name = path.lstrip(".").rpartition(".")
     if name.startswith("attachments[") and not missing:
-        return "bad_request", f"{name} must be an object {{url, name?, mime?, size?}}."
+        return "bad_request", f"{name} must be an object {{url or mediaId, name?, mime?, size?}}."
     prefix = where + "." if where else ""
     if name in ("orderId", "messageId"):  # a string of an id's length that is no UUID: see _uuid
         return "bad_request", _HINTS[name]
@@ -232,9 +233,10 @@ def _read(data: events.MessageRead) -> None:
 def _url_ok(url: str) -> bool:
     try:
         parts = urlsplit(url)
+        # https only: a page showing the chat must not load plain-http content (mixed content).
+        return parts.scheme == "https" and bool(parts.hostname)
     except ValueError:  # e.g. an unclosed or bad bracketed host: "http://[::1"
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def _chat(data: ChatSend) -> None:
@@ -242,8 +244,12 @@ def _chat(data: ChatSend) -> None:
     data.order_id = _uuid(data.order_id, "orderId")
     attachments = data.attachments = data.attachments or []
     for i, item in enumerate(attachments):
-        if not _url_ok(item.url):
-            raise HubError("bad_request", f"attachments[{i}].url must be an http or https URL.")
+        if (item.url is None) == (item.media_id is None):
+            raise HubError("bad_request", f"attachments[{i}] needs one of url (https) and mediaId.")
+        if item.media_id is not None:
+            item.media_id = _uuid(item.media_id, f"attachments[{i}].mediaId")
+        elif item.url is not None and not _url_ok(item.url):
+            raise HubError("bad_request", f"attachments[{i}].url must be an https URL.")
     text = data.text = data.text or ""
     if not text.strip() and not attachments:
         raise HubError("bad_request", f"text is required: 1 to {MAX_TEXT} characters, or attachments.")

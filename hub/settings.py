@@ -19,6 +19,15 @@ _DURATION = re.compile(r"^(\d+)([smhd]?)$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MEDIA_MAX_BYTES: Mapping[str, int] = {
+    "avatar": 5 * 1024 * 1024,
+    "id_document": 10 * 1024 * 1024,
+    "gig_attachment": 20 * 1024 * 1024,
+    "chat_attachment": 20 * 1024 * 1024,
+}
+"""Default upload limit of each media kind (MEDIA_MAX_BYTES_<KIND>)."""
+
+
 class SettingsError(Exception):
     """A bad or missing environment value; str() is one line naming the variable and what it expects."""
 
@@ -108,6 +117,12 @@ class Settings:
     # reviews (domain/reviews.py): days after completion to review, hours to edit a review
     review_window_days: int = 14
     review_edit_hours: int = 24
+    # media (hub/storage.py, domain/media.py): where the bytes go, link lifetime, limits per kind
+    media_storage_url: str = ""  # MEDIA_STORAGE_URL; empty: file://<data_dir>/media
+    media_url_ttl_s: int = 3600
+    media_max_bytes: Mapping[str, int] = field(default_factory=lambda: dict(MEDIA_MAX_BYTES))
+    media_max_pixels: int = 40_000_000
+    public_url: str = ""  # PUBLIC_URL: base of links gigwire serves itself; empty: the request's origin
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -253,6 +268,14 @@ class Settings:
             worker_metrics_port=r.integer("WORKER_METRICS_PORT", 0, 0, 65535),
             review_window_days=r.integer("REVIEW_WINDOW_DAYS", 14, 1, 365),
             review_edit_hours=r.integer("REVIEW_EDIT_HOURS", 24, 0, 24 * 30),
+            media_storage_url=_media_storage_url(r.text("MEDIA_STORAGE_URL", "")),
+            media_url_ttl_s=r.duration("MEDIA_URL_TTL", 3600),
+            media_max_bytes={
+                kind: r.integer(f"MEDIA_MAX_BYTES_{kind.upper()}", default, 1024, 1024**3)
+                for kind, default in MEDIA_MAX_BYTES.items()
+            },
+            media_max_pixels=r.integer("MEDIA_MAX_PIXELS", 40_000_000, 10_000, 150_000_000),
+            public_url=_public_url(r.text("PUBLIC_URL", "")),
         )
 
 
@@ -346,6 +369,20 @@ class _Reader:
             return Path(path).read_text()
         except OSError as exc:
             raise SettingsError(name, f"a readable PEM key file ({exc.strerror})") from None
+
+
+def _media_storage_url(raw: str) -> str:
+    if raw and not re.match(r"^(file:///.|s3://[^/?#]+)", raw):
+        raise SettingsError(
+            "MEDIA_STORAGE_URL", f"file:///absolute/path or s3://bucket?endpoint=..., got {raw!r}"
+        )
+    return raw
+
+
+def _public_url(raw: str) -> str:
+    if raw and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", raw):
+        raise SettingsError("PUBLIC_URL", f"an http(s) URL such as https://api.example.com, got {raw!r}")
+    return raw.rstrip("/")
 
 
 def _dev_secret(data_dir: Path) -> str:

@@ -41,6 +41,8 @@ MODULES: list[str] = [
     "rest.profiles",
     "rest.reviews",
     "rest.saved_gigs",
+    "rest.media",
+    "rest.media_profile",
     "rest.openapi",
 ]
 
@@ -52,5 +54,8 @@ def setup(app: web.Application) -> None:
         [cors_middleware, error_middleware, input_middleware, rate_limit_middleware, user_middleware]
     )
     for name in MODULES:
-        routes: Routes = importlib.import_module(name).routes
+        module = importlib.import_module(name)
+        routes: Routes = module.routes
         app.router.add_routes(routes.table)
+        if hasattr(module, "setup_app"):  # a module with state of its own (e.g. the media store)
+            module.setup_app(app)

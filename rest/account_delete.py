@@ -28,9 +28,11 @@ from aiohttp import web
 from hub.events import SessionRevoked, to_wire
 from hub.keys import POOL, SETTINGS
 from hub.outbox import enqueue
+from hub.storage import StorageError
 from rest.api import Deleted, Routes, ok
 from rest.errors import ApiError
 from rest.http import require_user
+from rest.media_store import MEDIA
 from rest.refresh import clear_cookie
 
 if TYPE_CHECKING:
@@ -47,6 +49,9 @@ _ERASE = (
     " google_sub = NULL, phone_verified = false, email_verified = false, id_verified = false,"
     " bank_account_id = NULL, badges = '{}', deleted_at = now() WHERE id = $1"
 )
+# The user's own pictures and documents, deleted with their bytes; gig and chat attachments stay with
+# the gigs and messages that show them.
+_PRIVATE_MEDIA = "('avatar', 'id_document')"
 # Rows the user owned alone, deleted outright.
 _DELETE = (
     "DELETE FROM refresh_tokens WHERE user_id = $1",
@@ -124,6 +129,7 @@ _LOCKS = (
     "SELECT 1 FROM applications WHERE gig_id IN (SELECT id FROM gigs WHERE client_id = $1"
     " AND status IN ('open', 'closed')) AND status = 'pending' FOR UPDATE NOWAIT",
     "SELECT 1 FROM bank_accounts WHERE user_id = $1 FOR UPDATE NOWAIT",
+    f"SELECT 1 FROM media WHERE owner_id = $1 AND kind IN {_PRIVATE_MEDIA} FOR UPDATE NOWAIT",
     *(stmt.replace("DELETE FROM", "SELECT 1 FROM") + " FOR UPDATE NOWAIT" for stmt in _DELETE),
 )
 
@@ -153,7 +159,8 @@ async def _close_listings(conn: Conn, user_id: Any) -> None:
     )
 
 
-async def _erase(conn: Conn, user: Any) -> None:
+async def _erase(conn: Conn, user: Any) -> list[str]:
+    """Erase the account; the ids of the media whose bytes are to be deleted after the commit."""
     user_id = user["id"]
     for lock in _LOCKS:
         await conn.execute(lock, user_id)
@@ -168,6 +175,10 @@ async def _erase(conn: Conn, user: Any) -> None:
     )
     if user["phone"] is not None:
         await conn.execute("DELETE FROM otp_codes WHERE phone = $1", user["phone"])
+    media = await conn.fetch(
+        f"DELETE FROM media WHERE owner_id = $1 AND kind IN {_PRIVATE_MEDIA} RETURNING id::text AS id",
+        user_id,
+    )
     for statement in _DELETE:
         await conn.execute(statement, user_id)
     await conn.execute(_ERASE, user_id)
@@ -175,6 +186,7 @@ async def _erase(conn: Conn, user: Any) -> None:
     await enqueue(
         cast("asyncpg.Connection", conn), "SESSION_REVOKED", to_wire(event), user_ids=[str(user_id)]
     )
+    return [r["id"] for r in media]
 
 
 _BUSY = ApiError(
@@ -214,9 +226,16 @@ async def delete_me(request: web.Request) -> web.Response:
             refusal = await _refusal(conn, user)
             if refusal is not None:
                 raise refusal
-            await _erase(conn, user)
+            media = await _erase(conn, user)
     except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError):
         raise _BUSY from None
+    # After the commit, as DELETE /api/media does: no row names these bytes any more.
+    storage = request.app[MEDIA].storage
+    for media_id in media:
+        try:
+            await storage.delete(media_id)
+        except StorageError as exc:
+            log.warning("media bytes left in the store", extra={"media": media_id, "error": str(exc)})
     log.info("account deleted", extra={"userId": claims.user_id})
     response = ok(Deleted(id=claims.user_id))
     clear_cookie(response, request.app[SETTINGS])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, get_args
@@ -56,12 +57,41 @@ BudgetType = Literal["fixed", "hourly", "milestone"]
 Paise = Annotated[int, msgspec.Meta(ge=1, le=MAX_MONEY, description="paise")]
 
 
-class Attachment(Body, omit_defaults=True):
-    """A file a gig links to: an http(s) URL with an optional name, type and size."""
+_HTTPS = r"^https://[^\s/?#]+([/?#]\S*)?$"
 
-    url: Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s]+$")]
+
+class Attachment(Body, omit_defaults=True):
+    """A file a gig links to: exactly one of `mediaId` (a gig_attachment the gig's owner uploaded
+    with POST /api/media; mime and size are then the server's) and `url` (an https URL), with an
+    optional name, type and size."""
+
+    url: Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https://[^\s/?#]+([/?#]\S*)?$")] | None = (
+        None
+    )
+    media_id: Uuid | None = None
     name: Annotated[str, msgspec.Meta(max_length=200)] | None = None
     mime: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    size: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+    def __post_init__(self) -> None:
+        # ValueError: msgspec reports it as a ValidationError at this attachment's place in the list.
+        if (self.url is None) == (self.media_id is None):
+            raise ValueError("each attachment needs one of url (https) and mediaId")
+        if self.media_id is not None:
+            try:
+                self.media_id = str(uuid.UUID(self.media_id))
+            except ValueError:
+                raise ValueError("mediaId must be a UUID") from None
+
+
+class GigAttachment(Wire, omit_defaults=True):
+    """A file a gig links to, as stored: an `url`, or the `mediaId` of an uploaded media (public:
+    GET /api/media/{id} gives anyone a link to it), with name, mime and size when known."""
+
+    url: str | None = None
+    media_id: Uuid | None = None
+    name: str | None = None
+    mime: str | None = None
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
 
@@ -79,7 +109,7 @@ class Gig(Wire):
     budget_max: Annotated[int, msgspec.Meta(description="paise")]
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
     deadline: EpochMs
-    attachments: list[Attachment]
+    attachments: list[GigAttachment]
     status: GigStatus
     applications_count: Annotated[int, msgspec.Meta(ge=0)]
     views_count: Annotated[int, msgspec.Meta(ge=0)]

@@ -35,6 +35,7 @@ from rest.gig_search import (
     load_gig,
 )
 from rest.http import bearer_claims, path_uuid, require_user
+from rest.media_attach import gig_attachments
 
 if TYPE_CHECKING:
     from hub.db import Conn
@@ -246,7 +247,7 @@ async def _insert_gig(conn: Conn, request: web.Request, user_id: str, body: GigI
         body.budget_min,
         body.budget_max,
         _timestamp(body.deadline),
-        msgspec.to_builtins(body.attachments) if body.attachments is not None else None,
+        await gig_attachments(conn, user_id, body.attachments),
     )
 
 
@@ -301,6 +302,8 @@ async def update_gig(request: web.Request, body: GigPatch) -> web.Response:
             )
         if "deadline" in values:
             values["deadline"] = _timestamp(values["deadline"])
+        if "attachments" in values:
+            values["attachments"] = await gig_attachments(conn, claims.user_id, body.attachments)
         sets = ", ".join(f"{col} = ${i}" for i, col in enumerate(values, start=2))
         updated = await conn.fetchrow(
             f"UPDATE gigs g SET {sets}, updated_at = now() WHERE g.id = $1 RETURNING {GIG_COLUMNS}",

@@ -23,10 +23,12 @@ Seq = Annotated[int, msgspec.Meta(ge=0)]
 
 
 class ChatAttachment(Wire, omit_defaults=True):
-    """A file a message links to, as the realtime CHAT_MESSAGE stored it (name, mime and size only
-    when sent)."""
+    """A file a message links to, as the realtime CHAT_MESSAGE stored it: an https `url`, or the
+    `mediaId` of an uploaded media (GET /api/media/{id} gives either party a link to it; mime and
+    size are then the server's). name, mime and size only when known."""
 
-    url: str
+    url: str | None = None
+    media_id: Uuid | None = None
     name: str | None = None
     mime: str | None = None
     size: Annotated[int, msgspec.Meta(ge=0)] | None = None

@@ -154,6 +154,8 @@ def _operations(operations: list[Operation], components: dict[str, Any]) -> list
             operation["parameters"] = parameters
         if op.body is not None:
             operation["requestBody"] = json_body(body_schema, op.body_required)
+            if media_type := getattr(op.body, "media_type", None):  # e.g. a multipart form
+                operation["requestBody"]["content"] = {media_type: {"schema": body_schema}}
         meta = dict(zip(op.meta, meta_schemas, strict=True))
         if op.response is None and not meta:
             success: dict[str, Any] = {"description": "success"}

@@ -251,3 +251,29 @@ async def test_deletion_racing_an_order_being_opened(
         # Exactly one wins: an order with a live doer, or a deleted doer and no order.
         assert (a.status, orders, deleted) in ((200, 1, False), (409, 0, True)), (a.status, status, body)
         assert status == (409 if orders else 200)
+
+
+async def test_deletion_removes_the_users_avatar_and_id_document_media(
+    api: Client, pool: asyncpg.Pool, settings: Settings, parties: Parties
+) -> None:
+    from tests.media.conftest import uploaded
+
+    u = await make_user(pool, settings)
+    avatar = await uploaded(api, u, "avatar")
+    document = await uploaded(api, u, "id_document")
+    attachment = await uploaded(api, u, "gig_attachment")
+    r = await api.post("/api/users/me/avatar", json={"mediaId": avatar["id"]}, headers=u.headers)
+    assert r.status == 200, await r.text()
+
+    def stored(media_id: str) -> bool:
+        return any(media_id in p.name for p in settings.data_dir.rglob("*") if p.is_file())
+
+    assert stored(avatar["id"]) and stored(document["id"])
+    status, body = await _delete(api, u)
+    assert status == 200, body
+    left = await pool.fetch("SELECT id::text AS id, kind FROM media WHERE owner_id = $1", u.id)
+    assert [(m["id"], m["kind"]) for m in left] == [(attachment["id"], "gig_attachment")]
+    assert not stored(avatar["id"]) and not stored(document["id"])
+    assert stored(attachment["id"])
+    r = await api.get(f"/api/media/{avatar['id']}/content")
+    assert r.status == 404

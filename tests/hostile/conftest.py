@@ -160,6 +160,8 @@ class World:
     notification_id: str
     device_token: str
     deleted: dict[str, str] = field(default_factory=dict)
+    media: list[str] = field(default_factory=list)
+    """Media rows (no bytes stored): the user's ID document and avatar."""
 
     @property
     def ids(self) -> list[str]:
@@ -172,7 +174,7 @@ class World:
             self.order_id,
             self.notification_id,
         ]
-        return live + list(self.deleted.values())
+        return live + self.media + list(self.deleted.values())
 
 
 async def build_world(settings: Settings) -> World:
@@ -220,6 +222,15 @@ async def build_world(settings: Settings) -> World:
         await pool.execute("DELETE FROM gigs WHERE id = $1", dead_gig)
         dead_note = await pool.fetchval(notify, user.id)
         await pool.execute("DELETE FROM notifications WHERE id = $1", dead_note)
+        media = [
+            await pool.fetchval(
+                "INSERT INTO media (owner_id, kind, content_type, size, sha256)"
+                " VALUES ($1, $2, 'image/png', 1, 'x') RETURNING id::text",
+                user.id,
+                kind,
+            )
+            for kind in ("id_document", "avatar")
+        ]
         deleted = {
             "user": gone.id,
             "order": dead_order,
@@ -238,6 +249,7 @@ async def build_world(settings: Settings) -> World:
             notification_id,
             device_token,
             deleted,
+            media,
         )
     finally:
         await pool.close()

@@ -44,6 +44,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "devices": lambda p: p.startswith("/api/devices"),
     "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
     "admin": lambda p: p.startswith("/api/admin"),
+    "media": lambda p: p.startswith("/api/media"),
 }
 
 

@@ -53,22 +53,22 @@ def frame(kind: str, data: object = None, ref: str | None = "r1") -> bytes:
         (
             {"orderId": ORDER, "attachments": [5]},
             "bad_request",
-            "attachments[0] must be an object {url, name?, mime?, size?}.",
+            "attachments[0] must be an object {url or mediaId, name?, mime?, size?}.",
         ),
         (
             {"orderId": ORDER, "attachments": [{"url": "ftp://x/y"}]},
             "bad_request",
-            "attachments[0].url must be an http or https URL.",
+            "attachments[0].url must be an https URL.",
         ),
         (
             {"orderId": ORDER, "attachments": [{"url": "http://[::1"}]},
             "bad_request",
-            "attachments[0].url must be an http or https URL.",
+            "attachments[0].url must be an https URL.",
         ),
         (
             {"orderId": ORDER, "attachments": [{"url": "https://[abc]/x"}]},
             "bad_request",
-            "attachments[0].url must be an http or https URL.",
+            "attachments[0].url must be an https URL.",
         ),
         (
             {"orderId": ORDER, "attachments": [{"url": "https://a.example/f", "name": "n" * 256}]},
@@ -79,6 +79,21 @@ def frame(kind: str, data: object = None, ref: str | None = "r1") -> bytes:
             {"orderId": ORDER, "attachments": [{"url": "https://a.example/f", "size": True}]},
             "bad_request",
             "attachments[0].size must be an integer >= 0 (bytes).",
+        ),
+        (
+            {"orderId": ORDER, "attachments": [{"url": "http://a.example/f"}]},
+            "bad_request",
+            "attachments[0].url must be an https URL.",
+        ),
+        (
+            {"orderId": ORDER, "attachments": [{"name": "f"}]},
+            "bad_request",
+            "attachments[0] needs one of url (https) and mediaId.",
+        ),
+        (
+            {"orderId": ORDER, "attachments": [{"mediaId": "f"}]},
+            "bad_request",
+            "attachments[0].mediaId must be a UUID string.",
         ),
         ([], "bad_request", "data must be a JSON object."),
     ],
