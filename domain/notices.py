@@ -142,6 +142,7 @@ _ORDER: dict[str, tuple[str, str]] = {
     "dispute": ("Order disputed", "A dispute was opened on “{gig}”; support will look into it."),
     "resolve_release": ("Dispute resolved", "The dispute on “{gig}” was resolved: payment released."),
     "resolve_refund": ("Dispute resolved", "The dispute on “{gig}” was resolved: payment refunded."),
+    "resolve_split": ("Dispute resolved", "The dispute on “{gig}” was resolved: the payment was split."),
 }
 _BY_PARTY: dict[str, tuple[str, str, str]] = {
     "open": ("New order", "“{gig}” is waiting for your payment of {amount}.",
@@ -153,13 +154,13 @@ _EVENT = {
     "open": "order_opened", "fund": "payment_received", "submit": "order_submitted",
     "request_revision": "revision_requested", "approve": "order_approved", "cancel": "order_cancelled",
     "expire": "order_cancelled", "dispute": "dispute_opened", "resolve_release": "dispute_resolved",
-    "resolve_refund": "dispute_resolved",
+    "resolve_refund": "dispute_resolved", "resolve_split": "dispute_resolved",
 }  # fmt: skip
 _TYPE = {"fund": "payment", "approve": "payment"}
 
 
 def _recipients(action: str, client: str, doer: str, actor_id: str | None) -> list[str]:
-    if action in ("open", "fund", "resolve_release", "resolve_refund") or actor_id is None:
+    if action in ("open", "fund", "resolve_release", "resolve_refund", "resolve_split") or actor_id is None:
         return [client, doer]  # what the system did (a timer) both parties hear of
     if action == "approve":
         return [doer]

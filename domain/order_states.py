@@ -2,7 +2,8 @@
 
 Statuses (seeds/004 4.1): pending_payment -> in_progress -> submitted -> completed, with
 request_revision (submitted -> in_progress), dispute (in_progress|submitted -> disputed), resolve by
-an admin (disputed -> completed or cancelled), cancel (pending_payment|in_progress -> cancelled).
+an admin (disputed -> completed by release or split, or cancelled by refund), cancel
+(pending_payment|in_progress -> cancelled).
 
 "approved" vs "completed": approval releases the escrow at once (escrow -> doer wallet, fee ->
 platform revenue) in the same transaction, so the order goes straight to `completed` with
@@ -10,7 +11,9 @@ escrowState `released`. `approved` stays a legal value of the column but no tran
 money in the wallet is the doer's, and withdrawing it is the wallet's concern, not the order's.
 
 Escrow effects: `fund` moves gateway clearing -> escrow; `release` escrow -> doer wallet and fee;
-`refund` escrow -> gateway clearing, with a refund sent through the gateway. The REST side of orders
+`refund` escrow -> gateway clearing, with a refund sent through the gateway; `split` (an admin's
+dispute resolution) both: the doer's share of the amount released (less the fee in the order's
+proportion), the rest refunded. The REST side of orders
 (the action bodies and their validation) is rest/orders.py."""
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import msgspec
 from hub.model import EpochMs, Uuid, Wire, load
 
 Role = Literal["client", "doer", "admin", "system"]
-Effect = Literal["fund", "release", "refund"] | None
+Effect = Literal["fund", "release", "refund", "split"] | None
 OrderStatus = Literal[
     "pending_payment", "in_progress", "submitted", "approved", "completed", "disputed", "cancelled"
 ]
@@ -62,6 +65,7 @@ TABLE: dict[tuple[str, str], Move] = {
     ("submitted", "dispute"): Move(_r("client", "doer"), "disputed"),
     ("disputed", "resolve_release"): Move(_r("admin"), "completed", "release"),
     ("disputed", "resolve_refund"): Move(_r("admin"), "cancelled", "refund"),
+    ("disputed", "resolve_split"): Move(_r("admin"), "completed", "split"),
 }
 
 ACTIONS: tuple[str, ...] = tuple(dict.fromkeys(action for _, action in TABLE))
@@ -74,6 +78,7 @@ ESCROW_AFTER: dict[Effect, str | None] = {
     "fund": "funded",
     "release": "released",
     "refund": "refunded",
+    "split": "released",  # the escrow is emptied, part to the doer, part back to the client
     None: None,
 }
 
@@ -96,6 +101,9 @@ class RevisionRequest(Wire):
     requested_by: Uuid
 
 
+_Share = Annotated[int, msgspec.Meta(ge=1, description="paise")]
+
+
 class Dispute(Wire, kw_only=True):
     """An opened dispute; the resolution fields appear once an admin resolves it."""
 
@@ -103,7 +111,11 @@ class Dispute(Wire, kw_only=True):
     opened_by: Uuid
     opened_at: EpochMs
     previous_status: OrderStatus
-    outcome: Literal["release", "refund"] | msgspec.UnsetType = msgspec.UNSET
+    outcome: Literal["release", "refund", "split"] | msgspec.UnsetType = msgspec.UNSET
+    doer_amount: _Share | msgspec.UnsetType = msgspec.UNSET
+    """split: paise of the order's amount awarded to the doer (the fee taken from it pro rata)."""
+    refund_amount: _Share | msgspec.UnsetType = msgspec.UNSET
+    """split: paise refunded to the client."""
     note: str | msgspec.UnsetType | None = msgspec.UNSET
     resolved_by: Uuid | msgspec.UnsetType = msgspec.UNSET
     resolved_at: EpochMs | msgspec.UnsetType = msgspec.UNSET

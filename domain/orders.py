@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 
-from domain import ledger, notices, refunds, trust
+from domain import audit, ledger, notices, refunds, trust
 from domain.errors import DomainError
 from domain.gateway import Gateway, GatewayError, RefundUnconfirmed, refund_once
 from domain.gig_lifecycle import follow_order
@@ -32,8 +32,8 @@ log = logging.getLogger("gigwire.orders")
 __all__ = ["PUBLIC_ACTIONS", "Order", "open_order", "transition"]
 
 # The moves that change an input of a party's trust score (domain/trust.py): both are recomputed.
-TRUST_ACTIONS = frozenset({"approve", "resolve_release", "resolve_refund"})
-# The actions callers name; "resolve" takes outcome="release"|"refund".
+TRUST_ACTIONS = frozenset({"approve", "resolve_release", "resolve_refund", "resolve_split"})
+# The actions callers name; "resolve" takes outcome="release"|"refund"|"split" (split: doer_amount).
 PUBLIC_ACTIONS = ("fund", "submit", "request_revision", "approve", "cancel", "dispute", "resolve", "expire")
 
 
@@ -96,7 +96,8 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
 
     actor_id None is the system (timers: "approve" auto-approves a submitted order, "expire" cancels
     an unpaid one). Arguments by action: submit deliverables=[{url, description?}]; request_revision
-    reason; dispute reason; resolve outcome="release"|"refund", note?; cancel reason?; fund
+    reason; dispute reason; resolve outcome="release"|"refund"|"split", note?, doer_amount (split:
+    paise of the amount awarded to the doer, 1 to amount - 1); cancel reason?; fund
     payment_id (and gateway_order_id to check). is_admin=True lets an admin resolve; gateway=<Gateway>
     is needed by moves that refund (cancel after funding, resolve with refund).
 
@@ -108,8 +109,8 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
     is_admin = bool(args.pop("is_admin", False))
     if action == "resolve":
         outcome = args.get("outcome")
-        if outcome not in ("release", "refund"):
-            raise DomainError("bad_request", "Resolve with outcome 'release' or 'refund'.")
+        if outcome not in ("release", "refund", "split"):
+            raise DomainError("bad_request", "Resolve with outcome 'release', 'refund' or 'split'.")
         action = f"resolve_{outcome}"
     if action not in ACTION_ROLES:
         raise DomainError("bad_request", f"Unknown order action {action!r}.")
@@ -128,7 +129,7 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
             details={"status": order["status"], "escrowState": order["escrow_state"]},
         )
     parties = (str(order["client_id"]), str(order["doer_id"]))
-    if action in TRUST_ACTIONS and move.effect != "refund":
+    if action in TRUST_ACTIONS and move.effect not in ("refund", "split"):
         await trust.lock_parties(conn, *parties)  # before the ledger touches the doer's row
     sets: dict[str, Any] = {"status": move.status}
     escrow_after = ESCROW_AFTER[move.effect]
@@ -147,6 +148,14 @@ async def transition(conn: Conn, order_id: str, action: str, actor_id: str | Non
     if action in TRUST_ACTIONS:  # completed orders and disputes lost are inputs of the trust rule
         for user_id in parties:
             await trust.recompute(conn, user_id)
+    if action.startswith("resolve_") and actor_id is not None:
+        # An admin's act: its audit row commits with it, whichever route asked (0019_admin.sql).
+        before = {"status": order["status"], "escrowState": order["escrow_state"]}
+        after = {"status": row["status"], "escrowState": row["escrow_state"], **details}
+        await audit.record(
+            conn, actor_id=actor_id, action="order.resolve_dispute", target_type="order", target_id=order_id,
+            before=before, after=after, reason=args.get("note"),
+        )  # fmt: skip
     return load_order(row)
 
 
@@ -185,6 +194,12 @@ async def _effects(
             )  # fmt: skip
         await conn.execute("UPDATE users SET completed_gigs = completed_gigs + 1 WHERE id = $1", doer)
         sets["completed_at"] = now
+    elif effect == "split":
+        await _split(conn, order, args, details)
+        await conn.execute(
+            "UPDATE users SET completed_gigs = completed_gigs + 1 WHERE id = $1", order["doer_id"]
+        )
+        sets["completed_at"] = now
     elif effect == "refund":
         details["refundId"] = await _refund(conn, order, args.get("gateway"))
         if action in TRUST_ACTIONS:  # after the gateway's answer: no user row held over HTTP
@@ -208,6 +223,8 @@ async def _effects(
     elif action.startswith("resolve_"):
         resolution = {"outcome": action.removeprefix("resolve_"), "note": args.get("note"),
                       "resolvedBy": actor_id, "resolvedAt": epoch_ms(now)}  # fmt: skip
+        if effect == "split":
+            resolution.update(doerAmount=details["doerAmount"], refundAmount=details["refundAmount"])
         sets["dispute"] = {**(order["dispute"] or {}), **resolution}
     for key in ("reason", "note", "outcome"):
         if args.get(key) is not None:
@@ -215,18 +232,55 @@ async def _effects(
     return details
 
 
-async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) -> str:
+async def _split(conn: Conn, order: asyncpg.Record, args: dict[str, Any], details: dict[str, Any]) -> None:
+    """An admin's split of a disputed order's escrow: `doer_amount` of the amount is the doer's (the
+    platform fee taken from it in the order's proportion, rounded down), the rest is refunded to the
+    client through the gateway. The three transfers empty the escrow exactly."""
+    amount, currency, order_id = order["amount"], order["currency"], str(order["id"])
+    share = args.get("doer_amount")
+    if isinstance(share, bool) or not isinstance(share, int) or not 1 <= share < amount:
+        raise DomainError(
+            "unprocessable",
+            f"A split gives the doer 1 to {amount - 1} paise of the {amount}; the rest is refunded.",
+            details={"amount": amount},
+        )  # fmt: skip
+    fee = order["platform_fee"] * share // amount
+    refund = amount - share
+    details.update(doerAmount=share, refundAmount=refund, fee=fee)
+    details["refundId"] = await _refund(conn, order, args.get("gateway"), refund)
+    # After the gateway's answer (no user row held over HTTP), before the ledger touches the doer's row.
+    await trust.lock_parties(conn, str(order["client_id"]), str(order["doer_id"]))
+    escrow = ledger.escrow_account(order_id)
+    await ledger.transfer(
+        conn, debit=escrow, credit=ledger.wallet_account(str(order["doer_id"]), currency), amount=share - fee,
+        currency=currency, kind="release", reference=order_id, order_id=order_id,
+    )  # fmt: skip
+    if fee > 0:
+        await ledger.transfer(
+            conn, debit=escrow, credit=ledger.platform_account("revenue", currency), amount=fee,
+            currency=currency, kind="fee", reference=order_id, order_id=order_id,
+        )  # fmt: skip
+    await ledger.transfer(
+        conn, debit=escrow, credit=ledger.platform_account("clearing", currency), amount=refund,
+        currency=currency, kind="refund", reference=order_id, order_id=order_id,
+    )  # fmt: skip
+
+
+async def _refund(
+    conn: Conn, order: asyncpg.Record, gateway: Gateway | None, amount: int | None = None
+) -> str:
     """Have the gateway refund the order's payment (once: a refund it already holds from an earlier
     attempt whose answer was lost is used, not repeated) and record it. The order row is locked, so
     two cancellations cannot both get here. A definite refusal rolls the whole transition back; an
     unknown outcome (timeout, 5xx) is checked against the gateway's refunds, and only when the
     refund cannot be seen does the transition roll back, telling the caller to retry."""
     payment_id = order["payment_gateway_payment_id"]
+    amount = order["amount"] if amount is None else amount
     if gateway is None or payment_id is None:
         raise DomainError("unavailable", "The refund cannot be sent now (no gateway or payment); try again.")
     try:
         result = await refund_once(
-            gateway, payment_id=payment_id, amount=order["amount"], receipt=f"refund_{order['id']}"
+            gateway, payment_id=payment_id, amount=amount, receipt=f"refund_{order['id']}"
         )
     except RefundUnconfirmed as exc:
         log.error("refund outcome unknown", extra={"order": str(order["id"]), "payment": payment_id})
@@ -246,7 +300,7 @@ async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) ->
         order["id"],
         payment_id,
         result.id,
-        order["amount"],
+        amount,
         order["currency"],
         "processed" if processed else "initiated",
     )
@@ -261,7 +315,7 @@ async def _refund(conn: Conn, order: asyncpg.Record, gateway: Gateway | None) ->
             )
         )
     if processed:  # else the refund.processed webhook tells the client (rest/webhooks.py)
-        await notices.refund_processed(conn, order, order["amount"])
+        await notices.refund_processed(conn, order, amount)
     elif result.status == "failed":  # failed at once: recorded, owed and retried like a later failure
         await refunds.mark_failed(conn, result.id, "the gateway failed the refund at once")
     return result.id

@@ -1,5 +1,5 @@
 """Sessions end when their right ends: revocation (logout, a revoked refresh-token family, a deleted
-user) and the check that a token's right still stands.
+or banned user) and the check that a token's right still stands.
 
 A revocation is the control event SESSION_REVOKED {userId, familyId?, reason}, written to the outbox
 in the transaction that takes the right away (rest/refresh.py for logout and reuse detection, the
@@ -9,9 +9,10 @@ each local session of the user (of that family only, when familyId is given) get
 unauthorized and is closed with 4401. It is never forwarded to a client.
 
 A token is also checked against PostgreSQL whenever it opens or renews a session (`standing`): its
-user must still exist and its family, when it has one, must not be revoked. A session checks once
-before it registers (a refused token is never AUTHENTICATED) and once after (a revocation committed
-between the first check and the hub's subscription to the user's channel would otherwise be missed)."""
+user must still exist and not be banned, and its family, when it has one, must not be revoked. A
+session checks once before it registers (a refused token is never AUTHENTICATED) and once after (a
+revocation committed between the first check and the hub's subscription to the user's channel would
+otherwise be missed)."""
 
 from __future__ import annotations
 
@@ -43,14 +44,16 @@ _REASONS = {
     "logout": "This login was logged out; log in again.",
     "refresh_reused": "This login's refresh token was used twice, so the login was revoked; log in again.",
     "account_deleted": "This account no longer exists.",
+    "banned": "This account is banned; contact support.",
 }
 _DEFAULT = "This session's login was revoked; log in again."
 
 # One round trip: the user row (an account deleted by DELETE /api/users/me keeps its row, anonymised,
-# with deleted_at set: it counts as gone), and a token of the family not revoked (a logout or reuse detection
-# revokes every token of the family; housekeeping deletes only families long dead).
+# with deleted_at set: it counts as gone), and a token of the family not revoked (a logout or reuse
+# detection revokes every token of the family; housekeeping deletes only families long dead).
 _STANDING = (
     "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_ok,"
+    " EXISTS (SELECT 1 FROM users WHERE id = $1 AND banned_at IS NOT NULL) AS banned,"
     " ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens"
     " WHERE family_id = $2::uuid AND revoked_at IS NULL)) AS family_ok"
 )
@@ -66,7 +69,8 @@ def _uuid(value: str | None) -> uuid.UUID | None:
 
 
 async def standing(pool: asyncpg.Pool, claims: Claims) -> str | None:
-    """None when the token's user exists and its family (if any) is not revoked; else why not."""
+    """None when the token's user exists, is not banned, and its family (if any) is not revoked;
+    else why not."""
     user_id = _uuid(claims.user_id)
     if user_id is None:
         return _REASONS["account_deleted"]
@@ -77,6 +81,8 @@ async def standing(pool: asyncpg.Pool, claims: Claims) -> str | None:
     assert row is not None
     if not row["user_ok"]:
         return _REASONS["account_deleted"]
+    if row["banned"]:
+        return _REASONS["banned"]
     if not row["family_ok"]:
         return _DEFAULT
     return None

@@ -6,6 +6,7 @@ import importlib
 
 from aiohttp import web
 
+from rest.admin_common import admin_middleware
 from rest.api import Routes
 from rest.errors import error_middleware
 from rest.http import cors_middleware, user_middleware
@@ -43,15 +44,30 @@ MODULES: list[str] = [
     "rest.saved_gigs",
     "rest.media",
     "rest.media_profile",
+    "rest.admin_audit",
+    "rest.admin_users",
+    "rest.id_verification",
+    "rest.reports",
+    "rest.admin_gigs",
+    "rest.admin_disputes",
+    "rest.admin_ops",
     "rest.openapi",
 ]
 
 
 def setup(app: web.Application) -> None:
     """Mount every /api route and the middlewares that give them CORS, one error shape, refusal of
-    unstorable text in paths, queries and headers, rate limits, and 401 for a vanished user."""
+    unstorable text in paths, queries and headers, rate limits, 401 for a vanished user, 403 for a
+    banned one, and the admin check of every /api/admin/ route."""
     app.middlewares.extend(
-        [cors_middleware, error_middleware, input_middleware, rate_limit_middleware, user_middleware]
+        [
+            cors_middleware,
+            error_middleware,
+            input_middleware,
+            rate_limit_middleware,
+            user_middleware,
+            admin_middleware,
+        ]
     )
     for name in MODULES:
         module = importlib.import_module(name)

@@ -13,7 +13,7 @@ import asyncpg
 import msgspec
 from aiohttp import web
 
-from domain import refunds
+from domain import audit, refunds
 from domain.gateway import GatewayError
 from domain.gateways import gateway_for
 from hub.keys import POOL, SETTINGS
@@ -159,6 +159,13 @@ async def retry_refund(request: web.Request) -> web.Response:
                 )
             outcome = await refunds.retry(conn, row, gateway)
             final = await conn.fetchrow(f"{_SELECT} WHERE r.id = $1", refund_id)
+            assert final is not None
+            await audit.record(
+                conn, actor_id=claims.user_id, action="refund.retry", target_type="refund",
+                target_id=refund_id,
+                before={"status": row["status"], "attempts": row["attempts"]},
+                after={"status": final["status"], "attempts": final["attempts"], "outcome": outcome},
+            )  # fmt: skip
         return ok(load(AdminRefund, final), outcome=outcome)
 
     return await idempotent(request, claims.user_id, run)

@@ -120,7 +120,9 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
         await require_account(conn, claims.user_id)
         # FOR SHARE: applying does not race a close or an accept of the same gig.
         gig = await conn.fetchrow(
-            "SELECT client_id::text AS client_id, status, currency FROM gigs WHERE id = $1 FOR SHARE", gig_id
+            "SELECT client_id::text AS client_id, status, currency FROM gigs WHERE id = $1"
+            " AND hidden_at IS NULL FOR SHARE",  # a hidden gig (0019_admin.sql) takes no applications
+            gig_id,
         )
         if gig is None:
             raise ApiError("not_found", f"No gig {gig_id}.")

@@ -19,6 +19,7 @@ from domain import trust
 from hub.keys import POOL, SETTINGS, STORE, TOKENS
 from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
+from rest.http import BANNED
 from rest.otp import OtpSendError, code_matches, hash_code, new_code, sender_for
 from rest.ratelimit import client_ip
 from rest.refresh import Tokens, issue_refresh, session_response
@@ -142,10 +143,10 @@ _FAILURES = {
     description="401 when the code is wrong, expired, used, dead after 5 wrong tries, or none was sent"
     " (details.reason: wrong_code with attemptsLeft, expired, used, too_many_attempts, no_code)."
     " Request a new code unless attemptsLeft > 0. The refresh token is also set as the refreshToken"
-    " cookie.",
+    " cookie. 403 (details.reason: banned) for a banned user's phone; the code stays unused.",
     body=VerifyOtp,
     response=Session,
-    errors=(401,),
+    errors=(401, 403),
 )
 async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
     """Check the phone's code; on success create the user if new, start a session, and answer the
@@ -180,6 +181,8 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
                 "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = $1 RETURNING attempts", phone
             )
             left = max(MAX_WRONG_TRIES - int(tries), 0)
+        elif await conn.fetchval("SELECT banned_at IS NOT NULL FROM users WHERE phone = $1", phone):
+            raise ApiError("forbidden", BANNED, details={"reason": "banned"})
         else:
             await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
             user = await conn.fetchrow(

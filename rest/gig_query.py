@@ -79,6 +79,8 @@ def _where(q: GigQuery, args: _Args) -> tuple[str, str, str]:
         where.append(f"g.status = '{q.status}'")
     if q.client_id is not None:
         where.append(f"g.client_id = {args.add(q.client_id)}")
+    else:  # a gig hidden by an admin (0019_admin.sql) is listed to its owner only (/my-gigs)
+        where.append("g.hidden_at IS NULL")
     if q.category is not None:
         where.append(f"g.category = {args.add(q.category)}")
     if q.skills:

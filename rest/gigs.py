@@ -263,11 +263,15 @@ async def get_gig(request: web.Request) -> web.Response:
     claims = bearer_claims(request)
     gig_id = path_uuid(request)
     viewer = claims.user_id if claims else None
+    admin = claims is not None and "admin" in claims.roles
+    # A gig hidden by an admin is seen by its owner and admins only (others: 404).
     row = await request.app[POOL].fetchrow(
         f"UPDATE gigs g SET views_count = views_count + (client_id IS DISTINCT FROM $2::uuid)::int"
-        f" WHERE g.id = $1 RETURNING {GIG_COLUMNS}",
+        f" WHERE g.id = $1 AND (g.hidden_at IS NULL OR g.client_id = $2::uuid OR $3)"
+        f" RETURNING {GIG_COLUMNS}",
         gig_id,
         viewer,
+        admin,
     )
     if row is None:
         raise ApiError("not_found", f"No gig {gig_id}.")

@@ -2,7 +2,8 @@
 CORS. Bodies in and out are rest/api.py's.
 
 A token is only as good as its user: `user_middleware` refuses (401) every request carrying a valid
-access token whose user no longer exists, before any handler runs (so nothing is written and no
+access token whose user no longer exists, and (403 forbidden, `details.reason: banned`) one whose
+user is banned, before any handler runs (so nothing is written and no
 gateway is called for them), and `require_user` hands out only claims that passed it."""
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
 
 
 GONE = "The user of this access token no longer exists; log in again."
+BANNED = "This account is banned; contact support."
 _UNCHECKED = ("/api/auth/",)
 """Routes that take no access token (login, refresh, logout): a stale Authorization header sent
 along does not refuse them."""
@@ -97,9 +99,9 @@ def _claims_of(request: web.Request) -> Claims | None:
 
 @web.middleware
 async def user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 for a request whose valid access token names a user who no longer exists (deleted, or
-    its account deleted by DELETE /api/users/me, while the token lives): one primary-key lookup per
-    authenticated /api request."""
+    """401 for a request whose valid access token names a user who no longer exists (deleted, or its
+    account deleted by DELETE /api/users/me, while the token lives), 403 (`details.reason: banned`)
+    for a banned user's: one primary-key lookup per authenticated /api request."""
     if request.path.startswith("/api") and not request.path.startswith(_UNCHECKED):
         claims = _claims_of(request)
         if claims is not None:
@@ -107,11 +109,16 @@ async def user_middleware(request: web.Request, handler: Handler) -> web.StreamR
                 user_id = uuid.UUID(claims.user_id)
             except ValueError:
                 user_id = None
-            exists = user_id is not None and await request.app[POOL].fetchval(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL)", user_id
-            )
-            if not exists:
+            # None: no such user; True: banned (0019_admin.sql).
+            banned = None
+            if user_id is not None:
+                banned = await request.app[POOL].fetchval(
+                    "SELECT banned_at IS NOT NULL FROM users WHERE id = $1 AND deleted_at IS NULL", user_id
+                )
+            if banned is None:
                 raise ApiError("unauthorized", GONE, details={"reason": "user_gone"})
+            if banned:
+                raise ApiError("forbidden", BANNED, details={"reason": "banned"})
             request[CLAIMS] = claims
             request[CALLER] = claims.user_id
     return await handler(request)

@@ -58,7 +58,7 @@ WITH work AS (
            coalesce((SELECT bool_or(sk.done) FROM sk WHERE sk.skill = ANY (g.skills)), false) AS from_done,
            EXISTS (SELECT 1 FROM cat WHERE cat.category = g.category) AS same_category
       FROM gigs g
-     WHERE g.status = 'open' AND g.client_id <> $1
+     WHERE g.status = 'open' AND g.hidden_at IS NULL AND g.client_id <> $1
        AND NOT EXISTS (SELECT 1 FROM applications a WHERE a.gig_id = g.id AND a.doer_id = $1)
        AND (g.skills && (SELECT coalesce(array_agg(skill), '{{}}') FROM sk)
             OR g.category IN (SELECT category FROM cat))
@@ -68,7 +68,7 @@ SELECT * FROM scored ORDER BY score DESC, boosted_now DESC, created_at DESC, id 
 
 _FILL = f"""
 SELECT {GIG_COLUMNS} FROM gigs g
- WHERE g.status = 'open' AND g.client_id <> $1 AND NOT (g.id = ANY ($3::uuid[]))
+ WHERE g.status = 'open' AND g.hidden_at IS NULL AND g.client_id <> $1 AND NOT (g.id = ANY ($3::uuid[]))
    AND NOT EXISTS (SELECT 1 FROM applications a WHERE a.gig_id = g.id AND a.doer_id = $1)
  ORDER BY coalesce(g.boosted_until > now(), false) DESC, g.created_at DESC, g.id LIMIT $2
 """

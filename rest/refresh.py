@@ -28,6 +28,7 @@ from hub.outbox import enqueue
 from hub.settings import Settings
 from rest.api import Body, Routes, Wire, ok
 from rest.errors import ApiError
+from rest.http import BANNED
 
 if TYPE_CHECKING:
     from hub.db import Conn
@@ -170,12 +171,13 @@ def _refused(settings: Settings, message: str, reason: str) -> web.Response:
     description="The token comes from the body's refreshToken, else the refreshToken cookie. The"
     " presented token is used up; a second use revokes its whole family. 401 when there is no token,"
     " or it is unknown, expired, revoked, or already used (details.reason: missing, unknown, expired,"
-    " revoked, reused, rotated_just_now); log in again.",
+    " revoked, reused, rotated_just_now); log in again. 403 (details.reason: banned) when the user is"
+    " banned.",
     body=TokenInput,
     body_required=False,
     response=Tokens,
     parameters=(_COOKIE_PARAM,),
-    errors=(401,),
+    errors=(401, 403),
 )
 async def refresh(request: web.Request, body: TokenInput) -> web.Response:
     """Rotate the presented refresh token: answer a new access token and refresh token."""
@@ -201,8 +203,12 @@ async def refresh(request: web.Request, body: TokenInput) -> web.Response:
         )
         if row is not None:
             user = await conn.fetchrow(
-                "UPDATE users SET last_active_at = now() WHERE id = $1 RETURNING roles", row["user_id"]
+                "UPDATE users SET last_active_at = now() WHERE id = $1 RETURNING roles, banned_at",
+                row["user_id"],
             )
+            if user is not None and user["banned_at"] is not None:
+                # A refresh racing the ban may have rotated a token the ban's revocation missed.
+                raise ApiError("forbidden", BANNED, details={"reason": "banned"})
             new_refresh = await issue_refresh(conn, settings, row["user_id"], row["family_id"])
         else:
             old = await conn.fetchrow(

@@ -76,7 +76,13 @@ async def save_gig(request: web.Request) -> web.Response:
     gig_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
         # FOR KEY SHARE: a concurrent delete of the gig waits, so the insert cannot lose its gig.
-        if await conn.fetchval("SELECT 1 FROM gigs WHERE id = $1 FOR KEY SHARE", gig_id) is None:
+        # A gig hidden by an admin (0019_admin.sql) exists for its owner only.
+        visible = await conn.fetchval(
+            "SELECT 1 FROM gigs WHERE id = $1 AND (hidden_at IS NULL OR client_id = $2) FOR KEY SHARE",
+            gig_id,
+            claims.user_id,
+        )
+        if visible is None:
             raise ApiError("not_found", f"No gig {gig_id}.")
         saved_at = await conn.fetchval(
             "INSERT INTO saved_gigs (user_id, gig_id) VALUES ($1, $2)"
@@ -126,10 +132,14 @@ async def saved_gigs(request: web.Request) -> web.Response:
     page = query_int(request, "page", 1, 1, 10_000)
     limit = query_int(request, "limit", 20, 1, 100)
     async with request.app[POOL].acquire() as conn:
-        total = await conn.fetchval("SELECT count(*) FROM saved_gigs WHERE user_id = $1", claims.user_id)
+        # Saved before an admin hid it: left out (kept, and back if unhidden), but for its owner.
+        shown = "s.user_id = $1 AND (g.hidden_at IS NULL OR g.client_id = $1)"
+        total = await conn.fetchval(
+            f"SELECT count(*) FROM saved_gigs s JOIN gigs g ON g.id = s.gig_id WHERE {shown}", claims.user_id
+        )
         rows = await conn.fetch(
             f"SELECT {GIG_COLUMNS}, s.created_at AS saved_at FROM saved_gigs s JOIN gigs g ON g.id = s.gig_id"
-            " WHERE s.user_id = $1 ORDER BY s.created_at DESC, s.gig_id DESC LIMIT $2 OFFSET $3",
+            f" WHERE {shown} ORDER BY s.created_at DESC, s.gig_id DESC LIMIT $2 OFFSET $3",
             claims.user_id,
             limit,
             (page - 1) * limit,
@@ -149,7 +159,8 @@ async def saved_gigs(request: web.Request) -> web.Response:
 async def categories(request: web.Request) -> web.Response:
     """Each category and its count of open gigs."""
     rows = await request.app[POOL].fetch(
-        "SELECT category, count(*) AS n FROM gigs WHERE status = 'open' GROUP BY category"
+        "SELECT category, count(*) AS n FROM gigs WHERE status = 'open' AND hidden_at IS NULL"
+        " GROUP BY category"
     )
     counts = {r["category"]: int(r["n"]) for r in rows}
     items = [CategoryCount(category=c, open_gigs=counts.get(c, 0)) for c in CATEGORIES]  # type: ignore[arg-type]

@@ -187,7 +187,9 @@ async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
     changes = body.columns()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         current = await conn.fetchrow(
-            "SELECT roles, email, id_document_url FROM users WHERE id = $1 FOR UPDATE", user_id
+            "SELECT roles, email, id_document_url, email_verified, id_verified FROM users WHERE id = $1"
+            " FOR NO KEY UPDATE",
+            user_id,
         )
         if current is None:
             raise _no_user()
@@ -206,11 +208,13 @@ async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
             changes["roles"] = roles
         sets = [f"{column} = ${i}" for i, column in enumerate(changes, start=2)]
         # A new address or document has not been verified, whatever the old one was.
+        unverified = False
         if "email" in changes and (changes["email"] or "").lower() != (current["email"] or "").lower():
             sets.append("email_verified = false")
+            unverified = bool(current["email_verified"])
         if "id_document_url" in changes and changes["id_document_url"] != current["id_document_url"]:
             sets.append("id_verified = false")
-        reset = len(sets) > len(changes)
+            unverified = unverified or bool(current["id_verified"])
         sets.append("last_active_at = now()")
         try:
             row = await conn.fetchrow(
@@ -218,14 +222,14 @@ async def patch_me(request: web.Request, body: UserPatch) -> web.Response:
                 user_id,
                 *changes.values(),
             )
+            if unverified:  # a verification lost is an input of the trust score
+                await trust.recompute(conn, str(user_id))
+                row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
         except asyncpg.UniqueViolationError:
             raise ApiError(
                 "conflict",
                 "This email address belongs to another account; use another one.",
                 details={"fields": {"email": "is taken"}},
             ) from None
-        if reset:  # a verification flag is an input of the trust rule: the score follows here
-            await trust.recompute(conn, str(user_id))
-            row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", user_id)
     assert row is not None
     return ok(load(User, row))

@@ -45,6 +45,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
     "admin": lambda p: p.startswith("/api/admin"),
     "media": lambda p: p.startswith("/api/media"),
+    "reports": lambda p: p.startswith("/api/reports"),
 }
 
 

@@ -344,6 +344,10 @@ async def test_after_max_attempts_it_needs_attention_and_admins_see_it(
         4,
     )
     third = body["data"]["gatewayRefundId"]
+    audit = await pool.fetch("SELECT * FROM admin_audit WHERE target_id = $1", refunded.row_id)
+    assert [(a["action"], a["after"]["outcome"]) for a in audit] == [("refund.retry", "initiated")]
+    assert audit[0]["before"] == {"status": "needs_attention", "attempts": 3}
+    third = body["data"]["gatewayRefundId"]
     assert await _event(api, razorpay, "processed", pid, third) == "refund_processed"
     r = await api.get("/api/admin/refunds?status=failed&limit=200", headers=admin.headers)
     assert refunded.row_id not in {i["id"] for i in (await r.json())["data"]}

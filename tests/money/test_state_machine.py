@@ -31,6 +31,7 @@ LEGAL: dict[tuple[str, str], tuple[set[str], str, str]] = {
     ("submitted", "dispute"): ({"client", "doer"}, "disputed", "funded"),
     ("disputed", "resolve_release"): ({"admin"}, "completed", "released"),
     ("disputed", "resolve_refund"): ({"admin"}, "cancelled", "refunded"),
+    ("disputed", "resolve_split"): ({"admin"}, "completed", "released"),
 }
 ACTIONS = sorted({a for _, a in LEGAL})
 EVER = {a: set().union(*(r for (_, x), (r, _, _) in LEGAL.items() if x == a)) for a in ACTIONS}
@@ -58,6 +59,8 @@ def _args(action: str, gateway: SandboxGateway, n: int) -> dict[str, Any]:
         base["reason"] = "because"
     elif action.startswith("resolve_"):
         base["outcome"] = action.removeprefix("resolve_")
+        if action == "resolve_split":
+            base["doer_amount"] = 1
     return base
 
 

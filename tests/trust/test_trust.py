@@ -96,3 +96,27 @@ async def test_login_recomputes_trust(
     user = await login()
     assert (user["trustScore"], user["badges"]) == (70, ["phone_verified", "email_verified", "veteran"])
     assert await pool.fetchval("SELECT trust_score FROM users WHERE phone = $1", phone) == 70
+
+
+async def test_changing_a_verified_email_takes_its_points_away_at_once(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, settings: Any
+) -> None:
+    """PATCH /api/users/me with a new email unverifies it; the trust score and badges follow in the
+    same transaction, in the answer and for everyone reading the public profile."""
+    from tests.factories import make_user
+
+    user = await make_user(pool, settings, email_verified=True)
+    async with pool.acquire() as conn:
+        await trust.recompute(conn, user.id)
+    r = await client.get(f"/api/users/{user.id}", headers=user.headers)
+    before = (await r.json())["data"]
+    assert "email_verified" in before["badges"]
+    r = await client.patch("/api/users/me", json={"email": "new.address@example.edu"}, headers=user.headers)
+    me = (await r.json())["data"]
+    assert r.status == 200 and me["emailVerified"] is False
+    assert "email_verified" not in me["badges"] and me["trustScore"] < before["trustScore"]
+    r = await client.get(f"/api/users/{user.id}", headers=user.headers)
+    assert (await r.json())["data"]["trustScore"] == me["trustScore"]
+    # The same email again (any case) is no change: nothing is lost.
+    r = await client.patch("/api/users/me", json={"email": "New.Address@example.edu"}, headers=user.headers)
+    assert (await r.json())["data"]["trustScore"] == me["trustScore"]
