@@ -52,7 +52,8 @@ async def open_order(
     """Open an order inside the caller's transaction: status pending_payment, escrow awaiting_payment,
     platform_fee = amount * fee_bps // 10000, doer_payout = amount - fee; creates its (empty) escrow
     account, an audit row and the ORDER_UPDATE event to both users and the order channel. Returns the
-    Order. Raises DomainError unprocessable for a non-positive amount or fee_bps outside
+    Order, whose id is `application_id` (the application's chat thread becomes the order's). Raises
+    DomainError unprocessable for a non-positive amount or fee_bps outside
     0..10000, and lets asyncpg.UniqueViolationError through when the application already has one."""
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise DomainError("unprocessable", "An order amount is a positive whole number of minor units.")
@@ -60,8 +61,10 @@ async def open_order(
         raise DomainError("unprocessable", "The platform fee must be 0 to 10000 basis points.")
     fee = amount * fee_bps // 10_000
     row = await conn.fetchrow(
-        "INSERT INTO orders (gig_id, application_id, client_id, doer_id, amount, platform_fee, doer_payout,"
-        " currency) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+        # The order takes its application's id: the application's pre-order chat thread (chat id =
+        # application id, hub/threads.py) continues as the order's chat with no copy or renumbering.
+        "INSERT INTO orders (id, gig_id, application_id, client_id, doer_id, amount, platform_fee,"
+        " doer_payout, currency) VALUES ($2, $1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
         gig_id,
         application_id,
         client_id,

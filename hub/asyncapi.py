@@ -33,7 +33,8 @@ ORDER_EVENTS: Final = ("CHAT_MESSAGE", "MESSAGE_READ", "TYPING_START", "TYPING_S
 
 def _description() -> str:
     closes = "\n".join(f"| {code} | {meaning} |" for code, meaning in CLOSE_CODES.items())
-    errors = "\n".join(f"| `{code}` | {codes.ERROR_MEANINGS[code]} |" for code in ERROR_CODES)
+    # sorted: ERROR_CODES is a frozenset, whose order changes between processes
+    errors = "\n".join(f"| `{code}` | {codes.ERROR_MEANINGS[code]} |" for code in sorted(ERROR_CODES))
     return (
         "The realtime wire contract of gigwire (docs/protocol.md). Authenticate with `?token=` on"
         " /ws, Socket.IO's `auth: {token}`, or a first `AUTHENTICATE` event; the server answers"
@@ -198,13 +199,24 @@ def build(host: str = "localhost:8080", secure: bool = False) -> dict[str, Any]:
             "parameters": {"userId": {"description": "The user's id."}},
             "messages": _channel_refs([f"ws.server.{k}" for k in USER_EVENTS]),
         },
+        "convo": {
+            "address": "convo:{userId}",
+            "title": "A user's conversation signals",
+            "description": "CONVERSATION_UPDATED for the user's sessions that sent WATCH_CONVERSATIONS,"
+            " each for a chat the session is not subscribed to; published only while some process"
+            " announced a watching session of the user. Best effort: not stored, not replayed.",
+            "parameters": {"userId": {"description": "The user's id."}},
+            "messages": _channel_refs(["ws.server.CONVERSATION_UPDATED"]),
+        },
         "order": {
             "address": "order:{orderId}",
             "title": "An order's chat",
-            "description": "Joined by SUBSCRIBE_CHAT (the order's client and doer only). Chat messages"
+            "description": "Joined by SUBSCRIBE_CHAT (the order's client and doer only; before the"
+            " order exists, an application's pre-order thread, named by the application's id, which"
+            " the order takes as its own). Chat messages"
             " arrive in seq order; typing goes to the other party only; typing and reads are"
             " best-effort and not replayed.",
-            "parameters": {"orderId": {"description": "The order's id."}},
+            "parameters": {"orderId": {"description": "The chat id: an order's or application's id."}},
             "messages": _channel_refs([f"ws.server.{k}" for k in ORDER_EVENTS]),
         },
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.db import Conn
 from hub.events import Attachment, ChatMessage, encoder, to_wire
 from hub.frame import Frame
 
@@ -69,10 +70,16 @@ SELECT k.ord, false, {_columns("m")}
 
 @dataclass(frozen=True)
 class Participants:
-    """The two users who may use an order's chat."""
+    """The two users who may use a chat: an order's client and doer, or, for a pre-order thread
+    (`pre_order`, hub/threads.py), the gig's owner and the applicant."""
 
     client_id: str
     doer_id: str
+    pre_order: bool = False
+
+    def other(self, user_id: str) -> str:
+        """The participant who is not `user_id`."""
+        return self.doer_id if user_id == self.client_id else self.client_id
 
     def __contains__(self, user_id: object) -> bool:
         return user_id in (self.client_id, self.doer_id)
@@ -122,7 +129,7 @@ class Outgoing:
     client_msg_id: str | None
 
 
-async def store_batch(pool: asyncpg.Pool, batch: list[Outgoing]) -> list[tuple[ChatMessage, bool]]:
+async def store_batch(pool: asyncpg.Pool | Conn, batch: list[Outgoing]) -> list[tuple[ChatMessage, bool]]:
     """Store `batch` in one statement (one transaction), each message with its order's next seq;
     return, per message in `batch`'s order, (its stored message, True when stored by this call).
     A resend of a clientMsgId this sender already stored in the order, before or earlier in the

@@ -12,8 +12,11 @@ from aiohttp import web
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 # The only files served: a fixed list, so no request can name anything else in the directory.
+# gigwire-client.js is the TypeScript SDK (clients/js) as built by its scripts/build.mjs, which
+# demo.js imports as an ES module.
 ASSETS: dict[str, str] = {
     "demo.js": "text/javascript",
+    "gigwire-client.js": "text/javascript",
     "demo.css": "text/css",
 }
 

@@ -65,17 +65,29 @@ class Authenticate(_Data):
     since_feed_seq: Count | None = None
 
 
-class SubscribeChat(_Sparse):
-    """SUBSCRIBE_CHAT: join an order's chat; with sinceSeq, every later message is replayed first."""
+ChatId = Annotated[
+    str,
+    Meta(
+        max_length=MAX_ID,
+        extra_json_schema={"format": "uuid"},
+        description="The chat: an order's id, or an application's id for its pre-order thread (the"
+        " order opened from it takes the same id, so the thread continues as the order's chat).",
+    ),
+]
 
-    order_id: Uuid
+
+class SubscribeChat(_Sparse):
+    """SUBSCRIBE_CHAT: join an order's chat (or an application's pre-order thread); with sinceSeq,
+    every later message is replayed first."""
+
+    order_id: ChatId
     since_seq: Count | None = None
 
 
 class OrderRef(_Data):
-    """UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the order."""
+    """UNSUBSCRIBE_CHAT, TYPING_START, TYPING_STOP: the chat (an order's or application's id)."""
 
-    order_id: Uuid
+    order_id: ChatId
 
 
 class Attachment(_Sparse):
@@ -92,9 +104,10 @@ class Attachment(_Sparse):
 
 
 class ChatSend(_Sparse):
-    """CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given)."""
+    """CHAT_MESSAGE from a client: text (1 to 4,000 characters unless attachments are given), in an
+    order's chat or an application's pre-order thread."""
 
-    order_id: Uuid
+    order_id: ChatId
     text: Annotated[str, _text(MAX_TEXT, "Stored as sent; may be empty with attachments.")] | None = None
     attachments: Annotated[list[Attachment], Meta(max_length=MAX_ATTACHMENTS)] | None = None
     client_msg_id: (
@@ -106,6 +119,13 @@ class MessageRead(_Data):
     """MESSAGE_READ from a client: move the reader's mark up to this message."""
 
     message_id: Uuid
+
+
+class WatchConversations(_Sparse):
+    """WATCH_CONVERSATIONS: from now on (or, with `enabled` false, no longer) get
+    CONVERSATION_UPDATED for messages in the caller's chats this session is not subscribed to."""
+
+    enabled: bool | None = None  # absent or null: true
 
 
 class Ping(_Data):
@@ -185,6 +205,24 @@ class Notification(_Data):
     created_at: EpochMs
 
 
+class ConversationUpdated(_Data):
+    """CONVERSATION_UPDATED: a message was stored in one of the user's chats (an order's, or a
+    pre-order thread named by its application's id), sent to both participants' sessions whether
+    or not they subscribed to the chat, to keep a conversation list live. Best effort: not stored,
+    not replayed, no feedSeq; after a reconnect refetch GET /api/conversations."""
+
+    order_id: Annotated[str, Meta(description="The chat id: an order's id or an application's id.")]
+    message_id: str
+    seq: int
+    sender_id: str
+    preview: Annotated[str, Meta(max_length=140, description="The text's first 140 characters.")]
+    attachments: Annotated[int, Meta(ge=0, description="How many attachments the message has.")]
+    created_at: EpochMs
+
+
+PREVIEW: Final = 140
+
+
 class FeedExpired(_Data):
     """FEED_EXPIRED: the feed events after sinceFeedSeq are no longer kept (FEED_RETENTION) or
     sinceFeedSeq is ahead of the feed; refetch state over REST. Live events follow from feedSeq."""
@@ -233,6 +271,12 @@ class ReadAck(_Data):
     seq: int
 
 
+class WatchAck(_Data):
+    """ACK of WATCH_CONVERSATIONS: whether the session now gets CONVERSATION_UPDATED."""
+
+    watching: bool
+
+
 class Empty(_Data):
     """No fields (the Socket.IO ack of PING)."""
 
@@ -259,6 +303,7 @@ CLIENT_EVENTS: Final[dict[str, type[Struct]]] = {
     "MESSAGE_READ": MessageRead,
     "TYPING_START": OrderRef,
     "TYPING_STOP": OrderRef,
+    "WATCH_CONVERSATIONS": WatchConversations,
     "PING": Ping,
 }
 # None: the frame has no data (PONG); ACK's data is one of ACKS.
@@ -272,6 +317,7 @@ SERVER_EVENTS: Final[dict[str, type[Struct] | None]] = {
     "NEW_APPLICATION": NewApplication,
     "NOTIFICATION": Notification,
     "FEED_EXPIRED": FeedExpired,
+    "CONVERSATION_UPDATED": ConversationUpdated,
     "ACK": None,
     "ERROR": Error,
     "PONG": None,
@@ -286,6 +332,7 @@ ACKS: Final[dict[str, type[Struct]]] = {
     "MESSAGE_READ": ReadAck,
     "TYPING_START": OrderAck,
     "TYPING_STOP": OrderAck,
+    "WATCH_CONVERSATIONS": WatchAck,
     "PING": Empty,
 }
 # The codes themselves, with their meanings, are hub.codes' (the one place): this Literal is their type.

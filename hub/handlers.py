@@ -13,12 +13,15 @@ from typing import Any
 import asyncpg
 from msgspec import Struct
 
-from hub import chat, media_refs
+from hub import chat, conversations, media_refs, threads
 from hub.db import DatabaseUnavailable
 from hub.events import (
+    PREVIEW,
     Attachment,
     ChatAck,
+    ChatMessage,
     ChatSend,
+    ConversationUpdated,
     MessageRead,
     OrderAck,
     OrderRef,
@@ -27,6 +30,8 @@ from hub.events import (
     SubscribeAck,
     SubscribeChat,
     Typing,
+    WatchAck,
+    WatchConversations,
     to_wire,
 )
 from hub.frame import Frame
@@ -67,6 +72,7 @@ FAILED: dict[str, str] = {
     "MESSAGE_READ": "The read mark was not stored; retry.",
     "TYPING_START": "Could not relay typing now; retry.",
     "TYPING_STOP": "Could not relay typing now; retry.",
+    "WATCH_CONVERSATIONS": "Could not change the watch now; retry.",
 }
 """What an event that failed on the database did not do, in the client's terms."""
 
@@ -78,20 +84,29 @@ def failure_message(event: str, busy: bool) -> str:
     return f"{FAILED.get(event, 'Nothing was done; retry.')} ({cause})"
 
 
-async def _check(hub: Hub, session: Session, order_id: str) -> None:
-    """Only the order's client and doer may use its chat; the answer is cached per session, and an
-    order's participants per process (they never change once the order exists)."""
-    if order_id in session.allowed:
-        return
+async def _people(hub: Hub, order_id: str) -> chat.Participants:
+    """The chat's two users, cached per process: an order's never change once it exists; a
+    pre-order thread's are the same users once its order opens (hub/threads.py), when the entry
+    is replaced. Raises HubError not_found."""
     people = hub.participants.get(order_id)
     if people is None:
-        people = await chat.participants(hub.pool, order_id)
+        people = await threads.people(hub.pool, order_id)
         if people is None:
             raise HubError("not_found", f"No order {order_id}.")
         hub.participants.put(order_id, people)
+    return people
+
+
+async def _check(hub: Hub, session: Session, order_id: str) -> None:
+    """Only the chat's two users may use it; the answer is cached per session for an order's chat.
+    A pre-order thread is not cached per session: its sends are checked each time (blocks)."""
+    if order_id in session.allowed:
+        return
+    people = await _people(hub, order_id)
     if session.user_id not in people:
         raise HubError("forbidden", "Only the order's client and doer may use its chat.")
-    session.allowed.add(order_id)
+    if not people.pre_order:
+        session.allowed.add(order_id)
 
 
 async def _subscribe(hub: Hub, session: Session, data: SubscribeChat) -> SubscribeAck:
@@ -113,12 +128,41 @@ async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     if any(a.media_id is not None for a in attachments):
         attachments = await _with_media(hub, session, order_id, attachments)
     outgoing = chat.Outgoing(order_id, session.user_id, data.text or "", attachments, data.client_msg_id)
-    message, _created = await hub.writer.store(outgoing)
+    people = hub.participants.get(order_id)
+    answer = None
+    if people is None or people.pre_order:
+        people = await _people(hub, order_id)
+        if people.pre_order:  # one transaction with the block check (hub/threads.py)
+            answer = await threads.store_pre_order(hub.pool, outgoing, people)
+            if answer is None:  # the order opened meanwhile: its chat from now on
+                people = chat.Participants(people.client_id, people.doer_id)
+                hub.participants.put(order_id, people)
+                session.allowed.add(order_id)
+    message, _created = answer or await hub.writer.store(outgoing)
     # Stored first (in a batch: hub/chat_writer.py), then sent on without waiting for the broker; a
     # resend (same clientMsgId) sends the stored message again, since its first publish may never have
     # happened (a crash after the commit). The hub drops seqs it already delivered.
     hub.send_chat(order_id, Frame.encode("CHAT_MESSAGE", message))
+    # The users' sessions that watch their conversation lists learn of it: one small frame per
+    # watched user, in the same background pipeline; nobody watching, nothing (hub/conversations.py).
+    watched = [u for u in (people.client_id, people.doer_id) if hub.watchers.wanted(u)]
+    if watched:
+        signal = Frame.encode("CONVERSATION_UPDATED", _activity(message))
+        for user_id in watched:
+            hub.publish_soon(conversations.channel(user_id), signal)
     return ChatAck(message.id, message.seq, message.created_at, message.client_msg_id)
+
+
+def _activity(message: ChatMessage) -> ConversationUpdated:
+    return ConversationUpdated(
+        message.order_id,
+        message.id,
+        message.seq,
+        message.sender_id,
+        message.text[:PREVIEW],
+        len(message.attachments),
+        message.created_at,
+    )
 
 
 async def _with_media(
@@ -192,7 +236,14 @@ def _typing(kind: str, order_id: str, user_id: str) -> Frame:
     return Frame.encode(kind, Typing(order_id, user_id))
 
 
+async def _watch(hub: Hub, session: Session, data: WatchConversations) -> WatchAck:
+    on = data.enabled is not False
+    await conversations.watch(hub, session, on)
+    return WatchAck(on)
+
+
 _HANDLERS: dict[str, Callable[[Hub, Session, Any], Awaitable[Struct | None]]] = {
+    "WATCH_CONVERSATIONS": _watch,
     "SUBSCRIBE_CHAT": _subscribe,
     "UNSUBSCRIBE_CHAT": _unsubscribe,
     "CHAT_MESSAGE": _send,

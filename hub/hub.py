@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 
 import asyncpg
 
-from hub import chat, feed, revoke
+from hub import chat, conversations, feed, revoke
 from hub.broker import Broker
 from hub.chat_writer import ChatWriter
 from hub.events import FeedExpired, Typing
@@ -71,6 +71,7 @@ class Hub:
         self.feeds: dict[str, SeqChannel] = {}  # user id -> the user's feed channel
         self.accepting = True
         self.participants: Bounded[str, chat.Participants] = Bounded(PARTICIPANTS_CACHED)
+        self.watchers = conversations.Watchers()  # who watches conversation lists anywhere
         self._refs: dict[str, int] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -221,6 +222,11 @@ class Hub:
             fc = self.feeds.get(key)
             if fc is not None:
                 fc.offer(Frame(data))
+        elif kind == conversations.KIND:
+            self.metrics.broker_messages.labels(kind).inc()
+            conversations.deliver(self, key, Frame(data))
+        elif kind == conversations.WATCHERS:
+            self.watchers.hear(data)
         elif kind == "order":
             self.metrics.broker_messages.labels("order").inc()
             oc = self.orders.get(key)
@@ -241,6 +247,7 @@ class Hub:
         """The broker lost messages while disconnected: catch every order channel and user feed up
         from PostgreSQL, from the last seq each delivered."""
         self.metrics.broker_reconnects.inc()
+        self.watchers.unsure()
         for channel in [*self.orders.values(), *self.feeds.values()]:
             if channel.last is not None:
                 self.spawn(channel.fill(), f"gigwire-catch-up-{channel.key}")
@@ -328,6 +335,7 @@ class Hub:
             users.discard(session)
             if not users:
                 del self.users[session.user_id]
+        await conversations.watch(self, session, False)
         fc = self.feeds.get(session.user_id)
         if fc is not None:
             fc.live.discard(session)
@@ -371,6 +379,13 @@ class Hub:
             await self._drop_if_empty(oc)
         if announce and self.presence is not None:
             await self.presence.withdraw_order(session.user_id, session.session_id, order_id)
+
+    async def listen(self, channel: str) -> None:
+        """Subscribe this process to `channel` (reference-counted; `unlisten` to drop one)."""
+        await self._join(channel)
+
+    async def unlisten(self, channel: str) -> None:
+        await self._leave(channel)
 
     async def _drop_if_empty(self, channel: SeqChannel) -> None:
         if channel.empty and self.current(channel):

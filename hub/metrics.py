@@ -25,6 +25,7 @@ _SERVER_TYPES = frozenset(
         "ORDER_UPDATE",
         "NEW_APPLICATION",
         "NOTIFICATION",
+        "CONVERSATION_UPDATED",
         "ACK",
         "ERROR",
         "PONG",

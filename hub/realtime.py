@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub import websocket
+from hub import conversations, websocket
 from hub.app import DELIVER
 from hub.compat_aiohttp import message_tail
 from hub.hub import Hub
@@ -60,6 +60,7 @@ def setup_realtime(app: web.Application) -> None:
         hub.start(app[POOL], app[BROKER], Presence(app[STORE], settings.presence_ttl))
         assert hub.presence is not None
         hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
+        hub.spawn(conversations.keep_announcing(hub), "gigwire-convo-watchers")
         front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
         front.start()
         yield

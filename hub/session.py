@@ -45,6 +45,7 @@ class Session:
         "_refusals",
         "_settings",
         "allowed",
+        "conversations",
         "family_id",
         "metrics",
         "orders",
@@ -63,6 +64,7 @@ class Session:
         self.metrics = metrics
         self.orders: set[str] = set()  # orders this session is subscribed to (live or replaying)
         self.allowed: set[str] = set()  # orders whose participant check passed
+        self.conversations = False  # WATCH_CONVERSATIONS: gets CONVERSATION_UPDATED (hub/conversations.py)
         self.typing: dict[str, asyncio.TimerHandle] = {}
         self.typing_sent: dict[str, float] = {}
         self._settings = settings

@@ -33,6 +33,8 @@ MODULES: list[str] = [
     "rest.feed",
     "rest.orders",
     "rest.messages",
+    "rest.conversations",
+    "rest.blocks",
     "rest.payments",
     "rest.webhooks",
     "rest.wallet",

@@ -65,6 +65,7 @@ _DELETE = (
     "DELETE FROM email_codes WHERE user_id = $1",
     "DELETE FROM idempotency_keys WHERE user_id = $1",
     "DELETE FROM saved_gigs WHERE user_id = $1",
+    "DELETE FROM user_blocks WHERE blocker_id = $1 OR blocked_id = $1",
     "DELETE FROM chat_push_pending WHERE user_id = $1",
     # A pending ID check names a document deleted here; decided ones stay as the admins' record.
     "DELETE FROM id_verifications WHERE user_id = $1 AND status = 'pending'",

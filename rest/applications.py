@@ -5,6 +5,8 @@ Accepting is one transaction under the gig's row lock: the application becomes a
 pending application of the gig is rejected, the gig goes in_progress and the order is opened
 (awaiting payment) through domain.orders.open_order, so two concurrent accepts make exactly one order.
 applications_count counts the applications that were not withdrawn: +1 on apply, -1 on withdraw.
+A block between the doer and the gig's owner, either way (rest/blocks.py), refuses applying and
+accepting with 403 forbidden, details.reason "blocked": no new order starts between them.
 
 Authorization: an application is visible to its doer and to the gig's owner; anyone else gets 404.
 The doer and the owner get 403 for the other party's actions. A gig's list is the owner's (403)."""
@@ -19,7 +21,7 @@ from aiohttp import web
 
 from domain import notices, orders
 from domain.order_states import Order
-from hub import outbox
+from hub import outbox, threads
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.account_rules import require_account
@@ -130,6 +132,12 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
             raise ApiError("forbidden", "You cannot apply to your own gig.")
         if gig["status"] != "open":
             raise ApiError("conflict", f"This gig is {gig['status']} and takes no applications.")
+        if await threads.blocked(conn, claims.user_id, gig["client_id"]):
+            raise ApiError(
+                "forbidden",
+                "You cannot apply: you and the gig's owner have blocked each other (either way).",
+                details={"reason": "blocked"},
+            )
         row = await conn.fetchrow(
             "INSERT INTO applications AS a (gig_id, doer_id, proposal, bid_amount, currency)"
             f" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gig_id, doer_id) DO NOTHING RETURNING {_COLUMNS}",
@@ -335,6 +343,12 @@ async def accept(request: web.Request) -> web.Response:
         row, gig = await _pending(conn, app_id, claims.user_id, "accepted")
         if gig["status"] not in ("open", "closed"):
             raise ApiError("conflict", f"This gig is {gig['status']}; it already has its doer.")
+        if await threads.blocked(conn, claims.user_id, row["doer_id"]):
+            raise ApiError(
+                "forbidden",
+                "You cannot accept: you and the applicant have blocked each other (either way).",
+                details={"reason": "blocked"},
+            )
         row = await _set_status(conn, app_id, "accepted")
         rejected = await conn.fetch(
             "UPDATE applications SET status = 'rejected', updated_at = now()"

@@ -90,8 +90,9 @@ async def media_answer(request: web.Request, row: Any) -> Media:
 
 
 async def may_read(request: web.Request, row: Any, claims: Claims | None) -> bool:
-    """Public kinds: anyone. Otherwise the owner; for a chat attachment also the parties of the
-    order it was sent in; for an ID document also admins."""
+    """Public kinds: anyone. Otherwise the owner; for a chat attachment also the two users of the
+    chat it was sent in (an order's, or an application's pre-order thread: hub/threads.py); for an
+    ID document also admins."""
     if row["kind"] in PUBLIC_KINDS:
         return True
     if claims is None:
@@ -102,11 +103,8 @@ async def may_read(request: web.Request, row: Any, claims: Claims | None) -> boo
         return "admin" in claims.roles
     if row["kind"] == "chat_attachment" and row["order_id"] is not None:
         from hub.keys import POOL
+        from hub.threads import people
 
-        party: bool = await request.app[POOL].fetchval(
-            "SELECT EXISTS (SELECT 1 FROM orders WHERE id = $1 AND $2::uuid IN (client_id, doer_id))",
-            row["order_id"],
-            claims.user_id,
-        )
-        return party
+        pair = await people(request.app[POOL], str(row["order_id"]))
+        return pair is not None and claims.user_id in pair
     return False

@@ -49,3 +49,34 @@ if command -v npm >/dev/null 2>&1; then
 else
   echo "warning: npm missing; Node and browser tests will be skipped" >&2
 fi
+
+# The TypeScript SDK (clients/js) for tests/sdk_js: its devDependencies (typescript, esbuild) into
+# clients/js/node_modules with `npm ci`, and its build into clients/js/dist. Each step is redone only
+# when its inputs change (a hash in .deps/sdk-js-*), so a rerun costs two hashes; without npm, or
+# when a step fails, the SDK tests skip saying why.
+if command -v npm >/dev/null 2>&1 && [ -f clients/js/package-lock.json ]; then
+  _sdk=clients/js
+  _sdk_deps=$(cat "$_sdk/package.json" "$_sdk/package-lock.json" | sha256sum | cut -c1-16)
+  if [ ! -x "$_sdk/node_modules/.bin/tsc" ] || [ "$(cat .deps/sdk-js-deps 2>/dev/null)" != "$_sdk_deps" ]; then
+    echo "installing the devDependencies of clients/js with npm" >&2
+    if npm ci --prefix "$_sdk" --no-audit --no-fund >"$_deps_log" 2>&1; then
+      echo "$_sdk_deps" > .deps/sdk-js-deps
+    else
+      tail -n 20 "$_deps_log" >&2
+      echo "warning: npm ci in clients/js failed; the SDK tests will be skipped" >&2
+    fi
+  fi
+  _sdk_src=$(find "$_sdk/src" "$_sdk/scripts" "$_sdk/tsconfig.json" "$_sdk/package.json" "$_sdk/test/consumer.ts" \
+    "$_sdk/test/tsconfig.json" -type f -print0 \
+    | sort -z | xargs -0 cat | sha256sum | cut -c1-16)
+  if [ -x "$_sdk/node_modules/.bin/tsc" ] && { [ ! -f "$_sdk/dist/esm/index.js" ] \
+       || [ "$(cat .deps/sdk-js-build 2>/dev/null)" != "$_sdk_src" ]; }; then
+    echo "building clients/js" >&2
+    if node "$_sdk/scripts/build.mjs" >"$_deps_log" 2>&1; then
+      echo "$_sdk_src" > .deps/sdk-js-build
+    else
+      tail -n 20 "$_deps_log" >&2
+      echo "warning: clients/js did not build; the SDK tests will be skipped" >&2
+    fi
+  fi
+fi

@@ -62,14 +62,11 @@ INSERT INTO chat_push_pending (order_id, user_id, message_id, seq, unread)
 SELECT DISTINCT ON (m.order_id, r.recipient)
        m.order_id, r.recipient, m.id, m.seq, count(*) OVER (PARTITION BY m.order_id, r.recipient)
   FROM messages m
-  JOIN orders o ON o.id = m.order_id
- CROSS JOIN LATERAL (
-       SELECT CASE WHEN o.client_id = m.sender_id THEN o.doer_id ELSE o.client_id END AS recipient
-       ) r
+ CROSS JOIN LATERAL (SELECT gigwire_chat_recipient(m.order_id, m.sender_id) AS recipient) r
   LEFT JOIN message_reads mr ON mr.order_id = m.order_id AND mr.user_id = r.recipient
  WHERE m.id BETWEEN $1 AND $2
    AND m.created_at >= now() - make_interval(secs => $3)
-   AND r.recipient <> m.sender_id
+   AND r.recipient IS NOT NULL AND r.recipient <> m.sender_id
    AND m.seq > coalesce(mr.last_read_seq, 0)
  ORDER BY m.order_id, r.recipient, m.seq DESC
 ON CONFLICT (order_id, user_id) DO NOTHING

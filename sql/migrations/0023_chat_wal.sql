@@ -20,8 +20,9 @@ ALTER TABLE messages ALTER COLUMN id SET DEFAULT gigwire_uuid7();
 -- 2. A message's order is checked through its chat counter. The foreign key to orders took a
 --    KEY SHARE lock on the order's row for every message, one WAL record each; the counter row of
 --    chat_sequences is already locked and updated by the statement that stores the message
---    (hub/chat.py), so checking against it costs nothing more. chat_sequences references orders
---    (ON DELETE CASCADE), so an order's deletion still removes its messages.
+--    (hub/chat.py), so checking against it costs nothing more. (0020_conversations.sql made a chat
+--    able to precede its order: its id is an order's or an application's, so the counter no longer
+--    references orders.)
 INSERT INTO chat_sequences (order_id, last_seq)
 SELECT order_id, max(seq) FROM messages GROUP BY order_id
 ON CONFLICT (order_id) DO NOTHING;

@@ -69,6 +69,11 @@ try {
   const doer = await (await browser.newContext({ viewport: { width: 1000, height: 700 } })).newPage();
   for (const [who, page] of [["client", client], ["doer", doer]]) {
     page.on("pageerror", (e) => pageErrors.push(`${who}: ${e.message}`));
+    // A module that fails to load (a bad import, a CSP refusal) is a console error, not a pageerror.
+    // (A missing favicon is one too, of no interest: "Failed to load resource".)
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`${who} console: ${m.text()}`);
+    });
   }
 
   await login(client, input.client.phone);

@@ -49,8 +49,13 @@ def test_page_loads_nothing_from_outside() -> None:
         assert "import(" not in text, path.name
 
 
-def test_page_speaks_the_protocol_events() -> None:
+def test_page_is_built_on_the_sdk() -> None:
+    # The page speaks the protocol through the SDK's bundle (clients/js), which it imports.
     js = (STATIC_DIR / "demo.js").read_text()
+    assert 'from "./gigwire-client.js"' in js
+    assert "new GigwireClient(" in js
+    assert "new WebSocket(" not in js
+    sdk = (STATIC_DIR / "gigwire-client.js").read_text()
     for event in (
         "AUTHENTICATE",
         "AUTHENTICATED",
@@ -61,9 +66,10 @@ def test_page_speaks_the_protocol_events() -> None:
         "TYPING_START",
         "TYPING_STOP",
         "ORDER_UPDATE",
+        "SESSION_EXPIRING",
         "PING",
-        "PONG",
     ):
-        assert f'"{event}"' in js, event
-    assert "sinceSeq" in js
-    assert "clientMsgId" in js
+        assert f'"{event}"' in sdk, event
+    assert "sinceSeq" in sdk
+    assert "sinceFeedSeq" in sdk
+    assert "clientMsgId" in sdk

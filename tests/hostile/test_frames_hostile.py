@@ -44,6 +44,7 @@ ACK_KEYS = {
     "TYPING_STOP": {"orderId"},
     "CHAT_MESSAGE": {"id", "seq", "createdAt", "clientMsgId"},
     "MESSAGE_READ": {"orderId", "seq"},
+    "WATCH_CONVERSATIONS": {"watching"},
 }
 CLIENT_ERRORS = ERROR_CODES - {"internal"}
 ATTACHMENT = {"url": "https://files.example/a.pdf", "name": "a.pdf", "mime": "application/pdf", "size": 10}
@@ -121,6 +122,7 @@ def plausible(kind: str, fw: FrameWorld, order_id: str) -> dict[str, Any]:
             "clientMsgId": "c-" + secrets.token_hex(4),
         },
         "MESSAGE_READ": {"messageId": fw.message_id},
+        "WATCH_CONVERSATIONS": {"enabled": True},
         "PING": {},
     }
     return choices[kind]

@@ -39,6 +39,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "reviews": lambda p: p.startswith("/api/reviews") or p.endswith(("/review", "/reviews")),
     "messages": lambda p: p.startswith("/api/chats") or p.endswith(("/messages", "/unread")),
     "orders": lambda p: p.startswith("/api/orders"),
+    "conversations": lambda p: p.startswith("/api/conversations"),
     "payments": lambda p: p.startswith(("/api/payments", "/api/webhooks", "/api/dev/")),
     "wallet": lambda p: p.startswith(("/api/wallet", "/api/bank-accounts")),
     "devices": lambda p: p.startswith("/api/devices"),

@@ -32,6 +32,7 @@ CLIENT = {
     "MESSAGE_READ",
     "TYPING_START",
     "TYPING_STOP",
+    "WATCH_CONVERSATIONS",
     "PING",
 }
 SERVER = {
@@ -48,6 +49,7 @@ SERVER = {
     "ERROR",
     "PONG",
     "SESSION_EXPIRING",
+    "CONVERSATION_UPDATED",
 }
 ORDER = "6f1c0b7e-3a52-4d8e-9a0e-2f4b8c1d7e90"
 

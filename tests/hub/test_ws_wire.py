@@ -207,6 +207,17 @@ async def test_binary_frames_get_bad_request_and_the_connection_stays(node: Node
         # The declared length alone is over the 64 KiB bound: refused without waiting for a payload.
         (bytes([0x81, 0xFF]) + struct.pack("!Q", 1 << 33) + b"mask", 1009),
     ],
+    # Named, not by their bytes: the masks are random, and test ids must be the same in every
+    # process of a parallel run (pytest-xdist collects in each).
+    ids=[
+        "unmasked",
+        "rsv-bit",
+        "lone-continuation",
+        "long-control",
+        "reserved-opcode",
+        "bad-utf8",
+        "too-long",
+    ],
 )
 async def test_protocol_violations_close_with_their_code_and_leave_nothing(
     node: Node, pair: Pair, data: bytes, code: int

@@ -79,3 +79,34 @@ async def test_chat_message_to_someone_not_watching_reaches_inbox_live_and_push(
     assert bodies == ["First draft is up.", "Are you there?"]  # nothing for the message seen live
     assert [i["body"] for i in await _chat_inbox(client)] == ["First draft is up."]
     assert len([n for n in client_ws.notifications() if n["type"] == "chat_message"]) == 1
+
+
+async def test_a_question_before_any_order_reaches_the_gig_owner_as_a_push_and_inbox_row(
+    app_client: TestClient[Any, Any], party: Any, live: Any, pool: asyncpg.Pool
+) -> None:
+    """Pre-order chat (the application's id names the thread) is pushed like order chat: to the
+    other party of the application, when they do not watch the thread live; never to the sender."""
+    client: Party = await party("Asha")
+    doer: Party = await party("Ravi")
+    gig = await create_gig(app_client, client.user)
+    application = await apply(app_client, doer.user, gig["id"])
+    doer_ws: Live = await live(doer)
+    ack = await doer_ws.send(
+        {"type": "CHAT_MESSAGE", "data": {"orderId": application["id"], "text": "Is the deadline firm?"}}
+    )
+    assert ack["type"] == "ACK", ack
+    (push,) = await eventually(lambda: _chat_pushes(client))
+    assert push["notification"] == {"title": "Ravi", "body": "Is the deadline firm?"}
+    assert push["data"]["orderId"] == application["id"] and push["data"]["seq"] == "1"
+    (row,) = await eventually(lambda: _chat_inbox(client))
+    assert row["data"]["orderId"] == application["id"]
+    assert _chat_pushes(doer) == []
+    # The owner answers: the applicant, not watching the thread, gets it.
+    client_ws: Live = await live(client)
+    ack = await client_ws.send(
+        {"type": "CHAT_MESSAGE", "data": {"orderId": application["id"], "text": "Yes, Friday."}}
+    )
+    assert ack["type"] == "ACK", ack
+    (answer,) = await eventually(lambda: _chat_pushes(doer))
+    assert answer["notification"] == {"title": "Asha", "body": "Yes, Friday."}
+    assert len(_chat_pushes(client)) == 1

@@ -52,6 +52,8 @@ READS = [
     "/api/bank-accounts",
     "/api/wallet/balance",
     "/api/chats/unread",
+    "/api/conversations",
+    "/api/users/me/blocks",
 ]
 
 
