@@ -117,6 +117,9 @@ async def test_deletion_erases_personal_data_and_keeps_shared_history(
         headers=u.headers,
     )
     mine = (await r.json())["data"]["id"]
+    stranger = await make_user(pool, settings)
+    r = await api.post(f"/api/users/{stranger.id}/block", headers=u.headers)
+    assert r.status in (200, 201), await r.text()
 
     status, body = await _delete(api, u)
     assert status == 200, body
@@ -129,6 +132,7 @@ async def test_deletion_erases_personal_data_and_keeps_shared_history(
     assert await pool.fetchval("SELECT status FROM orders WHERE id = $1", done) == "completed"
     # Owned alone: gone. Listings: closed.
     assert await pool.fetchval("SELECT count(*) FROM devices WHERE user_id = $1", u.id) == 0
+    assert await pool.fetchval("SELECT count(*) FROM user_blocks WHERE blocker_id = $1", u.id) == 0
     assert await pool.fetchval("SELECT count(*) FROM refresh_tokens WHERE user_id = $1", u.id) == 0
     assert await pool.fetchval("SELECT status FROM gigs WHERE id = $1", own_gig) == "cancelled"
     assert await pool.fetchval("SELECT status FROM applications WHERE id = $1", applicant) == "rejected"
