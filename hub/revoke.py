@@ -48,10 +48,11 @@ _REASONS = {
 }
 _DEFAULT = "This session's login was revoked; log in again."
 
-# One round trip: the user row, and a token of the family not revoked (a logout or reuse detection
-# revokes every token of the family; housekeeping deletes only families long dead).
+# One round trip: the user row (an account deleted by DELETE /api/users/me keeps its row, anonymised,
+# with deleted_at set: it counts as gone), and a token of the family not revoked (a logout or reuse
+# detection revokes every token of the family; housekeeping deletes only families long dead).
 _STANDING = (
-    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1) AS user_ok,"
+    "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND deleted_at IS NULL) AS user_ok,"
     " EXISTS (SELECT 1 FROM users WHERE id = $1 AND banned_at IS NOT NULL) AS banned,"
     " ($2::uuid IS NULL OR EXISTS (SELECT 1 FROM refresh_tokens"
     " WHERE family_id = $2::uuid AND revoked_at IS NULL)) AS family_ok"

@@ -67,6 +67,12 @@ class Settings:
     cookie_secure: bool = False
     otp_sends_per_ip: int = 20
     refresh_reuse_grace: int = 10
+    # email verification codes (rest/email_sender.py): log (dev) or webhook (an email bridge)
+    email_sender: str = "log"
+    email_webhook_url: str | None = None
+    # Google sign-in (rest/google_auth.py): accepted audiences, and where Google's keys are
+    google_client_ids: tuple[str, ...] = ()
+    google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     # REST rate limits: requests per minute
     api_rate_per_ip: int = 300
     api_rate_per_user: int = 600
@@ -172,6 +178,11 @@ class Settings:
             raise SettingsError("OTP_SENDER", "'webhook' in production ('log' would write codes to the log)")
         if otp_sender == "webhook" and not otp_webhook_url:
             raise SettingsError("OTP_WEBHOOK_URL", "an http(s) URL when OTP_SENDER=webhook")
+        email_sender = r.choice("EMAIL_SENDER", ("log", "webhook"), "log")
+        email_webhook_url = r.opt("EMAIL_WEBHOOK_URL")
+        if email_sender == "webhook" and not email_webhook_url:
+            raise SettingsError("EMAIL_WEBHOOK_URL", "an http(s) URL when EMAIL_SENDER=webhook")
+        google_ids = (r.opt("GOOGLE_CLIENT_IDS") or "").replace(" ", "")
         gateway: Literal["sandbox", "razorpay"] = r.choice(
             "PAYMENT_GATEWAY", ("sandbox", "razorpay"), "sandbox"
         )
@@ -219,6 +230,10 @@ class Settings:
             api_rate_per_user=r.integer("API_RATE_PER_USER", 600, 1, 10**7),
             otp_sends_per_ip=r.integer("OTP_SENDS_PER_IP", 20, 1, 10**7),
             refresh_reuse_grace=r.integer("REFRESH_REUSE_GRACE", 10, 0, 300),
+            email_sender=email_sender,
+            email_webhook_url=email_webhook_url,
+            google_client_ids=tuple(c for c in google_ids.split(",") if c),
+            google_jwks_url=r.text("GOOGLE_JWKS_URL", "https://www.googleapis.com/oauth2/v3/certs"),
             trusted_proxies=r.networks("TRUSTED_PROXIES"),
             platform_fee_bps=fee,
             currency=r.text("CURRENCY", "INR"),

@@ -17,7 +17,12 @@ from rest.ratelimit import rate_limit_middleware
 # table, and rest/openapi.py documents its operations in /api/openapi.json.
 MODULES: list[str] = [
     "rest.auth",
+    "rest.google_auth",
     "rest.users",
+    "rest.email_verify",
+    "rest.phone_link",
+    "rest.account_export",
+    "rest.account_delete",
     "rest.refresh",
     "rest.gigs",
     "rest.gig_boost",
@@ -34,6 +39,7 @@ MODULES: list[str] = [
     "rest.webhooks",
     "rest.wallet",
     "rest.bank_accounts",
+    "rest.bank_primary",
     "rest.admin_refunds",
     "rest.profiles",
     "rest.reviews",

@@ -24,6 +24,7 @@ from domain.order_states import Order
 from hub import outbox, threads
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
+from rest.account_rules import require_account
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.gig_search import MAX_MONEY
@@ -105,11 +106,12 @@ _PAGING = (
 @routes.post(
     "/api/gigs/{id}/applications",
     summary="Apply to an open gig (doer role; once per gig; not one's own gig)",
+    description="422 (details.reason profile_incomplete, details.missing) until the profile is complete.",
     auth=True,
     body=ApplicationInput,
     response=Application,
     status=201,
-    errors=(403, 404, 409),
+    errors=(403, 404, 409, 422),
 )
 async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
     """Apply to an open gig (doer role, not one's own gig, once per gig); tells the owner live."""
@@ -117,6 +119,7 @@ async def apply(request: web.Request, body: ApplicationInput) -> web.Response:
     require_role(claims, "doer")
     gig_id = path_uuid(request)
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        await require_account(conn, claims.user_id)
         # FOR SHARE: applying does not race a close or an accept of the same gig.
         gig = await conn.fetchrow(
             "SELECT client_id::text AS client_id, status, currency FROM gigs WHERE id = $1"
@@ -323,7 +326,8 @@ async def reject(request: web.Request) -> web.Response:
     summary="Accept a pending application (the gig's owner): opens the order awaiting payment",
     description="One transaction: this application accepted, the gig's other pending ones rejected, the"
     " gig in_progress, the order opened (ORDER_UPDATE to both parties), and each doer and both parties"
-    " notified (docs/notifications.md).",
+    " notified (docs/notifications.md). 403 (details.reason phone_unverified) until the owner has"
+    " verified a phone: an order moves money.",
     auth=True,
     response=Accepted,
     errors=_ACTION_ERRORS,
@@ -335,6 +339,7 @@ async def accept(request: web.Request) -> web.Response:
     app_id = path_uuid(request)
     fee_bps = request.app[SETTINGS].platform_fee_bps
     async with request.app[POOL].acquire() as conn, conn.transaction():
+        await require_account(conn, claims.user_id, profile=False, phone=True)
         row, gig = await _pending(conn, app_id, claims.user_id, "accepted")
         if gig["status"] not in ("open", "closed"):
             raise ApiError("conflict", f"This gig is {gig['status']}; it already has its doer.")

@@ -3,7 +3,8 @@
 Adding an account registers it with the gateway (contact + fund account) and keeps only the last
 four digits and a keyed hash of the number (to refuse the same account twice): the full number is
 never stored nor returned. Verify runs a penny-drop validation through the gateway; only verified
-accounts receive withdrawals."""
+accounts receive withdrawals. The user's primary account (bankAccountId) is kept by
+rest/bank_primary.py in the transaction of each verification and removal."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from domain.gateways import gateway_for
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.api import Body, Deleted, FieldErrors, Routes, Wire, has_control, load, load_all, ok
+from rest.bank_primary import account_removed, account_verified
 from rest.errors import ApiError
 from rest.http import path_uuid, require_user
 from rest.idempotency import PARAMETER, idempotent
@@ -62,18 +64,23 @@ async def settle_validation(
     conn: Conn, *, fund_account_id: str, validation_id: str, active: bool | None
 ) -> str:
     """Record a penny-drop result for the account with this fund account id (forward only: a verified
-    or failed account is not changed again). Returns the new status, or "unknown"/"stale"."""
+    or failed account is not changed again); a newly verified account becomes its user's primary
+    when they have none (rest/bank_primary.py). Returns the new status, or "unknown"/"stale"."""
     if active is None:
         return "stale"
     status = "verified" if active else "failed"
-    done = await conn.fetchval(
+    done = await conn.fetchrow(
         "UPDATE bank_accounts SET status = $2, validation_id = $3 WHERE fund_account_id = $1"
-        " AND status IN ('unverified', 'verifying') RETURNING id",
+        " AND status IN ('unverified', 'verifying') RETURNING id, user_id",
         fund_account_id,
         status,
         validation_id,
     )
-    return status if done else "stale"
+    if done is None:
+        return "stale"
+    if active:
+        await account_verified(conn, done["id"], done["user_id"])
+    return status
 
 
 @routes.post(
@@ -170,6 +177,7 @@ async def delete_account(request: web.Request) -> web.Response:
             if busy:
                 raise ApiError("conflict", "A withdrawal to this account is under way; remove it afterwards.")
             await conn.execute("UPDATE bank_accounts SET deleted_at = now() WHERE id = $1", account_id)
+            await account_removed(conn, account_id, claims.user_id)
         return ok(Deleted(id=account_id))
 
     return await idempotent(request, claims.user_id, run)

@@ -18,6 +18,7 @@ from aiohttp import web
 from domain.gig_lifecycle import EDITABLE_STATUSES, REOPENABLE_STATUSES
 from hub.keys import POOL, SETTINGS
 from hub.tokens import Claims
+from rest.account_rules import require_account
 from rest.api import Body, Deleted, FieldErrors, Routes, ok
 from rest.errors import ApiError
 from rest.gig_cursor import CursorCodec
@@ -211,23 +212,32 @@ def _listed(found: GigPage, limit: int) -> web.Response:
 @routes.post(
     "/api/gigs",
     summary="Post a gig (client role)",
+    description="422 (details.reason profile_incomplete, details.missing) until the profile is complete.",
     auth=True,
     body=GigInput,
     response=Gig,
     status=201,
-    errors=(403,),
+    errors=(403, 422),
 )
 async def create_gig(request: web.Request, body: GigInput) -> web.Response:
     """Post a gig (client role): status open, in the configured currency."""
     claims = require_user(request)
     require_role(claims, "client")
-    row = await request.app[POOL].fetchrow(
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        await require_account(conn, claims.user_id)
+        row = await _insert_gig(conn, request, claims.user_id, body)
+    return ok(load_gig(row), status=201)
+
+
+async def _insert_gig(conn: Conn, request: web.Request, user_id: str, body: GigInput) -> Any:
+    """Insert the caller's new gig; its row with GIG_COLUMNS."""
+    return await conn.fetchrow(
         "INSERT INTO gigs AS g (client_id, currency, title, description, category, skills, budget_type,"
         " budget_min, budget_max, deadline, attachments)"
         " VALUES ($1, $2, $3, $4, $5, coalesce($6, '{}'::text[]), $7, $8, $9, $10,"
         " coalesce($11::jsonb, '[]'::jsonb))"
         f" RETURNING {GIG_COLUMNS}",
-        claims.user_id,
+        user_id,
         request.app[SETTINGS].currency,
         body.title,
         body.description,
@@ -237,9 +247,8 @@ async def create_gig(request: web.Request, body: GigInput) -> web.Response:
         body.budget_min,
         body.budget_max,
         _timestamp(body.deadline),
-        await gig_attachments(request.app[POOL], claims.user_id, body.attachments),
+        await gig_attachments(conn, user_id, body.attachments),
     )
-    return ok(load_gig(row), status=201)
 
 
 @routes.get(

@@ -99,9 +99,9 @@ def _claims_of(request: web.Request) -> Claims | None:
 
 @web.middleware
 async def user_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """401 for a request whose valid access token names a user who no longer exists (deleted while
-    the token lives), 403 (`details.reason: banned`) for a banned user's: one primary-key lookup per
-    authenticated /api request."""
+    """401 for a request whose valid access token names a user who no longer exists (deleted, or its
+    account deleted by DELETE /api/users/me, while the token lives), 403 (`details.reason: banned`)
+    for a banned user's: one primary-key lookup per authenticated /api request."""
     if request.path.startswith("/api") and not request.path.startswith(_UNCHECKED):
         claims = _claims_of(request)
         if claims is not None:
@@ -113,7 +113,7 @@ async def user_middleware(request: web.Request, handler: Handler) -> web.StreamR
             banned = None
             if user_id is not None:
                 banned = await request.app[POOL].fetchval(
-                    "SELECT banned_at IS NOT NULL FROM users WHERE id = $1", user_id
+                    "SELECT banned_at IS NOT NULL FROM users WHERE id = $1 AND deleted_at IS NULL", user_id
                 )
             if banned is None:
                 raise ApiError("unauthorized", GONE, details={"reason": "user_gone"})

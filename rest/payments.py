@@ -31,6 +31,7 @@ from domain.order_states import Order, load_order
 from domain.orders import transition
 from hub.keys import POOL, SETTINGS
 from hub.model import Uuid
+from rest.account_rules import require_account
 from rest.api import Body, FieldErrors, Routes, Wire, ok, read_body
 from rest.errors import ApiError
 from rest.http import require_user
@@ -176,6 +177,7 @@ async def _refund_stray(
 @routes.post(
     "/api/payments/create-order",
     summary="Client: the gateway order to pay an order's escrow (created once per order)",
+    description="403 (details.reason phone_unverified) until the client has verified a phone.",
     auth=True,
     body=PayInput,
     response=Checkout,
@@ -195,6 +197,7 @@ async def create_order(request: web.Request, body: PayInput) -> web.Response:
                 raise ApiError("not_found", f"No order {order_id} of yours.")
             if claims.user_id != str(row["client_id"]):
                 raise ApiError("forbidden", "Only the order's client pays for it.")
+            await require_account(conn, claims.user_id, profile=False, phone=True)
             gateway_order_id = row["payment_gateway_order_id"]
             if gateway_order_id is None:
                 if row["status"] != "pending_payment":

@@ -43,10 +43,11 @@ Money = Annotated[int, msgspec.Meta(ge=0, description="paise")]
 
 
 class User(Wire):
-    """A user; times in epoch milliseconds, money in paise of `currency`."""
+    """A user; times in epoch milliseconds, money in paise of `currency`. phone is null for a user
+    who signed in with Google and has not verified a phone yet."""
 
     id: Uuid
-    phone: Phone
+    phone: Phone | None
     email: str | None
     name: str | None
     avatar_url: str | None
@@ -79,7 +80,8 @@ class User(Wire):
 # Fields of User the user cannot set, and why.
 READ_ONLY = {
     "id": "is assigned by the server",
-    "phone": "is your login; log in with the other phone number instead",
+    "phone": "is your login; log in with the other phone number instead (an account without a verified"
+    " phone adds one with POST /api/users/me/phone/send-code)",
     "phoneVerified": "is set by verification, not by you",
     "emailVerified": "is set by verification, not by you",
     "idVerified": "is set by verification, not by you",

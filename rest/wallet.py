@@ -19,6 +19,7 @@ from domain.gateways import gateway_for
 from domain.payouts import record_payout, request_payout
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
+from rest.account_rules import require_account
 from rest.api import Body, Routes, Wire, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import query_int, require_user
@@ -151,13 +152,14 @@ async def list_transactions(request: web.Request) -> web.Response:
     "/api/wallet/withdraw",
     summary="Withdraw from my wallet to a verified bank account",
     description="409 when the balance is short (details.reason insufficient_funds) or the account is"
-    " not verified. Requires Idempotency-Key.",
+    " not verified. 422 (details.reason profile_incomplete, details.missing) until the profile is"
+    " complete; 403 (details.reason phone_unverified) without a verified phone. Requires Idempotency-Key.",
     auth=True,
     body=WithdrawInput,
     response=Withdrawal,
     status=201,
     parameters=({**PARAMETER, "required": True},),
-    errors=(404, 409, 422),
+    errors=(403, 404, 409, 422),
 )
 async def withdraw(request: web.Request, body: WithdrawInput) -> web.Response:
     """Send `amount` of my wallet to one of my verified bank accounts. Idempotency-Key required."""
@@ -190,6 +192,7 @@ async def withdraw(request: web.Request, body: WithdrawInput) -> web.Response:
         async with pool.acquire() as conn, conn.transaction():
             if (earlier := await replay(conn)) is not None:
                 return earlier
+            await require_account(conn, claims.user_id, phone=True)
             bank = await conn.fetchrow(
                 "SELECT * FROM bank_accounts WHERE id = $1 AND user_id = $2 AND deleted_at IS NULL FOR SHARE",
                 bank_account_id,

@@ -29,7 +29,7 @@ from hub.__main__ import compose_app
 from hub.db import create_pool
 from hub.settings import Settings
 from rest.api import Routes
-from tests.factories import TestUser, make_user
+from tests.factories import TestUser, make_order, make_user
 from tests.services import free_port
 
 EXAMPLES_PER_OPERATION = 15
@@ -78,7 +78,12 @@ async def _user(settings: Settings) -> TestUser:
     assert settings.database_url is not None
     pool = await create_pool(settings.database_url, min_size=1, max_size=1)
     try:
-        return await make_user(pool, settings)
+        user = await make_user(pool, settings)
+        # An order in progress keeps DELETE /api/users/me from deleting the user the whole run uses
+        # (it answers the documented 409 instead).
+        other = await make_user(pool, settings)
+        await make_order(pool, user, other, status="pending_payment", escrow_state="awaiting_payment")
+        return user
     finally:
         await pool.close()
 

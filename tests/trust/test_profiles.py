@@ -46,8 +46,13 @@ async def test_public_profile_has_only_public_fields(
         pool, settings, name="Asha Rao", bio="I draw.", university="IIT Bombay", email=secret_email,
         avatar_url="https://cdn.example/a.png", id_document_url="https://cdn.example/id-secret.png",
     )  # fmt: skip
+    bank = await pool.fetchval(
+        "INSERT INTO bank_accounts (user_id, holder_name, ifsc, last4, number_hash, status)"
+        " VALUES ($1, 'Asha Rao', 'HDFC0001234', '4321', 'h', 'verified') RETURNING id",
+        user.id,
+    )
     await pool.execute(
-        "UPDATE users SET wallet_balance = 0, bank_account_id = gen_random_uuid() WHERE id = $1", user.id
+        "UPDATE users SET wallet_balance = 0, bank_account_id = $2 WHERE id = $1", user.id, bank
     )
     viewer = await make_user(pool, settings)
     # Completed work as the doer gives skills (most frequent first) and completedGigs.
