@@ -39,6 +39,14 @@ async def _drain(worker: PushWorker, pool: asyncpg.Pool, job_ids: list[int], rou
     raise AssertionError(f"push jobs {job_ids} still queued")
 
 
+@pytest.fixture(autouse=True)
+async def _empty_push_queue(pool: asyncpg.Pool) -> None:
+    """These tests count what one sender sends: a sender takes every due job and waiting chat push
+    of the database, so start from an empty queue (earlier tests of this run leave theirs)."""
+    await pool.execute("DELETE FROM push_jobs")
+    await pool.execute("DELETE FROM chat_push_pending")
+
+
 def _count(metrics: WorkerMetrics, name: str, **labels: str) -> float:
     return metrics.registry.get_sample_value(name, labels or None) or 0.0
 
