@@ -102,6 +102,21 @@ def client_fault(logger: logging.Logger, message: str, peer: str | None = None, 
         logger.warning(message, extra={"clientFault": True, "peer": who, "suppressed": suppressed, **extra})
 
 
+OUTAGE_WINDOW_S = 10.0
+"""At most one line per outage message in this many seconds; the rest are counted."""
+OUTAGES = ClientFaultLimiter(OUTAGE_WINDOW_S)
+
+
+def outage(logger: logging.Logger, message: str, **extra: Any) -> None:
+    """Log one failure of a dependency (PostgreSQL, Redis) as a WARNING line, at most one per
+    `message` in OUTAGE_WINDOW_S with `suppressed` (how many were dropped since the last one
+    written): an outage fails every request and every channel at once, and one line each would be
+    thousands a second (the soak's Redis restart made 13,000 "gap fill failed" lines)."""
+    suppressed = OUTAGES.admit(message)
+    if suppressed is not None:
+        logger.warning(message, extra={"suppressed": suppressed, **extra})
+
+
 def _library_fault(exc: BaseException | None) -> bool:
     """True when `exc` was raised by a library handling client input: the innermost frame that is
     not the standard library's is engineio's, socketio's or aiohttp's. A frame of gigwire's own code
