@@ -89,6 +89,10 @@ class ClientFaultLimiter:
         self._peers[peer] = (now, 0)
         return suppressed
 
+    def forget(self) -> None:
+        """Start afresh: the next line of every peer is written."""
+        self._peers.clear()
+
 
 CLIENT_FAULTS = ClientFaultLimiter()
 
