@@ -314,7 +314,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             await asyncio.sleep(max(0.0, now + SAMPLE_S - time.monotonic()))
         await injecting
         print("stopping the load; draining", flush=True)
-        finals = await asyncio.gather(*(w.call({"cmd": "stop", "timeout": 120}, 200) for w in loaders))
+        finals = await asyncio.gather(*(w.call({"cmd": "stop", "timeout": 240}, 320) for w in loaders))
         acked = [m for f in finals for m in f.pop("messages")]
         merged: dict[str, Any] = {}
         for f in finals:
@@ -386,12 +386,12 @@ if __name__ == "__main__":
     )
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load after connecting")
     parser.add_argument("--pairs", type=int, default=1000, help="order pairs (2 connections each)")
-    parser.add_argument("--rate", type=float, default=0.05, help="chat messages/s per connection")
+    parser.add_argument("--rate", type=float, default=0.025, help="chat messages/s per connection")
     parser.add_argument("--read", type=float, default=0.5, help="share of received messages marked read")
     parser.add_argument(
         "--typing", type=float, default=0.3, help="share of sends wrapped in TYPING_START/STOP"
     )
-    parser.add_argument("--rest-per-s", type=float, default=20.0, help="REST calls/s in all")
+    parser.add_argument("--rest-per-s", type=float, default=10.0, help="REST calls/s in all")
     parser.add_argument("--loaders", type=int, default=2, help="load-generator processes")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
