@@ -52,6 +52,8 @@ def setup_logging(level: str) -> None:
     # pgserver logs every pg_ctl call it makes at INFO; only its problems are worth a line.
     logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
     install_client_fault_filter()
+    for name in OUTAGE_LOGGERS:
+        logging.getLogger(name).addFilter(OutageFilter())
 
 
 # --- a client's bad input: one warning line, rate-limited per peer ---------------------------------
@@ -119,6 +121,29 @@ def outage(logger: logging.Logger, message: str, **extra: Any) -> None:
     suppressed = OUTAGES.admit(message)
     if suppressed is not None:
         logger.warning(message, extra={"suppressed": suppressed, **extra})
+
+
+class OutageFilter(logging.Filter):
+    """A library's warnings about a dependency being away (asyncpg's pool retrying its connection
+    floor once a second while PostgreSQL restarts): one line per message per OUTAGE_WINDOW_S, its
+    exception named in `error` instead of a traceback. Errors pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            return True
+        if record.exc_info and record.exc_info[1] is not None:
+            record.error = repr(record.exc_info[1])
+            record.exc_info = None
+            record.exc_text = None
+        suppressed = OUTAGES.admit(record.getMessage())
+        if suppressed is None:
+            return False
+        record.suppressed = suppressed
+        return True
+
+
+OUTAGE_LOGGERS = ("asyncpg.pool",)
+"""Library loggers whose warnings are about a dependency being away (filtered by OutageFilter)."""
 
 
 def _library_fault(exc: BaseException | None) -> bool:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import random
 import resource
 import sys
@@ -99,7 +100,7 @@ class Side:
             return
         if not ok:
             code = data.get("code") if isinstance(data, dict) else data
-            self.load.errors[f"{ref.split(':')[0]}:{code}"] += 1
+            self.load.errors[f"{ref.split(':', maxsplit=1)[0]}:{code}"] += 1
         elif ref.startswith("m:") and isinstance(data, dict) and "seq" in data:  # a chat message's ACK
             cmid = ref[2:]
             self.pending.pop(cmid, None)
@@ -123,10 +124,8 @@ class Side:
         self.load.events[kind] += 1
 
     async def _read(self, message_id: str) -> None:
-        try:
+        with contextlib.suppress(ConnectionError, aiohttp.ClientError):
             await self.emit("MESSAGE_READ", {"messageId": message_id}, "r:" + message_id)
-        except (ConnectionError, aiohttp.ClientError):
-            pass
 
     async def _read_ws(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
@@ -357,7 +356,7 @@ class Load:
     async def _rest(self, port: int, path: str, token: str, ports: list[int] | None = None) -> None:
         """One GET; a hub that refuses the connection (killed) is replaced by the other, as a load
         balancer would (counted as `failed over`)."""
-        name = path.split("?")[0]
+        name = path.split("?", maxsplit=1)[0]
         try:
             async with self.http.get(
                 f"http://127.0.0.1:{port}{path}",

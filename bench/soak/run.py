@@ -52,6 +52,7 @@ ADMIN_DSN = os.environ.get("BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5
 OUT = Path(__file__).resolve().parent / "results.json"
 SAMPLE_S = 10.0
 WARMUP_S = 60.0
+_FAILS = ("fail", "unr")  # REST outcomes without a status: failed over, failed, unreachable
 
 
 class Cluster:
@@ -257,7 +258,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     database = f"soak_{uuid.uuid4().hex[:8]}"
     dsn = _with_database(ADMIN_DSN, database)
     logs = Path(f"/tmp/gigwire-soak-{database}")
-    logs.mkdir()
+    logs.mkdir()  # noqa: ASYNC240
     secret = secrets.token_urlsafe(48)
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}, "logs": str(logs)}
     admin = await asyncpg.connect(ADMIN_DSN)
@@ -357,8 +358,8 @@ def summary(results: dict[str, Any]) -> str:
         f" stored_twice {sql['stored_twice']}, stored_not_acked {sql['stored_not_acked']},"
         f" stored_with_another_seq {sql['stored_with_another_seq']}; undelivered {load['undelivered']};"
         f" orders with bad seqs {results['integrity']['bad_seq_orders']}; read marks {sql['read_marks']}",
-        f"REST: {dict(sorted((k, v) for k, v in rest.items() if ' ' not in k or k.startswith(('fail', 'unr'))))};"
-        f" 5xx {fives}",
+        f"REST: {dict(sorted((k, v) for k, v in rest.items() if ' ' not in k or k.startswith(_FAILS)))}"
+        f"; 5xx {fives}",
         f"closes by transport:code: {dict(sorted(closes.items()))}; 1011: "
         f"{sum(v for k, v in closes.items() if k.endswith(':1011'))}",
         f"errors answered: {load.get('errors', {})}; resends {load['resends']},"

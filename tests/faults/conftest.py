@@ -174,7 +174,9 @@ class Party:
             cmid = f"{self.user.id[:8]}-{self._sent}-{uuid.uuid4().hex[:6]}"
         self.pending[cmid] = asyncio.get_running_loop().time()
         with contextlib.suppress(ConnectionError, OSError, aiohttp.ClientError):
-            await self._send("CHAT_MESSAGE", {"orderId": self.order_id, "text": cmid, "clientMsgId": cmid}, f"m:{cmid}")
+            await self._send(
+                "CHAT_MESSAGE", {"orderId": self.order_id, "text": cmid, "clientMsgId": cmid}, f"m:{cmid}"
+            )
 
     async def resend_stale(self, older_than: float = 1.0) -> None:
         now = asyncio.get_running_loop().time()

@@ -49,7 +49,7 @@ class PrivatePostgres:
         # waited on until the server exits.
         with tempfile.TemporaryFile() as out:
             done = subprocess.run(
-                [str(self.bin / tool), *args], user=self.user, stdout=out, stderr=out, timeout=90
+                [str(self.bin / tool), *args], check=False, user=self.user, stdout=out, stderr=out, timeout=90
             )
             if done.returncode != 0:
                 out.seek(0)
@@ -67,7 +67,19 @@ class PrivatePostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off"
             f" -c max_connections={self.max_connections}"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-l", str(self.root / "log"), "-o", options, "start")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.root / "log"),
+            "-o",
+            options,
+            "start",
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "60", "-m", mode, "stop")
@@ -102,7 +114,9 @@ class WebProcess:
         if redis_url is not None:
             env["REDIS_URL"] = redis_url
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hub"], cwd=ROOT, env=env, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub"], cwd=ROOT, env=env, stdout=log, stderr=log
+            )
 
     @property
     def url(self) -> str:
