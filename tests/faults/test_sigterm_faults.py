@@ -78,9 +78,10 @@ async def create_order_in_flight(url: str, order: Order, pg: PrivatePostgres) ->
 
     async def post() -> int:
         headers = {**order.client.headers, "Idempotency-Key": secrets.token_hex(8)}
-        async with aiohttp.ClientSession() as http, http.post(
-            f"{url}/api/payments/create-order", json={"orderId": unpaid}, headers=headers
-        ) as resp:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{url}/api/payments/create-order", json={"orderId": unpaid}, headers=headers) as resp,
+        ):
             return resp.status
 
     task = asyncio.create_task(post())
