@@ -26,6 +26,13 @@ class Confirmations:
             await send()
             await asyncio.wait_for(asyncio.shield(waiter), CONFIRM_TIMEOUT_S)
         finally:
+            if waiter.done():
+                if not waiter.cancelled():
+                    # `fail_all` may have failed it while `send` raised: never awaited, it would be
+                    # logged at ERROR as "Future exception was never retrieved" when collected.
+                    waiter.exception()
+            else:
+                waiter.cancel()
             waiters = self._waiters.get(name, [])
             if waiter in waiters:
                 waiters.remove(waiter)

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from hub.broker import ChannelRefs, Deliver, Reconnected
 from hub.broker_pubsub import PubSubListener
+from hub.logs import outage
 
 log = logging.getLogger("gigwire.broker")
 
@@ -62,9 +63,11 @@ class RedisBroker(PubSubListener):
         name = self._prefix + channel
         try:
             await self._confirmations.wait(name, lambda: self._pubsub.subscribe(name))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, AttributeError) as exc:
             # The listener sees the lost connection and subscribes every counted channel again.
-            log.warning("subscribe not confirmed", extra={"channel": channel, "error": repr(exc)})
+            # AttributeError: redis-py's PubSub sending on a connection its listener just tore down
+            # (`'NoneType' object has no attribute 'writelines'`, seen in the soak's Redis restart).
+            outage(log, "subscribe not confirmed", channel=channel, error=repr(exc))
 
     async def unsubscribe(self, channel: str) -> None:
         """Drop one reference; the last one unsubscribes."""

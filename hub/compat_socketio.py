@@ -23,7 +23,9 @@ the pins.
   wait for a polling socket's queue (Engine.IO waits for the client's next GET, forever), whose
   `shutdown` waits for the service task at most FLUSH_S (it swallows cancellation), and whose
   WebSocket wrapper (`_async["websocket"]`, the aiohttp driver's `WebSocket`) ends a connection that
-  sends a packet Engine.IO cannot decode (it would raise out of the handler and leave its writer)."""
+  sends a packet Engine.IO cannot decode (it would raise out of the handler and leave its writer).
+  Its `end` closes a socket through `socket.close(wait=False, abort=True)` and ends its writer with a
+  None in its queue, so a WebSocket closes without Engine.IO's CLOSE packet (clients reconnect)."""
 
 from __future__ import annotations
 
@@ -122,6 +124,23 @@ class GuardedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
                 await asyncio.wait({closing}, timeout=FLUSH_S)
         elif sid in self.sockets:
             await super().disconnect(sid)
+
+    async def end(self, sid: str) -> None:
+        """Close `sid` so that its client comes back. A WebSocket is closed after the packets already
+        queued for it, without Engine.IO's CLOSE packet, as the reference server does: a client told
+        CLOSE takes it as "server disconnect" (python-socketio then does not reconnect), a WebSocket
+        that just closes is a "transport close", which every client retries. A polling socket gets the
+        CLOSE packet, which answers its client's pending GET (`disconnect` above)."""
+        socket = self.sockets.get(sid)
+        if socket is None:
+            return
+        if not socket.upgraded:
+            await self.disconnect(sid)
+            return
+        # Runs the disconnect handlers and marks the socket closed; the None ends its writer, which
+        # sends what is queued ahead of it and then closes the WebSocket.
+        await socket.close(wait=False, abort=True, reason=self.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)
 
     async def shutdown(self) -> None:
         """Stop the service task (waiting at most FLUSH_S), then close every socket."""

@@ -36,6 +36,7 @@ from hub.events import (
 )
 from hub.frame import Frame
 from hub.hub import Hub
+from hub.logs import outage
 from hub.protocol import ClientFrame, HubError
 from hub.session import Session
 
@@ -59,10 +60,19 @@ async def handle(hub: Hub, session: Session, frame: ClientFrame) -> Ack:
         return None if ack is None else to_wire(ack)
     except HubError:
         raise
-    except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, DatabaseUnavailable) as exc:
-        log.warning("chat event failed", extra={"type": frame.type, "error": repr(exc)})
+    except UNAVAILABLE as exc:
+        outage(log, "chat event failed", type=frame.type, error=repr(exc))
         busy = isinstance(exc, DatabaseUnavailable)
         raise HubError("internal", failure_message(frame.type, busy)) from None
+
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    OSError,
+    asyncpg.InterfaceError,
+    DatabaseUnavailable,
+)
+"""What PostgreSQL or the broker raise when they fail or are out of reach (not gigwire's bugs)."""
 
 
 FAILED: dict[str, str] = {

@@ -23,6 +23,7 @@ from hub.broker import Broker
 from hub.chat_writer import ChatWriter
 from hub.events import FeedExpired, Typing
 from hub.frame import Frame
+from hub.logs import outage
 from hub.metrics import HubMetrics
 from hub.presence import Presence
 from hub.publisher import BatchPublisher
@@ -76,6 +77,9 @@ class Hub:
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._removals: set[asyncio.Task[None]] = set()
+        # A quarter of the pool at most for catching channels up, so that requests and joins still
+        # get connections while every channel refills after a broker reconnect.
+        self.fill_gate = asyncio.Semaphore(max(1, settings.database_pool_max // 4))
         self._pool: asyncpg.Pool | None = None
         self._broker: Broker | None = None
         self._writer: ChatWriter | None = None
@@ -186,9 +190,7 @@ class Hub:
             await self.broker.publish(channel, frame.data)
         except Exception as exc:
             self.metrics.publish_failures.inc()
-            log.warning(
-                "publish failed; delivered locally only", extra={"channel": channel, "error": repr(exc)}
-            )
+            outage(log, "publish failed; delivered locally only", channel=channel, error=repr(exc))
             self.deliver(channel, frame.data)
 
     def publish_soon(self, channel: str, frame: Frame) -> None:

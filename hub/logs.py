@@ -52,6 +52,8 @@ def setup_logging(level: str) -> None:
     # pgserver logs every pg_ctl call it makes at INFO; only its problems are worth a line.
     logging.getLogger("pgserver").setLevel(max(logging.WARNING, root.level))
     install_client_fault_filter()
+    for name in OUTAGE_LOGGERS:
+        logging.getLogger(name).addFilter(OutageFilter())
 
 
 # --- a client's bad input: one warning line, rate-limited per peer ---------------------------------
@@ -89,6 +91,10 @@ class ClientFaultLimiter:
         self._peers[peer] = (now, 0)
         return suppressed
 
+    def forget(self) -> None:
+        """Start afresh: the next line of every peer is written."""
+        self._peers.clear()
+
 
 CLIENT_FAULTS = ClientFaultLimiter()
 
@@ -100,6 +106,44 @@ def client_fault(logger: logging.Logger, message: str, peer: str | None = None, 
     suppressed = CLIENT_FAULTS.admit(who)
     if suppressed is not None:
         logger.warning(message, extra={"clientFault": True, "peer": who, "suppressed": suppressed, **extra})
+
+
+OUTAGE_WINDOW_S = 10.0
+"""At most one line per outage message in this many seconds; the rest are counted."""
+OUTAGES = ClientFaultLimiter(OUTAGE_WINDOW_S)
+
+
+def outage(logger: logging.Logger, message: str, **extra: Any) -> None:
+    """Log one failure of a dependency (PostgreSQL, Redis) as a WARNING line, at most one per
+    `message` in OUTAGE_WINDOW_S with `suppressed` (how many were dropped since the last one
+    written): an outage fails every request and every channel at once, and one line each would be
+    thousands a second (the soak's Redis restart made 13,000 "gap fill failed" lines)."""
+    suppressed = OUTAGES.admit(message)
+    if suppressed is not None:
+        logger.warning(message, extra={"suppressed": suppressed, **extra})
+
+
+class OutageFilter(logging.Filter):
+    """A library's warnings about a dependency being away (asyncpg's pool retrying its connection
+    floor once a second while PostgreSQL restarts): one line per message per OUTAGE_WINDOW_S, its
+    exception named in `error` instead of a traceback. Errors pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING:
+            return True
+        if record.exc_info and record.exc_info[1] is not None:
+            record.error = repr(record.exc_info[1])
+            record.exc_info = None
+            record.exc_text = None
+        suppressed = OUTAGES.admit(record.getMessage())
+        if suppressed is None:
+            return False
+        record.suppressed = suppressed
+        return True
+
+
+OUTAGE_LOGGERS = ("asyncpg.pool",)
+"""Library loggers whose warnings are about a dependency being away (filtered by OutageFilter)."""
 
 
 def _library_fault(exc: BaseException | None) -> bool:

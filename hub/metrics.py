@@ -83,6 +83,12 @@ class HubMetrics:
             ["transport"],
             registry=r,
         )
+        self.close_aborts = Counter(
+            "gigwire_close_aborts",
+            "Sessions whose close did not finish within the close grace and were cut (no close sent).",
+            ["transport"],
+            registry=r,
+        )
         self.gap_fills = Counter(
             "gigwire_chat_gap_fills",
             "Chat messages read back from PostgreSQL to fill a live gap.",

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from hub.logs import outage
 from hub.loops import supervise
 from hub.store import Store
 
@@ -123,4 +124,4 @@ class Presence:
         try:
             await operation
         except Exception as exc:
-            log.warning("presence update failed", extra={"error": repr(exc)})
+            outage(log, "presence update failed", error=repr(exc))

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 
 from hub.broker import Broker
+from hub.logs import outage
 
 log = logging.getLogger("gigwire.hub")
 
@@ -68,9 +69,11 @@ class BatchPublisher:
                     raise
                 except Exception as exc:
                     self._on_failure(len(batch))
-                    log.warning(
+                    outage(
+                        log,
                         "publish failed; other processes read back from PostgreSQL",
-                        extra={"messages": len(batch), "error": repr(exc)},
+                        messages=len(batch),
+                        error=repr(exc),
                     )
                     if self._deliver_locally is not None:
                         for channel, data in local:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,12 +24,15 @@ from hub import chat, feed
 from hub.clock import now_ms
 from hub.codes import TRY_AGAIN_LATER
 from hub.frame import Frame
+from hub.logs import outage
 from hub.metrics import HubMetrics
 from hub.session import SLOW, Session
 
 log = logging.getLogger("gigwire.hub")
 
 GAP_WAIT_S = 0.3  # how long an out-of-order frame waits for the missing ones before a DB read
+FILL_RETRY_FIRST_S = 1.0  # a failed fill is tried again after this, doubling (with jitter) per failure
+FILL_RETRY_MAX_S = 30.0
 REPLAY_PAGE = 200
 _TYPING = frozenset({"TYPING_START", "TYPING_STOP"})
 
@@ -131,6 +135,12 @@ class Host(Protocol):
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]: ...
 
+    @property
+    def fill_gate(self) -> asyncio.Semaphore:
+        """How many channels may read from PostgreSQL to fill at once (a broker reconnect asks every
+        live channel at the same moment)."""
+        ...
+
     def current(self, channel: SeqChannel) -> bool:
         """Whether `channel` is still the hub's channel for its key (not dropped)."""
         ...
@@ -158,6 +168,7 @@ class SeqChannel:
         self.gap_timer: asyncio.TimerHandle | None = None
         self.filling = False
         self.refill = False  # a fill was asked for while one ran: its target may be stale
+        self.fill_failures = 0  # fills failed in a row: the next retry waits longer
         self.ready: asyncio.Future[None] | None = None  # resolved once the broker subscription is in place
 
     @property
@@ -287,21 +298,27 @@ class SeqChannel:
         self.filling = True
         self.refill = False
         try:
-            target = await self.source.last_seq(host.pool, self.key)
-            while self.last is not None and self.last < target and host.current(self):
-                rows = await self.source.rows_after(host.pool, self.key, self.last, target, REPLAY_PAGE)
-                if not rows:
-                    break
-                for row in rows:
-                    if row["seq"] > self.last:
-                        self.pending.setdefault(int(row["seq"]), self.source.frame(row))
-                host.metrics.gap_fills.inc(len(rows))
-                self.drain()
+            async with host.fill_gate:
+                target = await self.source.last_seq(host.pool, self.key)
+                while self.last is not None and self.last < target and host.current(self):
+                    rows = await self.source.rows_after(host.pool, self.key, self.last, target, REPLAY_PAGE)
+                    if not rows:
+                        break
+                    for row in rows:
+                        if row["seq"] > self.last:
+                            self.pending.setdefault(int(row["seq"]), self.source.frame(row))
+                    host.metrics.gap_fills.inc(len(rows))
+                    self.drain()
         except Exception as exc:
-            log.warning("gap fill failed; retrying", extra={"channel": self.name, "error": repr(exc)})
+            self.fill_failures += 1
+            # Backoff with jitter: after an outage every channel failed at once, and retrying them
+            # all each second kept the pool exhausted (the soak's Redis restart under 2,000 sessions).
+            delay = min(FILL_RETRY_MAX_S, FILL_RETRY_FIRST_S * 2 ** (self.fill_failures - 1))
+            outage(log, "gap fill failed; retrying", channel=self.name, error=repr(exc))
             self.filling = False
-            self.schedule_fill(1.0)
+            self.schedule_fill(delay * (0.5 + random.random()))
             return
+        self.fill_failures = 0
         self.filling = False
         if self.refill:
             # Asked for again while this fill ran (a joining session, a reconnect): its target may

@@ -224,7 +224,7 @@ class QueuedSession(Session):
             self._queue.clear()
             self._bytes = 0
         self._wake.set()
-        self._abort_handle = asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._abort)
+        self._abort_handle = asyncio.get_running_loop().call_later(CLOSE_GRACE_S, self._grace_over)
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -253,8 +253,12 @@ class QueuedSession(Session):
             self._queue.clear()
             self._bytes = 0
             code = self._close_code if self._close_code is not None else GOING_AWAY
+            # In this task, not a task of its own (as asyncio.wait_for makes before Python 3.12): the
+            # transport's disconnect handler, run inside `_shutdown`, waits for the writer unless the
+            # writer is the task running it, and would otherwise wait out the whole grace.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._shutdown(code, self._close_reason), CLOSE_GRACE_S)
+                async with asyncio.timeout(CLOSE_GRACE_S):
+                    await self._shutdown(code, self._close_reason)
             if self._abort_handle is not None:
                 self._abort_handle.cancel()
             self._closed.set()
@@ -264,6 +268,12 @@ class QueuedSession(Session):
 
     async def _shutdown(self, code: int, reason: str) -> None:
         raise NotImplementedError
+
+    def _grace_over(self) -> None:
+        """The close did not finish within CLOSE_GRACE_S: counted, then the transport is cut."""
+        if not self._closed.is_set():
+            self.metrics.close_aborts.labels(self.transport).inc()
+            self._abort()
 
     def _abort(self) -> None:
         """Cut the transport at once (a peer that stopped reading cannot take a close frame)."""

@@ -31,9 +31,11 @@ from typing import Any
 from hub import handlers
 from hub.clock import now_ms
 from hub.codes import AUTH_TIMEOUT, GOING_AWAY, TRY_AGAIN_LATER, UNAUTHORIZED
+from hub.db import DatabaseUnavailable
 from hub.expiry import Expiry
 from hub.frame import Frame
 from hub.hub import Hub
+from hub.logs import outage
 from hub.protocol import BadFrame, ClientFrame, HubError
 from hub.revoke import Guard, end
 from hub.session import Reply, Session
@@ -121,7 +123,7 @@ class SessionFlow:
         try:
             refusal = await guard(claims)
         except Exception as exc:
-            log.warning("token standing check failed", extra={"userId": claims.user_id, "error": repr(exc)})
+            outage(log, "token standing check failed", userId=claims.user_id, error=repr(exc))
             return HubError("internal", "The server could not check the token just now; reconnect.")
         return None if refusal is None else HubError("unauthorized", refusal)
 
@@ -174,7 +176,19 @@ class SessionFlow:
             session.push(Frame.encode("AUTHENTICATED", hello, ref))
             session.answer(reply, ack=hello, echoed=True)
 
-        await hub.add_session(session, self.since_feed_seq, greet)
+        try:
+            await hub.add_session(session, self.since_feed_seq, greet)
+        except handlers.UNAVAILABLE as exc:
+            # PostgreSQL or Redis failed or is out of connections (a reconnect storm, a restart):
+            # the client is told and comes back later (1013), nothing is logged at ERROR.
+            outage(log, "join failed", userId=claims.user_id, error=repr(exc))
+            if self.stage is not Stage.GONE and not session.ending:
+                busy = isinstance(exc, DatabaseUnavailable)
+                cause = "the database is busy" if busy else "the server failed"
+                self._refuse_with(
+                    HubError("internal", f"Could not join now; reconnect later. ({cause})"), reply
+                )
+            return
         if self.stage is Stage.GONE:  # the client left while we registered
             return
         self._expiry.start(claims)

@@ -128,7 +128,7 @@ class SioSession(QueuedSession):
         if code in _NAMESPACE_CLOSES:
             await self.server.disconnect(self.sid, namespace=NAMESPACE)
         else:
-            await self.server.eio.disconnect(self.eio_sid)
+            await self.server.eio.end(self.eio_sid)
 
     def _abort(self) -> None:
         socket = self.server.eio_socket(self.eio_sid)

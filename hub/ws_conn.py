@@ -163,7 +163,7 @@ class WsConnection(WsOutput, asyncio.Protocol):
             self._queued_bytes = 0
         if not self._queue:
             self._send_close()
-        self._arm(CLOSE_GRACE_S, self.abort)
+        self._arm(CLOSE_GRACE_S, self._grace_over)
 
     async def wait_closed(self) -> None:
         if self._state is State.CLOSED:
@@ -176,6 +176,12 @@ class WsConnection(WsOutput, asyncio.Protocol):
         """Cut the socket at once (the peer did not finish closing, or stopped answering)."""
         if self._transport is not None and self._state is not State.CLOSED:
             self._transport.abort()
+
+    def _grace_over(self) -> None:
+        """The close did not finish within CLOSE_GRACE_S: counted, then cut."""
+        if self._transport is not None and self._state is not State.CLOSED:
+            self.metrics.close_aborts.labels(self.transport).inc()
+        self.abort()
 
     def _arm(self, delay: float, callback: Callable[[], None]) -> None:
         if self._timer is not None:
@@ -283,7 +289,7 @@ class WsConnection(WsOutput, asyncio.Protocol):
         self._state = State.ENDING
         self._code = code if code not in (NO_STATUS, ABNORMAL) else NORMAL
         self._reason = reason
-        self._arm(CLOSE_GRACE_S, self.abort)
+        self._arm(CLOSE_GRACE_S, self._grace_over)
         if self._task is None and not self._inbox:
             self.close(self._code, reason)
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from domain.errors import DomainError
 from hub.app import Handler
 from hub.db import DatabaseUnavailable
+from hub.logs import outage
 
 log = logging.getLogger("gigwire.rest")
 
@@ -167,7 +168,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DatabaseUnavailable as exc:
         # Out of database connections (the pool waited its acquire timeout): the server's state,
         # not a fault of its code; say when to retry, and log no traceback.
-        log.warning("database unavailable", extra={"path": request.path, "error": exc.reason})
+        outage(log, "database unavailable", path=request.path, error=exc.reason)
         return error_response(
             503,
             "unavailable",

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from hub.app import Handler
 from hub.keys import SETTINGS, STORE, TOKENS
+from hub.logs import outage
 from hub.tokens import Claims, TokenError
 from rest.errors import ApiError, error_middleware
 from rest.http import CLAIMS
@@ -111,7 +112,7 @@ async def _count(request: web.Request) -> list[_Window] | None:
     try:
         hits = await asyncio.gather(*(store.hit(f"rl:{scope}:{who}", WINDOW_S) for scope, who, _ in limits))
     except Exception as exc:
-        log.warning("rate limiter store unreachable; letting the request through", extra={"error": repr(exc)})
+        outage(log, "rate limiter store unreachable; letting the request through", error=repr(exc))
         return None
     return [
         _Window(scope, limit, count, reset)

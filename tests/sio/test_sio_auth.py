@@ -8,6 +8,7 @@ import pytest
 import socketio
 
 from hub.keys import HUB, SETTINGS
+from hub.metrics import METRICS
 from hub.settings import Settings
 from hub.tokens import TokenCodec
 from tests.hub.conftest import NodeFactory
@@ -121,6 +122,9 @@ async def test_shutdown_closes_socketio_sessions_so_clients_reconnect(node: Node
     # An Engine.IO close, not a namespace disconnect: socket.io clients retry a "transport close".
     assert reasons[0] in ("transport close", "transport error"), reasons
     assert not node.app[HUB].sessions
+    # Closed by the close itself, not cut when its grace ran out (the writer once waited on itself).
+    aborts = node.app[METRICS].close_aborts.labels("sio")._value.get()
+    assert aborts == 0, "the session's close was cut after its grace instead of finishing"
     refused = SioConn()
     with pytest.raises(socketio.exceptions.ConnectionError):
         await refused.client.connect(
