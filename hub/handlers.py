@@ -70,6 +70,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     OSError,
     asyncpg.InterfaceError,
+    # "cannot switch to state ...; another operation is in progress": asyncpg's view of a pooled
+    # connection whose server went away mid-operation (seen while PostgreSQL restarts or refuses:
+    # tests/faults/test_sigterm_faults.py, tests/hub/test_pool_limits.py); the pool closes it on
+    # release (its reset fails).
+    asyncpg.exceptions.InternalClientError,
     DatabaseUnavailable,
 )
 """What PostgreSQL or the broker raise when they fail or are out of reach (not gigwire's bugs)."""

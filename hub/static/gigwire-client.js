@@ -388,6 +388,7 @@ var GigwireClient = class extends Connection {
     this.outbox = [];
     this.sending = null;
     this.typingState = /* @__PURE__ */ new Map();
+    this.watching = false;
     this.feedSeq = options.sinceFeedSeq;
     this.opts = {
       queueLimit: options.queueLimit ?? 200,
@@ -432,6 +433,18 @@ var GigwireClient = class extends Connection {
     return new Promise((resolve, reject) => {
       c.waiters.push({ resolve, reject });
       if (this.live) this.subscribeNow(orderId);
+    });
+  }
+  /**
+   * Keep a conversation list live: while on, a message in any of the user's chats this client has
+   * not subscribed to comes as a "conversation" event (subscribed ones come as "message"). Kept
+   * across reconnects: the client asks again each time it is live. Resolves once the server
+   * answered (at once when not live: the next connection asks).
+   */
+  async watchConversations(on = true) {
+    if (this.watching === on) return;
+    this.watching = on;
+    if (this.live) await this.request("WATCH_CONVERSATIONS", { enabled: on }).catch(() => {
     });
   }
   /** Leave an order's chat. */
@@ -490,6 +503,8 @@ var GigwireClient = class extends Connection {
     if (this.feedSeq === void 0) this.feedSeq = auth.feedSeq;
     for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
     for (const orderId of this.reads.keys()) this.flushRead(orderId);
+    if (this.watching) this.request("WATCH_CONVERSATIONS", { enabled: true }).catch(() => {
+    });
     this.pump();
   }
   onLost() {
@@ -510,6 +525,9 @@ var GigwireClient = class extends Connection {
       case "TYPING_START":
       case "TYPING_STOP":
         this.emit("typing", { ...frame.data, typing: frame.type === "TYPING_START" });
+        break;
+      case "CONVERSATION_UPDATED":
+        this.emit("conversation", frame.data);
         break;
       case "FEED_EXPIRED":
         this.feedSeq = frame.data.feedSeq;

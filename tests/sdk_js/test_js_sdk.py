@@ -76,7 +76,7 @@ async def test_sdk_against_two_hubs(
     sdk: BuiltSdk, sdk_cluster: SdkCluster, pool: asyncpg.Pool, settings: Settings, tmp_path: Path
 ) -> None:
     orders: dict[str, dict[str, str]] = {}
-    for name in ("basics", "refresh", "chaos"):
+    for name in ("basics", "refresh", "chaos", "conversations"):
         phones = (random_phone(), random_phone())
         seeded = await seed_demo(pool, settings, phones)
         orders[name] = {"id": seeded.order_id, "client": phones[0], "doer": phones[1]}
@@ -92,7 +92,7 @@ async def test_sdk_against_two_hubs(
     tests = sorted(str(p.relative_to(sdk.root)) for p in (sdk.root / "test").glob("*.test.mjs"))
     code, out = await _run(*args, *tests, cwd=sdk.root, env=env, within_s=NODE_TESTS_TIMEOUT_S)
     assert code == 0, out[-6000:]
-    assert "ℹ fail 0" in out and "ℹ pass 6" in out, out[-3000:]
+    assert "ℹ fail 0" in out and "ℹ pass 7" in out, out[-3000:]
 
     # The chaos case's sends, each stored exactly once, each side's in the order it sent them.
     chaos = json.loads(result.read_text())

@@ -46,6 +46,7 @@ export class GigwireClient extends Connection {
   private sending: OutItem | null = null;
   private readonly typingState = new Map<string, { sentAt: number; idle: ReturnType<typeof setTimeout> }>();
   private feedSeq: number | undefined;
+  private watching = false;
   private readonly opts: { queueLimit: number; typingRenewMs: number; typingIdleMs: number };
 
   constructor(options: ClientOptions) {
@@ -100,6 +101,18 @@ export class GigwireClient extends Connection {
       c.waiters.push({ resolve, reject });
       if (this.live) this.subscribeNow(orderId);
     });
+  }
+
+  /**
+   * Keep a conversation list live: while on, a message in any of the user's chats this client has
+   * not subscribed to comes as a "conversation" event (subscribed ones come as "message"). Kept
+   * across reconnects: the client asks again each time it is live. Resolves once the server
+   * answered (at once when not live: the next connection asks).
+   */
+  async watchConversations(on = true): Promise<void> {
+    if (this.watching === on) return;
+    this.watching = on;
+    if (this.live) await this.request("WATCH_CONVERSATIONS", { enabled: on }).catch(() => {});
   }
 
   /** Leave an order's chat. */
@@ -164,6 +177,7 @@ export class GigwireClient extends Connection {
     if (this.feedSeq === undefined) this.feedSeq = auth.feedSeq; // live events follow from here
     for (const orderId of this.chats.keys()) this.subscribeNow(orderId);
     for (const orderId of this.reads.keys()) this.flushRead(orderId);
+    if (this.watching) this.request("WATCH_CONVERSATIONS", { enabled: true }).catch(() => {});
     this.pump();
   }
 
@@ -187,6 +201,9 @@ export class GigwireClient extends Connection {
       case "TYPING_START":
       case "TYPING_STOP":
         this.emit("typing", { ...frame.data, typing: frame.type === "TYPING_START" });
+        break;
+      case "CONVERSATION_UPDATED":
+        this.emit("conversation", frame.data);
         break;
       case "FEED_EXPIRED":
         this.feedSeq = frame.data.feedSeq;

@@ -2,6 +2,7 @@ import type {
   Authenticated,
   ChatAck,
   ChatMessage,
+  ConversationUpdated,
   FeedExpired,
   OrderAck,
   ReadAck,
@@ -69,6 +70,11 @@ export interface ClientEventMap {
   feed: FeedEvent;
   /** The feed could not be resumed (events no longer kept): refetch state over REST. */
   feedExpired: FeedExpired;
+  /**
+   * While watchConversations(true): a message in one of the user's chats this client has not
+   * subscribed to (best effort, not replayed: refetch GET /api/conversations on "authenticated").
+   */
+  conversation: ConversationUpdated;
   /** The token expires soon; the client refreshes it and re-authenticates by itself. */
   sessionExpiring: SessionExpiring;
   /** A server ERROR not answering a request of yours, a refused token, or a fatal close. */

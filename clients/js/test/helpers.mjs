@@ -57,6 +57,7 @@ export function recordingClient(options) {
   client.on("typing", (t) => rec.typing.push(t));
   client.on("read", (r) => rec.reads.push(r));
   client.on("authenticated", (a) => rec.auths.push(a));
+  client.on("conversation", (c) => (rec.conversations ??= []).push(c));
   return { client, rec };
 }
 
