@@ -32,6 +32,8 @@ MODULES: list[str] = [
     "rest.wallet",
     "rest.bank_accounts",
     "rest.admin_refunds",
+    "rest.server_api",
+    "rest.server_stats",
     "rest.openapi",
 ]
 
