@@ -43,6 +43,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "devices": lambda p: p.startswith("/api/devices"),
     "notifications": lambda p: p.startswith(("/api/notifications", "/api/feed")),
     "admin": lambda p: p.startswith("/api/admin"),
+    "server": lambda p: p.startswith("/api/server/"),
 }
 
 
