@@ -28,6 +28,7 @@ log = logging.getLogger("gigwire.nodes")
 NODES_KEY: Final = "nodes"
 NODE_TTL_S: Final = 15.0
 INTERVAL_S: Final = 5.0
+WITHDRAW_TIMEOUT_S: Final = 1.0
 
 
 class NodeStats(Wire):
@@ -108,8 +109,10 @@ def setup_nodes(app: web.Application) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         try:
-            await store.members_remove(NODES_KEY, [app[NODE_ID]])
-            await store.delete(f"node:{app[NODE_ID]}")
+            # Bounded: a stop must not wait on a Store that is down or out of connections.
+            async with asyncio.timeout(WITHDRAW_TIMEOUT_S):
+                await store.members_remove(NODES_KEY, [app[NODE_ID]])
+                await store.delete(f"node:{app[NODE_ID]}")
         except Exception as exc:  # advisory: the entry expires by itself
             log.warning("node beacon withdrawal failed", extra={"error": repr(exc)})
 
