@@ -18,7 +18,7 @@ from aiohttp import web
 
 from hub.clock import now_ms
 from hub.keys import HUB, STORE
-from hub.loops import supervise
+from hub.loops import sleep_or_stop, supervise
 from hub.metrics import METRICS
 from hub.model import EpochMs, Wire
 from hub.store import Store
@@ -97,17 +97,24 @@ def setup_nodes(app: web.Application) -> None:
 
     async def beacon(app: web.Application) -> AsyncIterator[None]:
         store = app[STORE]
+        stopping = asyncio.Event()
 
         async def step() -> None:
             await write(store, snapshot(app, started))
-            await asyncio.sleep(INTERVAL_S)
+            await sleep_or_stop(stopping, INTERVAL_S)
 
         task = asyncio.get_running_loop().create_task(
-            supervise("nodes", step, logger=log, message="node beacon failed"), name="gigwire-node-beacon"
+            supervise("nodes", step, logger=log, message="node beacon failed", stopping=stopping),
+            name="gigwire-node-beacon",
         )
         yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        # Stopped between writes, not cancelled inside one: a Store command cancelled mid-way (its
+        # first one detects the Redis kind) could leave others waiting on it at the app's cleanup.
+        stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), WITHDRAW_TIMEOUT_S * 3)
+        except TimeoutError:
+            task.cancel()
         try:
             # Bounded: a stop must not wait on a Store that is down or out of connections.
             async with asyncio.timeout(WITHDRAW_TIMEOUT_S):
