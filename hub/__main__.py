@@ -1,4 +1,4 @@
-"""The web process: `python -m hub [serve|migrate|grant-admin PHONE]`.
+"""The web process: `python -m hub [serve|migrate|grant-admin PHONE|api-key ...]`.
 
 This module composes the web process from hub, rest and workers; nothing else in hub imports them."""
 
@@ -24,9 +24,11 @@ from hub.demo import setup_demo
 from hub.door import ListenError, check_port, serve_app
 from hub.embedded import EmbeddedPostgres
 from hub.logs import setup_logging
+from hub.nodes import setup_nodes
 from hub.realtime import setup_realtime
 from hub.settings import Settings, SettingsError
 from hub.transport_sio import setup_socketio
+from rest.api_keys_cli import add_key_commands, run_key_command
 
 log = logging.getLogger("gigwire")
 
@@ -35,6 +37,7 @@ EXTENSIONS: list[Callable[[web.Application], None]] = []
 EXTENSIONS.append(setup_realtime)  # /ws, /metrics and the hub's start/stop (hub/realtime.py)
 EXTENSIONS.append(setup_demo)  # GET /demo, the browser demo client
 EXTENSIONS.append(setup_socketio)  # /socket.io/, the hub's Socket.IO transport (after setup_realtime)
+EXTENSIONS.append(setup_nodes)  # this node's beacon in the Store, for GET /api/server/stats
 
 
 def compose_app(settings: Settings, dsn: str) -> web.Application:
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     grant = sub.add_parser("grant-admin", help="give the admin role to the user with this phone")
     grant.add_argument("phone", help="E.164 phone number, e.g. +919876543210")
     sub.add_parser("demo-seed", help="dev mode: two demo users and a funded order between them, for /demo")
+    keys = sub.add_parser("api-key", help="server API keys: create, list, revoke")
+    add_key_commands(keys)
     args = parser.parse_args(argv)
 
     try:
@@ -147,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
             return 0
         asyncio.run(db.migrate_dsn(dsn))
+        if command == "api-key":
+            return asyncio.run(run_key_command(dsn, args))
         if command == "demo-seed":
             from rest.demo_seed import run_cli
 

@@ -361,7 +361,8 @@ class SessionExpiring(_Data):
 class SessionRevoked(_Sparse):
     """SESSION_REVOKED (a control event between processes, never sent to a client): every hub
     closes the user's sessions, only those of the login `familyId` when given, with ERROR
-    unauthorized and close 4401. `reason`: logout, refresh_reused, account_deleted, banned."""
+    unauthorized and close 4401. `reason`: logout, refresh_reused, account_deleted, banned,
+    server_disconnect."""
 
     user_id: str
     reason: str

@@ -45,6 +45,7 @@ _REASONS = {
     "refresh_reused": "This login's refresh token was used twice, so the login was revoked; log in again.",
     "account_deleted": "This account no longer exists.",
     "banned": "This account is banned; contact support.",
+    "server_disconnect": "The application's server closed this session; reconnect with a fresh token.",
 }
 _DEFAULT = "This session's login was revoked; log in again."
 

@@ -76,6 +76,7 @@ class Settings:
     # REST rate limits: requests per minute
     api_rate_per_ip: int = 300
     api_rate_per_user: int = 600
+    api_rate_per_key: int = 600  # server API (/api/server/*) requests a minute per API key
     # proxies (IP networks) whose X-Forwarded-For names the client; empty: trust none
     trusted_proxies: tuple[str, ...] = ()
     # money
@@ -228,6 +229,7 @@ class Settings:
             cookie_secure=r.flag("COOKIE_SECURE", env == "production"),
             api_rate_per_ip=r.integer("API_RATE_PER_IP", 300, 1, 10**7),
             api_rate_per_user=r.integer("API_RATE_PER_USER", 600, 1, 10**7),
+            api_rate_per_key=r.integer("API_RATE_PER_KEY", 600, 1, 10**7),
             otp_sends_per_ip=r.integer("OTP_SENDS_PER_IP", 20, 1, 10**7),
             refresh_reuse_grace=r.integer("REFRESH_REUSE_GRACE", 10, 0, 300),
             email_sender=email_sender,

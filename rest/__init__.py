@@ -53,6 +53,8 @@ MODULES: list[str] = [
     "rest.admin_gigs",
     "rest.admin_disputes",
     "rest.admin_ops",
+    "rest.server_api",
+    "rest.server_stats",
     "rest.openapi",
 ]
 

@@ -213,6 +213,8 @@ class Operation:
     """A model whose fields are the route's query parameters (documentation only)."""
     responses: Mapping[str, Any] = field(default_factory=dict)
     """Extra or replacing OpenAPI response objects by status."""
+    security: tuple[Mapping[str, list[str]], ...] | None = None
+    """OpenAPI security requirements replacing the bearer token's (the server API's keys)."""
 
 
 class Routes:

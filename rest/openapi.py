@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from rest.api import Operation, Routes
+from rest.api_keys import SECURITY_SCHEMES
 from rest.errors import Error
 
 routes = Routes("docs")
@@ -104,7 +105,10 @@ def build_document(modules: list[str] | None = None) -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "paths": dict(sorted(paths.items())),
         "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                **SECURITY_SCHEMES,
+            },
             "schemas": dict(sorted(components.items())),
         },
     }
@@ -133,7 +137,9 @@ def _operations(operations: list[Operation], components: dict[str, Any]) -> list
         operation: dict[str, Any] = {"summary": op.summary, "tags": [op.tag]}
         if op.description:
             operation["description"] = op.description
-        if op.auth:
+        if op.security is not None:
+            operation["security"] = [dict(s) for s in op.security]
+        elif op.auth:
             operation["security"] = BEARER
         parameters = list(op.parameters)
         named = {(p.get("in"), p.get("name")) for p in parameters}

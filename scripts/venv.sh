@@ -1,6 +1,6 @@
 # Sourced by ./run and ./test: make sure .venv exists and holds gigwire with its dependencies.
 # Usage: . scripts/venv.sh [extra]   (extra: "test" also installs the test tools)
-# Reinstalls only when pyproject.toml changed since the last install.
+# Reinstalls only when pyproject.toml (or clients/python/pyproject.toml) changed since the last install.
 set -euo pipefail
 # The embedded PostgreSQL (pgserver) runs useradd when started as root: keep the sbin directories
 # on PATH even when the caller's PATH is minimal.
@@ -23,12 +23,14 @@ if [ ! -x .venv/bin/python ]; then
   "$_py" -m venv .venv || { echo "python venv failed: on Debian/Ubuntu run 'apt-get install python3-venv'" >&2; exit 1; }
 fi
 _stamp=".venv/.gigwire-installed${_extra:+-$_extra}"
-_want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+# The test tools include the Python SDK (clients/python, installed editable): its pyproject counts too.
+_want="$(cat pyproject.toml clients/python/pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$_stamp" ] || [ "$(cat "$_stamp")" != "$_want" ]; then
   echo "installing gigwire${_extra:+ with [$_extra]} into .venv" >&2
   # pip's chatter goes to a log, shown only when the install fails.
   if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip \
-         && .venv/bin/python -m pip install --disable-pip-version-check -e ".${_extra:+[$_extra]}"; } \
+         && .venv/bin/python -m pip install --disable-pip-version-check -e ".${_extra:+[$_extra]}" \
+         && { [ "$_extra" != "test" ] || .venv/bin/python -m pip install --disable-pip-version-check -e clients/python; }; } \
        > .venv/install.log 2>&1; then
     tail -n 40 .venv/install.log >&2
     echo "installing gigwire failed; the whole log is in .venv/install.log" >&2

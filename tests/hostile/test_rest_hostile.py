@@ -47,6 +47,7 @@ FAMILIES: dict[str, Callable[[str], bool]] = {
     "admin": lambda p: p.startswith("/api/admin"),
     "media": lambda p: p.startswith("/api/media"),
     "reports": lambda p: p.startswith("/api/reports"),
+    "server": lambda p: p.startswith("/api/server/"),
 }
 
 
