@@ -12,7 +12,7 @@ from aiohttp import web
 from hub.keys import POOL
 from hub.model import EpochMs, Uuid
 from rest.admin_common import require_admin
-from rest.api import Routes, Wire, load_all, ok
+from rest.api import Routes, Wire, int_query, load_all, ok
 from rest.errors import ApiError
 from rest.http import query_int
 
@@ -59,18 +59,8 @@ _TOP = 2**62  # above any audit id: the default cursor
             "required": False,
             "schema": {"type": "string", "maxLength": 100},
         },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": _TOP},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-        },
+        int_query("cursor", 1, _TOP),
+        int_query("limit", 1, 200),
     ),
     errors=(400, 401, 403),
 )

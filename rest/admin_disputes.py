@@ -19,7 +19,7 @@ from domain.orders import transition
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.admin_common import Note, require_admin
-from rest.api import Body, FieldErrors, Routes, Wire, load_all, ok
+from rest.api import Body, FieldErrors, Routes, Wire, int_query, load_all, ok
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int
 from rest.idempotency import PARAMETER, idempotent
@@ -90,18 +90,8 @@ _FILTERS = {
     meta={"page": int, "limit": int, "total": int},
     parameters=(
         {"name": "status", "in": "query", "required": False, "schema": {"enum": list(_FILTERS)}},
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-        },
+        int_query("page", 1, 10**6),
+        int_query("limit", 1, 200),
     ),
     errors=(400, 401, 403),
 )

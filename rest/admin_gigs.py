@@ -18,7 +18,7 @@ from hub.clock import epoch_ms
 from hub.keys import POOL
 from hub.model import EpochMs
 from rest.admin_common import OptionalReason, ReasonInput, require_admin
-from rest.api import Routes, Wire, ok
+from rest.api import Routes, Wire, int_query, ok
 from rest.errors import ApiError
 from rest.gig_search import GIG_COLUMNS, Gig, load_gig
 from rest.http import path_uuid, query_int
@@ -50,18 +50,8 @@ _COLUMNS = f"{GIG_COLUMNS}, g.hidden_at, g.hidden_reason"
     response=list[AdminGig],
     meta={"page": int, "limit": int, "total": int},
     parameters=(
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-        },
+        int_query("page", 1, 10**6),
+        int_query("limit", 1, 200),
     ),
     errors=(400, 401, 403),
 )

@@ -24,24 +24,14 @@ from domain.payouts import record_payout, request_payout
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.admin_common import OptionalReason, require_admin
-from rest.api import Routes, Wire, load, load_all, ok
+from rest.api import Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int
 
 routes = Routes("admin")
 
-_PAGE = {
-    "name": "page",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
-}
-_LIMIT = {
-    "name": "limit",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-}
+_PAGE = int_query("page", 1, 10**6)
+_LIMIT = int_query("limit", 1, 200)
 
 
 class AdminWithdrawal(Wire):

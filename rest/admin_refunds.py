@@ -19,7 +19,7 @@ from domain.gateways import gateway_for
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from hub.tokens import Claims
-from rest.api import Routes, Wire, load, load_all, ok
+from rest.api import Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int, require_user
 from rest.idempotency import PARAMETER, idempotent
@@ -83,18 +83,8 @@ def _admin(request: web.Request) -> Claims:
     meta={"page": int, "limit": int, "total": int},
     parameters=(
         {"name": "status", "in": "query", "required": False, "schema": {"enum": list(_FILTERS)}},
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-        },
+        int_query("page", 1, 10**6),
+        int_query("limit", 1, 200),
     ),
     errors=(400, 403),
 )

@@ -281,3 +281,14 @@ class Routes:
 
     def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
         return self.route("DELETE", path, **kw)
+
+
+def int_query(name: str, minimum: int, maximum: int) -> dict[str, Any]:
+    """The OpenAPI parameter object of an optional integer query parameter (read with
+    rest.http.query_int and the same bounds), for a route's `parameters`."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum},
+    }

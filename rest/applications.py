@@ -25,7 +25,7 @@ from hub import outbox, threads
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.account_rules import require_account
-from rest.api import Body, Routes, Wire, load, load_all, ok
+from rest.api import Body, Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
 from rest.gig_search import MAX_MONEY
 from rest.gigs import owned_gig, require_role
@@ -88,18 +88,8 @@ _PAGING = (
         "required": False,
         "schema": {"type": "string", "enum": list(_APP_STATUSES)},
     },
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
-    },
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
+    int_query("page", 1, 100_000),
+    int_query("limit", 1, 100),
 )
 
 

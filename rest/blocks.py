@@ -18,7 +18,7 @@ from aiohttp import web
 from hub import threads
 from hub.keys import POOL
 from hub.model import EpochMs, Uuid
-from rest.api import Routes, Wire, load_all, ok
+from rest.api import Routes, Wire, int_query, load_all, ok
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int, require_user
 
@@ -114,12 +114,7 @@ _BLOCKS = (
     response=list[Block],
     meta={"page": int, "limit": int, "total": Annotated[int, msgspec.Meta(ge=0)]},
     parameters=(
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100_000},
-        },
+        int_query("page", 1, 100_000),
         {
             "name": "limit",
             "in": "query",

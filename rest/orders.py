@@ -14,7 +14,7 @@ from domain.gateways import gateway_for
 from domain.order_states import STATUSES, Order, load_order
 from domain.orders import transition
 from hub.keys import POOL, SETTINGS
-from rest.api import Body, FieldErrors, Routes, has_control, ok, read_body
+from rest.api import Body, FieldErrors, Routes, has_control, int_query, ok, read_body
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int, require_user
 from rest.idempotency import PARAMETER, idempotent
@@ -137,18 +137,8 @@ _ROLES = ("client", "doer")
 _LIST_PARAMETERS = (
     {"name": "status", "in": "query", "required": False, "schema": {"enum": list(STATUSES)}},
     {"name": "role", "in": "query", "required": False, "schema": {"enum": list(_ROLES)}},
-    {
-        "name": "page",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 10000},
-    },
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-    },
+    int_query("page", 1, 10000),
+    int_query("limit", 1, 100),
 )
 _ORDER_ID = {
     "name": "id",

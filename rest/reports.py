@@ -19,7 +19,7 @@ from domain import audit
 from hub.keys import POOL
 from hub.model import EpochMs, Uuid
 from rest.admin_common import Note, UuidIn, require_admin
-from rest.api import Body, Routes, Wire, load, load_all, ok
+from rest.api import Body, Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import path_uuid, query_int, require_user
 
@@ -129,18 +129,8 @@ async def create_report(request: web.Request, body: ReportInput) -> web.Response
     meta={"page": int, "limit": int, "total": int},
     parameters=(
         {"name": "status", "in": "query", "required": False, "schema": {"enum": ["open", "resolved"]}},
-        {
-            "name": "page",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 10**6},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-        },
+        int_query("page", 1, 10**6),
+        int_query("limit", 1, 200),
     ),
     errors=(400, 401, 403),
 )

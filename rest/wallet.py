@@ -20,7 +20,7 @@ from domain.payouts import record_payout, request_payout
 from hub.keys import POOL, SETTINGS
 from hub.model import EpochMs, Uuid
 from rest.account_rules import require_account
-from rest.api import Body, Routes, Wire, load, load_all, ok
+from rest.api import Body, Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
 from rest.http import query_int, require_user
 from rest.idempotency import PARAMETER, claim_of, idempotent
@@ -112,18 +112,8 @@ async def get_balance(request: web.Request) -> web.Response:
     response=list[WalletTransaction],
     meta={"nextCursor": str | None},
     parameters=(
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
-        },
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "integer", "minimum": 1, "maximum": 100},
-        },
+        int_query("cursor", 1, 2**62),
+        int_query("limit", 1, 100),
     ),
     errors=(400,),
 )
