@@ -8,7 +8,6 @@ live in rest/refresh.py."""
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from typing import Annotated, Literal
 
@@ -16,12 +15,19 @@ import msgspec
 from aiohttp import web
 
 from domain import trust
-from hub.keys import POOL, SETTINGS, STORE, TOKENS
+from hub.keys import POOL, SETTINGS, TOKENS
 from rest.api import Body, Routes, Wire, load, ok
 from rest.errors import ApiError
 from rest.http import BANNED
-from rest.otp import OtpSendError, code_matches, hash_code, new_code, sender_for
-from rest.ratelimit import client_ip
+from rest.otp import (
+    OtpSendError,
+    hash_code,
+    judge_phone_code,
+    mark_phone_code_used,
+    new_code,
+    sender_for,
+)
+from rest.ratelimit import throttle_code_sends
 from rest.refresh import Tokens, issue_refresh, session_response
 from rest.users import USER_COLUMNS, Phone, User
 
@@ -31,7 +37,6 @@ routes = Routes("auth")
 OTP_TTL_S = 300
 RESEND_GAP_S = 30
 SENDS_PER_PHONE_HOUR = 5
-MAX_WRONG_TRIES = 5
 
 
 class SendOtp(Body):
@@ -67,25 +72,14 @@ class Session(Tokens):
 
 
 async def _throttle(request: web.Request, phone: str) -> None:
-    """Count this send against the IP's and the phone's windows; rate_limited when over one.
-    The IP is counted first, so a refused send still costs the sender's IP."""
-    settings = request.app[SETTINGS]
-    store = request.app[STORE]
-    checks = [
-        (f"otp:ip:{client_ip(request)}", 3600, settings.otp_sends_per_ip, "from this IP address this hour"),
-        (f"otp:gap:{phone}", RESEND_GAP_S, 1, f"to this phone in the last {RESEND_GAP_S} s"),
-        (f"otp:hour:{phone}", 3600, SENDS_PER_PHONE_HOUR, "to this phone this hour"),
-    ]
-    for key, window, limit, where in checks:
-        count, reset_s = await store.hit(key, window)
-        if count > limit:
-            wait = max(math.ceil(reset_s), 1)
-            raise ApiError(
-                "rate_limited",
-                f"{limit} code(s) already sent {where}; wait {wait} s before asking again.",
-                details={"retryAfter": wait},
-                headers={"Retry-After": str(wait)},
-            )
+    """Count this send against the IP's and the phone's windows; rate_limited when over one."""
+    await throttle_code_sends(
+        request,
+        [
+            (f"otp:gap:{phone}", RESEND_GAP_S, 1, f"to this phone in the last {RESEND_GAP_S} s"),
+            (f"otp:hour:{phone}", 3600, SENDS_PER_PHONE_HOUR, "to this phone this hour"),
+        ],
+    )
 
 
 @routes.post(
@@ -160,31 +154,13 @@ async def verify_otp(request: web.Request, body: VerifyOtp) -> web.Response:
     family: uuid.UUID | None = None
     trusted: trust.Trust | None = None
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        # FOR UPDATE: concurrent tries of one phone are judged one after another, so a code is
-        # used once and the try count is exact.
-        row = await conn.fetchrow(
-            "SELECT code_hash, attempts, used_at, expires_at <= now() AS expired"
-            " FROM otp_codes WHERE phone = $1 FOR UPDATE",
-            phone,
-        )
-        if row is None:
-            reason = "no_code"
-        elif row["used_at"] is not None:
-            reason = "used"
-        elif row["expired"]:
-            reason = "expired"
-        elif row["attempts"] >= MAX_WRONG_TRIES:
-            reason = "too_many_attempts"
-        elif not code_matches(settings, phone, otp, row["code_hash"]):
-            reason = "wrong_code"
-            tries = await conn.fetchval(
-                "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = $1 RETURNING attempts", phone
-            )
-            left = max(MAX_WRONG_TRIES - int(tries), 0)
+        reason, left = await judge_phone_code(conn, settings, phone, otp)
+        if reason:
+            pass
         elif await conn.fetchval("SELECT banned_at IS NOT NULL FROM users WHERE phone = $1", phone):
             raise ApiError("forbidden", BANNED, details={"reason": "banned"})
         else:
-            await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
+            await mark_phone_code_used(conn, phone)
             user = await conn.fetchrow(
                 "INSERT INTO users (phone, phone_verified) VALUES ($1, true) ON CONFLICT (phone) DO UPDATE"
                 " SET phone_verified = true, last_active_at = now()"

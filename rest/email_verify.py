@@ -10,20 +10,20 @@ user 1 per 30 s and 5 an hour, per client IP OTP_SENDS_PER_IP an hour, counted i
 from __future__ import annotations
 
 import logging
-import math
 from typing import Annotated
 
 import msgspec
 from aiohttp import web
 
 from domain import trust
-from hub.keys import POOL, SETTINGS, STORE
+from hub.keys import POOL, SETTINGS
+from rest import otp
 from rest.api import Body, Routes, Wire, load, ok
 from rest.email_sender import EmailSendError, email_sender_for
 from rest.errors import ApiError
 from rest.http import require_user
 from rest.otp import code_matches, hash_code, new_code
-from rest.ratelimit import client_ip
+from rest.ratelimit import throttle_code_sends
 from rest.users import USER_COLUMNS, User
 
 log = logging.getLogger("gigwire.email")
@@ -32,7 +32,7 @@ routes = Routes("users")
 CODE_TTL_S = 900
 RESEND_GAP_S = 30
 SENDS_PER_USER_HOUR = 5
-MAX_WRONG_TRIES = 5
+MAX_WRONG_TRIES = otp.MAX_WRONG_TRIES  # as login codes
 
 
 class EmailCodeSent(Wire):
@@ -57,23 +57,13 @@ def _subject(user_id: str, email: str) -> str:
 
 
 async def _throttle(request: web.Request, user_id: str) -> None:
-    settings = request.app[SETTINGS]
-    store = request.app[STORE]
-    checks = [
-        (f"otp:ip:{client_ip(request)}", 3600, settings.otp_sends_per_ip, "from this IP address this hour"),
-        (f"email:gap:{user_id}", RESEND_GAP_S, 1, f"to you in the last {RESEND_GAP_S} s"),
-        (f"email:hour:{user_id}", 3600, SENDS_PER_USER_HOUR, "to you this hour"),
-    ]
-    for key, window, limit, where in checks:
-        count, reset_s = await store.hit(key, window)
-        if count > limit:
-            wait = max(math.ceil(reset_s), 1)
-            raise ApiError(
-                "rate_limited",
-                f"{limit} code(s) already sent {where}; wait {wait} s before asking again.",
-                details={"retryAfter": wait},
-                headers={"Retry-After": str(wait)},
-            )
+    await throttle_code_sends(
+        request,
+        [
+            (f"email:gap:{user_id}", RESEND_GAP_S, 1, f"to you in the last {RESEND_GAP_S} s"),
+            (f"email:hour:{user_id}", 3600, SENDS_PER_USER_HOUR, "to you this hour"),
+        ],
+    )
 
 
 @routes.post(

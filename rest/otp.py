@@ -15,6 +15,7 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
+from hub.db import Conn
 from hub.settings import Settings
 
 log = logging.getLogger("gigwire.otp")
@@ -96,3 +97,37 @@ def hash_code(settings: Settings, phone: str, code: str) -> bytes:
 def code_matches(settings: Settings, phone: str, code: str, stored: bytes) -> bool:
     """Whether `code` is the one whose hash is `stored`, compared in constant time."""
     return hmac.compare_digest(hash_code(settings, phone, code), stored)
+
+
+MAX_WRONG_TRIES = 5
+"""Wrong tries after which a login code is dead (a new one must be sent)."""
+
+
+async def judge_phone_code(conn: Conn, settings: Settings, phone: str, code: str) -> tuple[str, int]:
+    """Judge `code` for `phone` inside the caller's transaction, the code's row locked FOR UPDATE
+    (concurrent tries are judged one after another: a code is used once, the try count is exact).
+    ("", 0) when it is right and unused (the caller marks it used: `mark_phone_code_used`), else
+    (reason, tries left): no_code, used, expired, too_many_attempts, or wrong_code (counted)."""
+    row = await conn.fetchrow(
+        "SELECT code_hash, attempts, used_at, expires_at <= now() AS expired"
+        " FROM otp_codes WHERE phone = $1 FOR UPDATE",
+        phone,
+    )
+    if row is None:
+        return "no_code", 0
+    if row["used_at"] is not None:
+        return "used", 0
+    if row["expired"]:
+        return "expired", 0
+    if row["attempts"] >= MAX_WRONG_TRIES:
+        return "too_many_attempts", 0
+    if not code_matches(settings, phone, code, row["code_hash"]):
+        tries = await conn.fetchval(
+            "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = $1 RETURNING attempts", phone
+        )
+        return "wrong_code", max(MAX_WRONG_TRIES - int(tries), 0)
+    return "", 0
+
+
+async def mark_phone_code_used(conn: Conn, phone: str) -> None:
+    await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)

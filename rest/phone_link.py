@@ -14,10 +14,10 @@ from aiohttp import web
 from domain import trust
 from hub.keys import POOL, SETTINGS
 from rest.api import Routes, load, ok
-from rest.auth import _FAILURES, MAX_WRONG_TRIES, OtpSent, SendOtp, VerifyOtp, send_otp
+from rest.auth import _FAILURES, OtpSent, SendOtp, VerifyOtp, send_otp
 from rest.errors import ApiError
 from rest.http import require_user
-from rest.otp import code_matches
+from rest.otp import judge_phone_code, mark_phone_code_used
 from rest.users import USER_COLUMNS, User
 
 routes = Routes("users")
@@ -84,31 +84,15 @@ async def verify_phone(request: web.Request, body: VerifyOtp) -> web.Response:
         )
         if me is None or me["verified"]:
             raise ApiError("conflict", _VERIFIED, details={"reason": "already_verified"})
-        row = await conn.fetchrow(
-            "SELECT code_hash, attempts, used_at, expires_at <= now() AS expired"
-            " FROM otp_codes WHERE phone = $1 FOR UPDATE",
-            phone,
-        )
-        if row is None:
-            reason = "no_code"
-        elif row["used_at"] is not None:
-            reason = "used"
-        elif row["expired"]:
-            reason = "expired"
-        elif row["attempts"] >= MAX_WRONG_TRIES:
-            reason = "too_many_attempts"
-        elif not code_matches(settings, phone, body.otp, row["code_hash"]):
-            reason = "wrong_code"
-            tries = await conn.fetchval(
-                "UPDATE otp_codes SET attempts = attempts + 1 WHERE phone = $1 RETURNING attempts", phone
-            )
-            left = max(MAX_WRONG_TRIES - int(tries), 0)
+        reason, left = await judge_phone_code(conn, settings, phone, body.otp)
+        if reason:
+            pass
         elif await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM users WHERE phone = $1 AND id <> $2)", phone, claims.user_id
         ):
             reason = "phone_taken"
         else:
-            await conn.execute("UPDATE otp_codes SET used_at = now() WHERE phone = $1", phone)
+            await mark_phone_code_used(conn, phone)
             try:
                 await conn.execute(
                     "UPDATE users SET phone = $2, phone_verified = true, last_active_at = now()"

@@ -152,3 +152,24 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if not response.prepared:
         response.headers.update(headers)
     return response
+
+
+async def throttle_code_sends(request: web.Request, target: list[tuple[str, int, int, str]]) -> None:
+    """Count a one-time-code send against the client IP's hourly window (OTP_SENDS_PER_IP) and
+    then each of `target`'s (key, window s, limit, "where" words) windows; rate_limited with
+    Retry-After when over one. The IP is counted first, so a refused send still costs the IP."""
+    settings = request.app[SETTINGS]
+    store = request.app[STORE]
+    checks = [
+        (f"otp:ip:{client_ip(request)}", 3600, settings.otp_sends_per_ip, "from this IP address this hour")
+    ]
+    for key, window, limit, where in checks + target:
+        count, reset_s = await store.hit(key, window)
+        if count > limit:
+            wait = max(math.ceil(reset_s), 1)
+            raise ApiError(
+                "rate_limited",
+                f"{limit} code(s) already sent {where}; wait {wait} s before asking again.",
+                details={"retryAfter": wait},
+                headers={"Retry-After": str(wait)},
+            )
