@@ -1,7 +1,8 @@
-"""Every admin route, taken from the route table (so a new one is covered without editing this
-file), refuses a stranger without a token (401), a user without the admin role (403), an admin
-demoted since their token was issued (403) and a banned admin (403, details.reason banned), and
-changes nothing for any of them."""
+"""The authorization matrix, taken from the route table (so a new route is covered without editing
+this file): every admin route refuses a stranger without a token (401), a user without the admin
+role (403), an admin demoted since their token was issued (403) and a banned admin (403,
+details.reason banned); every route refuses a banned user's token; every route that needs a token
+refuses none, a forged one and a deleted account's (401). None of them changes anything."""
 
 from __future__ import annotations
 
@@ -104,4 +105,34 @@ async def test_every_route_refuses_a_banned_user(
     r = await client.request(op.method.upper(), path, **kw)
     answer = await r.json()
     assert r.status == 403 and answer["error"]["details"] == {"reason": "banned"}, (op.path, answer)
+    assert await _counts(pool) == before
+
+
+def _token_operations() -> list[Operation]:
+    found: list[Operation] = []
+    for name in MODULES:
+        routes: Routes = importlib.import_module(name).routes
+        found += [op for op in routes.operations if op.auth is True and op.security is None]
+    return found
+
+
+@pytest.mark.parametrize("op", _token_operations(), ids=lambda op: f"{op.method.upper()} {op.path}")
+async def test_every_route_that_needs_a_token_refuses_strangers_and_deleted_users(
+    client: TestClient[Any, Any], pool: asyncpg.Pool, settings: Settings, op: Operation
+) -> None:
+    """Every route the table marks as needing a user's token (so each new one is covered): 401 with
+    no token, a forged one, or the token of an account deleted since (DELETE /api/users/me
+    anonymises the row and sets deleted_at), and nothing changes."""
+    gone = await make_user(pool, settings)
+    r = await client.delete("/api/users/me", headers=gone.headers)
+    assert r.status == 200, await r.text()
+    path = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), op.path)
+    before = await _counts(pool)
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, gone.headers):
+        kw: dict[str, Any] = {"headers": headers}
+        if op.method in ("post", "put", "patch"):
+            kw["json"] = {}
+        r = await client.request(op.method.upper(), path, **kw)
+        answer = await r.json()
+        assert r.status == 401 and answer["error"]["code"] == "unauthorized", (op.path, headers, answer)
     assert await _counts(pool) == before
