@@ -13,6 +13,7 @@ import pytest
 from gigwire_client import (
     AuthError,
     ChatMessage,
+    ConversationUpdated,
     GigwireClient,
     GigwireError,
     Notification,
@@ -184,3 +185,38 @@ async def test_notification_published_by_server_api_reaches_sdk(
         await seen.until(lambda: len(seen.of(Notification)) == 1)
     note = seen.of(Notification)[0]
     assert note.title == "Courier picked up the parcel" and note.data == {"orderId": parties.order_id}
+
+
+async def test_a_watched_conversation_list_stays_live_across_a_cut(
+    gigwire: Gigwire, parties: Parties
+) -> None:
+    """watch_conversations(): a chat the client has not subscribed to still reaches its list as
+    ConversationUpdated, and the watch is asked for again after the connection is cut."""
+    proxy = await gigwire.proxy(0)
+    a = GigwireClient(proxy.url, StaticToken(parties.client.token), backoff_min_s=0.1, backoff_max_s=1.0)
+    b = GigwireClient(gigwire.hubs[1].url, StaticToken(parties.doer.token))
+    seen = Recorder(a)
+    async with a, b:
+        await a.watch_conversations()  # before connecting: asked for once connected
+        await a.wait_connected(10)
+        await b.wait_connected(10)
+        first = await b.send(parties.order_id, "are you free to talk?")
+        await seen.until(lambda: len(seen.of(ConversationUpdated)) == 1)
+        (update,) = seen.of(ConversationUpdated)
+        assert (update.order_id, update.seq, update.preview) == (
+            parties.order_id,
+            first.seq,
+            "are you free to talk?",
+        )
+        assert seen.of(ChatMessage) == []  # not subscribed: no chat messages
+        connects = len([e for e in seen.of(StateChange) if e.state == "connected"])
+        assert proxy.cut() == 1
+        await seen.until(lambda: len([e for e in seen.of(StateChange) if e.state == "connected"]) > connects)
+        await b.send(parties.order_id, "still there?")
+        await seen.until(lambda: len(seen.of(ConversationUpdated)) == 2)
+        assert seen.of(ConversationUpdated)[1].preview == "still there?"
+        await a.watch_conversations(False)
+        last = await b.send(parties.order_id, "never mind")
+        await a.subscribe(parties.order_id, since_seq=last.seq - 1)  # a replay marks the point in time
+        await seen.until(lambda: any(m.seq == last.seq for m in seen.of(ChatMessage)))
+        assert len(seen.of(ConversationUpdated)) == 2

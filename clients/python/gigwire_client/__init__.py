@@ -6,6 +6,7 @@ from gigwire_client.errors import AuthError, ClosedError, GigwireError
 from gigwire_client.events import (
     Authenticated,
     ChatMessage,
+    ConversationUpdated,
     Event,
     FeedEvent,
     FeedExpired,
@@ -28,6 +29,7 @@ __all__ = [
     "ChatAck",
     "ChatMessage",
     "ClosedError",
+    "ConversationUpdated",
     "Event",
     "FeedEvent",
     "FeedExpired",

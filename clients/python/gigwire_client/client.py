@@ -100,6 +100,14 @@ class GigwireClient(Link):
             return None
         return await self._subscribe(order_id)
 
+    async def watch_conversations(self, on: bool = True) -> None:
+        """Keep a conversation list live: while on, a message in any of the user's chats this
+        client has not subscribed to comes as a ConversationUpdated event (subscribed ones come as
+        ChatMessage). Kept across reconnects; answered by the server when connected now."""
+        self._watching = on
+        if self.connected:
+            _answer(await self._request("WATCH_CONVERSATIONS", {"enabled": on}))
+
     async def unsubscribe(self, order_id: str) -> None:
         """Leave an order's chat."""
         self._chats.discard(order_id)

@@ -109,6 +109,21 @@ class SessionExpiring:
 
 
 @dataclass(frozen=True)
+class ConversationUpdated:
+    """CONVERSATION_UPDATED (while `watch_conversations()`): a message in one of the user's chats
+    this client has not subscribed to. Best effort, not replayed: refetch GET /api/conversations
+    after a reconnect."""
+
+    order_id: str
+    message_id: str
+    seq: int
+    sender_id: str
+    preview: str
+    attachments: int
+    created_at: int
+
+
+@dataclass(frozen=True)
 class ServerError:
     """ERROR not answering one of the SDK's requests (e.g. a revoked session, before its close)."""
 
@@ -140,6 +155,7 @@ Event = (
     | Notification
     | FeedExpired
     | SessionExpiring
+    | ConversationUpdated
     | ServerError
     | StateChange
 )
@@ -189,6 +205,11 @@ def parse(kind: str, d: Json) -> Event | None:
         )  # fmt: skip
     if kind == "FEED_EXPIRED":
         return FeedExpired(int(d["sinceFeedSeq"]), int(d["feedSeq"]))
+    if kind == "CONVERSATION_UPDATED":
+        return ConversationUpdated(
+            d["orderId"], d["messageId"], int(d["seq"]), d["senderId"], d.get("preview") or "",
+            int(d.get("attachments") or 0), int(d["createdAt"]),
+        )  # fmt: skip
     if kind == "SESSION_EXPIRING":
         return SessionExpiring(int(d["expiresAt"]))
     if kind == "AUTHENTICATED":

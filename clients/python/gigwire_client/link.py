@@ -73,6 +73,7 @@ class Link:
         self._answers: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._refs = itertools.count(1)
         self._chats: set[str] = set()
+        self._watching = False  # WATCH_CONVERSATIONS asked for, again on every connection
         self._typing: dict[str, float] = {}
         self._listeners: list[tuple[type[Any] | None, Callable[[Any], Any]]] = []
         self._queues: list[asyncio.Queue[Event | None]] = []
@@ -208,6 +209,9 @@ class Link:
         for order_id in list(self._chats):
             with contextlib.suppress(GigwireError):
                 await self._subscribe(order_id, ws)
+        if self._watching:
+            with contextlib.suppress(GigwireError):
+                _answer(await self._request("WATCH_CONVERSATIONS", {"enabled": True}, ws=ws))
 
     async def _subscribe(
         self, order_id: str, ws: aiohttp.ClientWebSocketResponse | None = None
