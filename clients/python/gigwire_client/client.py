@@ -49,6 +49,9 @@ class GigwireClient(Link):
         if self._ws is not None:
             await self._ws.close()
         if self._task is not None:
+            # Let the connection loop see its connection end first (its "disconnected" comes
+            # before "closed"); cancel it when it is in a backoff sleep or a connect instead.
+            await asyncio.wait({self._task}, timeout=2.0)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
