@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-import aiohttp
 from aiohttp import web
 
 from hub.settings import Settings
+from rest.otp import post_code
 
 log = logging.getLogger("gigwire.email")
-
-WEBHOOK_TIMEOUT_S = 10.0
 
 
 class EmailSendError(Exception):
@@ -51,17 +49,9 @@ class WebhookEmailSender:
 
     async def send(self, email: str, code: str) -> None:
         """One POST with a 10 s limit; EmailSendError on a network failure or a non-2xx status."""
-        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
-        # A few sends a minute at most: a session per send keeps no state to close.
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(self.url, json={"email": email, "code": code}) as resp,
-            ):
-                if not 200 <= resp.status < 300:
-                    raise EmailSendError(f"the email webhook answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise EmailSendError(f"the email webhook is unreachable ({type(exc).__name__})") from None
+        failure = await post_code(self.url, {"email": email, "code": code}, "email")
+        if failure is not None:
+            raise EmailSendError(failure)
 
 
 def email_sender_for(app: web.Application, settings: Settings) -> EmailSender:

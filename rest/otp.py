@@ -54,17 +54,26 @@ class WebhookOtpSender:
 
     async def send(self, phone: str, code: str) -> None:
         """One POST with a 10 s limit; OtpSendError on a network failure or a non-2xx status."""
-        timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
-        # Codes are sent a few times a minute at most: a session per send keeps no state to close.
-        try:
-            async with (
-                aiohttp.ClientSession(timeout=timeout) as session,
-                session.post(self.url, json={"phone": phone, "code": code}) as resp,
-            ):
-                if not 200 <= resp.status < 300:
-                    raise OtpSendError(f"the OTP webhook answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise OtpSendError(f"the OTP webhook is unreachable ({type(exc).__name__})") from None
+        failure = await post_code(self.url, {"phone": phone, "code": code}, "OTP")
+        if failure is not None:
+            raise OtpSendError(failure)
+
+
+async def post_code(url: str, payload: dict[str, str], channel: str) -> str | None:
+    """POST `payload` as JSON to a code bridge (SMS, email) within WEBHOOK_TIMEOUT_S: None when it
+    answered 2xx, else why not, in words naming the `channel`."""
+    timeout = aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_S)
+    # Codes are sent a few times a minute at most: a session per send keeps no state to close.
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, json=payload) as resp,
+        ):
+            if not 200 <= resp.status < 300:
+                return f"the {channel} webhook answered HTTP {resp.status}"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return f"the {channel} webhook is unreachable ({type(exc).__name__})"
+    return None
 
 
 def sender_for(app: web.Application, settings: Settings) -> OtpSender:
