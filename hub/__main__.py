@@ -18,7 +18,7 @@ from aiohttp import web
 
 import rest
 import workers
-from hub import db
+from hub import db, gc_tune
 from hub.app import build_core_app
 from hub.demo import setup_demo
 from hub.door import ListenError, check_port, serve_app
@@ -67,6 +67,12 @@ def _database(settings: Settings) -> tuple[str, EmbeddedPostgres | None]:
     return embedded.start(), embedded
 
 
+def _listening(line: str, settings: Settings) -> None:
+    # Startup has built the app and its pools: freeze them out of every later collection.
+    gc_tune.settle(settings.gc_threshold)
+    print(line, flush=True)
+
+
 def serve(settings: Settings) -> None:
     """Run the web process until SIGINT/SIGTERM, then stop within SHUTDOWN_TIMEOUT seconds (close
     connections, cancel what is left, abandon what ignores cancellation; hub.lifecycle). Raises
@@ -91,7 +97,7 @@ def serve(settings: Settings) -> None:
             settings.host,
             settings.port,
             shutdown_timeout=settings.shutdown_timeout,
-            on_listening=lambda: print(listening, flush=True),
+            on_listening=lambda: _listening(listening, settings),
         )
     finally:
         if embedded is not None:

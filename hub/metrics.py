@@ -12,6 +12,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from hub.gc_tune import PauseMeter
 from hub.protocol import CLIENT_TYPES
 
 # Server frame types; any other label value is folded into "other" so label sets stay bounded.
@@ -101,6 +102,8 @@ class HubMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )
+        # timed while the realtime hub runs (hub/realtime.py installs it)
+        self.gc_pauses = PauseMeter(r)
         self._in: dict[tuple[str, str], Counter] = {}
         self._out: dict[tuple[str, str], Counter] = {}
 

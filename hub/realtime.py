@@ -63,7 +63,11 @@ def setup_realtime(app: web.Application) -> None:
         hub.spawn(conversations.keep_announcing(hub), "gigwire-convo-watchers")
         front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
         front.start()
-        yield
+        metrics.gc_pauses.install()
+        try:
+            yield
+        finally:
+            metrics.gc_pauses.uninstall()
         await hub.shutdown()
         await front.stop()
         await hub.stop()

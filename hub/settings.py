@@ -54,6 +54,8 @@ class Settings:
     log_level: str = "INFO"
     # seconds from SIGTERM until the web process has exited, whatever state it is in
     shutdown_timeout: float = 15.0
+    # allocations between young collections of Python's cycle collector; 0 keeps CPython's (hub/gc_tune.py)
+    gc_threshold: int = 50_000
     # auth
     otp_sender: str = "log"
     otp_webhook_url: str | None = None
@@ -217,6 +219,7 @@ class Settings:
             port=r.integer("PORT", 8080, 0, 65535),
             log_level=r.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True),
             shutdown_timeout=float(r.integer("SHUTDOWN_TIMEOUT", 15, 1, 3600)),
+            gc_threshold=r.integer("GC_THRESHOLD", 50_000, 0, 10**7),
             otp_sender=otp_sender,
             otp_webhook_url=otp_webhook_url,
             jwt_secret=secret,

@@ -16,7 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 
-from hub import db
+from hub import db, gc_tune
 from hub.brokers import create_broker
 from hub.logs import setup_logging
 from hub.settings import Settings, SettingsError
@@ -82,6 +82,7 @@ async def run(settings: Settings) -> None:
             if settings.worker_metrics_port:
                 runner = await _metrics_server(workers, settings.host, settings.worker_metrics_port)
             workers.start()
+            gc_tune.settle(settings.gc_threshold)
             print(
                 "gigwire workers running (relay, push, timers, housekeeping); SIGTERM stops them", flush=True
             )

@@ -1,0 +1,93 @@
+"""Python's cycle collector, tuned for a process that holds thousands of long-lived sessions, and
+its pauses measured.
+
+Why: with CPython's default thresholds (700, 10, 10) a hub holding 2,500 sessions at 500 chat
+messages/s ran a full collection every 5 to 8 s, each stopping the event loop for 100 to 160 ms
+(bench/README.md, "The ACK tail"): that was the ACK p99. `settle()` makes two moves once the
+process has started:
+
+- it freezes what startup built (modules, classes, the app's routes and state): no collection walks
+  those objects again (`gc.freeze`);
+- it raises the first generation's threshold to `GC_THRESHOLD` allocations (default 50,000). A young
+  collection promotes whatever is alive at that instant (messages in flight, pending futures); fewer
+  young collections promote far fewer such objects, and a full collection, which CPython starts
+  when the promoted objects reach a quarter of the long-lived ones, becomes rare.
+
+The trade: cyclic garbage waits for the next young collection, at most `GC_THRESHOLD` allocations
+away. `GC_THRESHOLD=0` leaves CPython's defaults alone.
+
+`PauseMeter` times every collection through `gc.callbacks` and serves the pauses as the histogram
+`gigwire_gc_pause_seconds{generation}`. The callback only adds to plain numbers (a collection can
+start inside any allocation, including one made while a metric's lock is held); the histogram is
+built when /metrics is scraped."""
+
+from __future__ import annotations
+
+import gc
+import time
+from bisect import bisect_left
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+DEFAULT_THRESHOLD = 50_000
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def settle(threshold: int) -> None:
+    """Collect once, freeze what survives, and set the first generation's threshold to
+    `threshold` allocations (the older generations keep theirs). `threshold <= 0` does nothing."""
+    if threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(threshold, older, oldest)
+
+
+class PauseMeter(Collector):
+    """Every collection's pause, by generation, as a Prometheus histogram. `install()` starts timing,
+    `uninstall()` stops it; both are idempotent."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self._started = 0.0
+        # per generation: cumulative bucket counts (the last is +Inf), and the sum of pauses
+        self._counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]
+        self._sums = [0.0, 0.0, 0.0]
+        if registry is not None:
+            registry.register(self)
+
+    def install(self) -> None:
+        if self._callback not in gc.callbacks:
+            gc.callbacks.append(self._callback)
+
+    def uninstall(self) -> None:
+        if self._callback in gc.callbacks:
+            gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = min(int(info.get("generation", 0)), 2)
+        self._counts[generation][bisect_left(BUCKETS, pause)] += 1
+        self._sums[generation] += pause
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "gigwire_gc_pause_seconds",
+            "Event-loop pauses of Python's cycle collector, by generation (2: a full collection).",
+            labels=["generation"],
+        )
+        for generation in range(3):
+            counts = self._counts[generation]
+            running = 0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip((*map(str, BUCKETS), "+Inf"), counts, strict=True):
+                running += count
+                buckets.append((bound, running))
+            family.add_metric([str(generation)], buckets, self._sums[generation])
+        yield family
