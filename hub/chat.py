@@ -33,7 +33,12 @@ _MESSAGE_COLS = _columns()
 # the batch's count (the row lock serializes batches of one order on any process, in commit order,
 # so seqs commit in order and with no gap); locks are taken in order_id order, so two batches never
 # deadlock. A later duplicate inside the batch gets neither row: the writer answers it with the
-# first's message.
+# first's message. The same statement folds the batch's newest message per chat and recipient (the
+# order's other party, or before the order the application's: gigwire_chat_recipient of 0024) into
+# the unlogged waiting row of its push (workers/chat_push.py), under the counter's lock, so the
+# newest row written is the newest message. (A statement trigger did this before 0025: it cost the
+# database more CPU than the insert, and its NOTIFY serialized every batch's commit; the push
+# sender polls the waiting rows instead.)
 _STORE_BATCH = f"""
 WITH input AS (
     SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
@@ -59,6 +64,21 @@ WITH input AS (
     INSERT INTO messages (order_id, seq, sender_id, text, attachments, client_msg_id)
     SELECT order_id, seq, sender_id, text, attachments::jsonb, client_msg_id FROM numbered
     RETURNING *
+), pushed AS (
+    INSERT INTO chat_push_pending AS p (order_id, user_id, message_id, seq, unread)
+    SELECT DISTINCT ON (s.order_id, r.recipient)
+           s.order_id, r.recipient, s.id, s.seq, count(*) OVER (PARTITION BY s.order_id, r.recipient)
+      FROM stored s
+     CROSS JOIN LATERAL (SELECT coalesce(
+           (SELECT CASE WHEN o.client_id = s.sender_id THEN o.doer_id ELSE o.client_id END
+              FROM orders o WHERE o.id = s.order_id),
+           (SELECT CASE WHEN g.client_id = s.sender_id THEN a.doer_id ELSE g.client_id END
+              FROM applications a JOIN gigs g ON g.id = a.gig_id WHERE a.id = s.order_id)
+           ) AS recipient) r
+     WHERE r.recipient IS NOT NULL AND r.recipient <> s.sender_id
+     ORDER BY s.order_id, r.recipient, s.seq DESC
+    ON CONFLICT (order_id, user_id) DO UPDATE
+       SET message_id = EXCLUDED.message_id, seq = EXCLUDED.seq, unread = p.unread + EXCLUDED.unread
 )
 SELECT n.ord, true AS created, {_columns("s")}
   FROM stored s JOIN numbered n ON n.order_id = s.order_id AND n.seq = s.seq

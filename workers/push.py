@@ -78,7 +78,9 @@ class PushWorker:
         batch_size: int = 500,
         base_delay: float = 1.0,
         max_delay: float = 600.0,
-        poll_interval: float = 2.0,
+        # Chat pushes wake nothing (storing a batch sends no NOTIFY: 0025_chat_push_in_statement.sql),
+        # so this is also how soon a waiting chat push becomes a job.
+        poll_interval: float = 0.5,
         recover_check_interval: float = 10.0,
     ) -> None:
         self._pool = pool
@@ -265,7 +267,8 @@ class PushWorker:
 
     async def run(self, wake: asyncio.Event, stopping: asyncio.Event) -> None:
         """Send until `stopping` is set: a full batch goes straight on; otherwise wait for `wake`
-        (NOTIFY from a new job) or the poll interval, which also picks up retries coming due."""
+        (NOTIFY from a new notification job) or the poll interval, which also picks up waiting chat
+        pushes and retries coming due."""
         step = batch_step(self.run_once, self.batch_size, wake, stopping, self.poll_interval)
         await supervise_worker(
             "push", step, self._metrics, stopping, logger=log, message="push batch failed; retrying"

@@ -11,6 +11,8 @@ import httpx
 import pytest
 
 from domain.notify import queue_push
+from hub.chat import Outgoing, store_batch
+from hub.events import Attachment
 from tests.workers.conftest import add_device
 from tests.workers.fake_fcm import PROJECT, FakeFcm, Reply
 from workers import chat_push
@@ -175,21 +177,14 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
         return (user_id, order) in watching
 
     worker = PushWorker(pool, sender, metrics, seen_live=seen_live, base_delay=0.05)
-    # Stored one statement each; the statement trigger of 0023 leaves one waiting push per chat and
-    # recipient, the newest message folded in, and no push job.
-    await pool.execute("INSERT INTO chat_sequences (order_id, last_seq) VALUES ($1, 3)", order_id)
-    for seq, (sender_id, text, attachments) in enumerate(
-        [(client.id, "hi there", []), (doer.id, "hello", []), (doer.id, "  ", [{"url": "https://x/1"}] * 2)],
-        start=1,
-    ):
-        await pool.execute(
-            "INSERT INTO messages (order_id, seq, sender_id, text, attachments) VALUES ($1, $2, $3, $4, $5)",
-            order_id,
-            seq,
-            sender_id,
-            text,
-            attachments,
-        )
+    # Stored one statement each, as the hub stores them: each statement folds its newest message per
+    # chat and recipient into one waiting push (0025) and writes no push job.
+    for sender_id, text, attachments in [
+        (client.id, "hi there", []),
+        (doer.id, "hello", []),
+        (doer.id, "  ", [Attachment(url="https://x/1")] * 2),
+    ]:
+        await store_batch(pool, [Outgoing(order_id, sender_id, text, attachments, None)])
     waiting = await pool.fetch(
         "SELECT user_id::text, seq, unread FROM chat_push_pending WHERE order_id = $1 ORDER BY seq", order_id
     )
@@ -212,17 +207,10 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
 
     # Not watching any more: the two attachments of the next messages fold into one push.
     watching.clear()
-    for seq in (4, 5):
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.execute("UPDATE chat_sequences SET last_seq = $2 WHERE order_id = $1", order_id, seq)
-            await conn.execute(
-                "INSERT INTO messages (order_id, seq, sender_id, text, attachments)"
-                " VALUES ($1, $2, $3, '', $4)",
-                order_id,
-                seq,
-                doer.id,
-                [{"url": "https://x/1"}] * (seq - 2),
-            )
+    await store_batch(
+        pool,
+        [Outgoing(order_id, doer.id, "", [Attachment(url="https://x/1")] * n, None) for n in (2, 3)],
+    )
     await worker.run_once()
     await _drain(worker, pool, [j["id"] for j in await pool.fetch("SELECT id FROM push_jobs")])
     (pushed,) = fcm.sent_to(client_token)
