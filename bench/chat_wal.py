@@ -108,7 +108,11 @@ async def main(args: argparse.Namespace) -> None:
             picks = [random.choice(orders) for _ in range(args.batch)]
             text = "a typical short chat message, about forty"
             batches.append(
-                [Outgoing(o, random.choice((c, d)), text, [], str(uuid.uuid4())) for o, c, d in picks]
+                [
+                    Outgoing(o, s, text, [], str(uuid.uuid4()), c if s == d else d)
+                    for o, c, d in picks
+                    for s in [random.choice((c, d))]
+                ]
             )
         stop = asyncio.Event()
         drain = asyncio.create_task(_drain(pool, stop))

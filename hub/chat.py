@@ -34,15 +34,14 @@ _MESSAGE_COLS = _columns()
 # so seqs commit in order and with no gap); locks are taken in order_id order, so two batches never
 # deadlock. A later duplicate inside the batch gets neither row: the writer answers it with the
 # first's message. The same statement folds the batch's newest message per chat and recipient (the
-# order's other party, or before the order the application's: gigwire_chat_recipient of 0024) into
-# the unlogged waiting row of its push (workers/chat_push.py), under the counter's lock, so the
-# newest row written is the newest message. (A statement trigger did this before 0025: it cost the
-# database more CPU than the insert, and its NOTIFY serialized every batch's commit; the push
-# sender polls the waiting rows instead.)
+# chat's other user, which the hub knows from its participant check) into the unlogged waiting row
+# of its push (workers/chat_push.py), under the counter's lock, so the newest row written is the
+# newest message. (A statement trigger did this before 0025: it cost the database more CPU than the
+# insert, and its NOTIFY serialized every batch's commit; the push sender polls the waiting rows.)
 _STORE_BATCH = f"""
 WITH input AS (
-    SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-        AS t(ord, order_id, sender_id, text, attachments, client_msg_id)
+    SELECT * FROM unnest($1::int[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+        AS t(ord, order_id, sender_id, text, attachments, client_msg_id, recipient_id)
 ), known AS (
     SELECT i.ord, m.id FROM input i JOIN messages m
       ON m.order_id = i.order_id AND m.sender_id = i.sender_id AND m.client_msg_id = i.client_msg_id
@@ -66,17 +65,11 @@ WITH input AS (
     RETURNING *
 ), pushed AS (
     INSERT INTO chat_push_pending AS p (order_id, user_id, message_id, seq, unread)
-    SELECT DISTINCT ON (s.order_id, r.recipient)
-           s.order_id, r.recipient, s.id, s.seq, count(*) OVER (PARTITION BY s.order_id, r.recipient)
-      FROM stored s
-     CROSS JOIN LATERAL (SELECT coalesce(
-           (SELECT CASE WHEN o.client_id = s.sender_id THEN o.doer_id ELSE o.client_id END
-              FROM orders o WHERE o.id = s.order_id),
-           (SELECT CASE WHEN g.client_id = s.sender_id THEN a.doer_id ELSE g.client_id END
-              FROM applications a JOIN gigs g ON g.id = a.gig_id WHERE a.id = s.order_id)
-           ) AS recipient) r
-     WHERE r.recipient IS NOT NULL AND r.recipient <> s.sender_id
-     ORDER BY s.order_id, r.recipient, s.seq DESC
+    SELECT DISTINCT ON (s.order_id, n.recipient_id)
+           s.order_id, n.recipient_id, s.id, s.seq, count(*) OVER (PARTITION BY s.order_id, n.recipient_id)
+      FROM stored s JOIN numbered n ON n.order_id = s.order_id AND n.seq = s.seq
+     WHERE n.recipient_id IS NOT NULL AND n.recipient_id <> s.sender_id
+     ORDER BY s.order_id, n.recipient_id, s.seq DESC
     ON CONFLICT (order_id, user_id) DO UPDATE
        SET message_id = EXCLUDED.message_id, seq = EXCLUDED.seq, unread = p.unread + EXCLUDED.unread
 )
@@ -147,6 +140,7 @@ class Outgoing:
     text: str
     attachments: list[Attachment]
     client_msg_id: str | None
+    recipient_id: str | None  # the chat's other user, pushed when not watching; None: push nobody
 
 
 async def store_batch(pool: asyncpg.Pool | Conn, batch: list[Outgoing]) -> list[tuple[ChatMessage, bool]]:
@@ -166,6 +160,7 @@ async def store_batch(pool: asyncpg.Pool | Conn, batch: list[Outgoing]) -> list[
         [m.text for m in batch],
         [encoder.encode(m.attachments).decode() for m in batch],
         [m.client_msg_id for m in batch],
+        [m.recipient_id for m in batch],
     )
     answers: list[tuple[ChatMessage, bool] | None] = [None] * len(batch)
     for row in rows:
@@ -193,9 +188,12 @@ async def store_message(
     text: str,
     attachments: list[Attachment],
     client_msg_id: str | None,
+    *,
+    recipient_id: str | None,
 ) -> tuple[ChatMessage, bool]:
     """Store one message (a batch of one; the hub stores through hub/chat_writer.py instead)."""
-    (answer,) = await store_batch(pool, [Outgoing(order_id, sender_id, text, attachments, client_msg_id)])
+    message = Outgoing(order_id, sender_id, text, attachments, client_msg_id, recipient_id)
+    (answer,) = await store_batch(pool, [message])
     return answer
 
 

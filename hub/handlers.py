@@ -142,17 +142,24 @@ async def _send(hub: Hub, session: Session, data: ChatSend) -> ChatAck:
     attachments = data.attachments or []
     if any(a.media_id is not None for a in attachments):
         attachments = await _with_media(hub, session, order_id, attachments)
-    outgoing = chat.Outgoing(order_id, session.user_id, data.text or "", attachments, data.client_msg_id)
     people = hub.participants.get(order_id)
-    answer = None
     if people is None or people.pre_order:
         people = await _people(hub, order_id)
-        if people.pre_order:  # one transaction with the block check (hub/threads.py)
-            answer = await threads.store_pre_order(hub.pool, outgoing, people)
-            if answer is None:  # the order opened meanwhile: its chat from now on
-                people = chat.Participants(people.client_id, people.doer_id)
-                hub.participants.put(order_id, people)
-                session.allowed.add(order_id)
+    outgoing = chat.Outgoing(
+        order_id,
+        session.user_id,
+        data.text or "",
+        attachments,
+        data.client_msg_id,
+        people.other(session.user_id),
+    )
+    answer = None
+    if people.pre_order:  # one transaction with the block check (hub/threads.py)
+        answer = await threads.store_pre_order(hub.pool, outgoing, people)
+        if answer is None:  # the order opened meanwhile: its chat from now on
+            people = chat.Participants(people.client_id, people.doer_id)
+            hub.participants.put(order_id, people)
+            session.allowed.add(order_id)
     message, _created = answer or await hub.writer.store(outgoing)
     # Stored first (in a batch: hub/chat_writer.py), then sent on without waiting for the broker; a
     # resend (same clientMsgId) sends the stored message again, since its first publish may never have

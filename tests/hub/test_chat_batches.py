@@ -197,7 +197,7 @@ async def test_hot_chat_queries_use_indexes_on_a_table_analysed_while_empty(
                 pair.client.id,
             )
             batch = chat._STORE_BATCH
-            args = ([0], [pair.order_id], [pair.client.id], ["x"], ["[]"], ["bulk-5000"])
+            args = ([0], [pair.order_id], [pair.client.id], ["x"], ["[]"], ["bulk-5000"], [pair.doer.id])
             queries: list[tuple[str, tuple[Any, ...]]] = [
                 (batch, args),
                 (f"SELECT {chat._MESSAGE_COLS} FROM messages WHERE order_id = $1 AND seq > $2 AND seq <= $3"

@@ -19,7 +19,9 @@ async def test_lost_publish_is_filled_from_postgres_in_order(
     await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": "one"})
     assert (await b.expect("CHAT_MESSAGE"))["data"]["seq"] == 1
     # Stored by a process that died before publishing: seq 2 never reaches the broker.
-    await chat.store_message(pool, pair.order_id, pair.client.id, "lost publish", [], None)
+    await chat.store_message(
+        pool, pair.order_id, pair.client.id, "lost publish", [], None, recipient_id=pair.doer.id
+    )
     await a.ack("CHAT_MESSAGE", {"orderId": pair.order_id, "text": "three"})
     got = [(await b.expect("CHAT_MESSAGE"))["data"] for _ in range(2)]
     assert [(m["seq"], m["text"]) for m in got] == [(2, "lost publish"), (3, "three")]

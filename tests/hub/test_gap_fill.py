@@ -51,12 +51,12 @@ async def test_fill_asked_for_while_one_runs_runs_again_and_promotes_the_joiner(
     order = pair.order_id
     a = await node.connect(pair.client, subscribe=order)  # the channel's position: seq 0
     # Stored by a process that died before publishing: the channel is behind PostgreSQL.
-    await chat.store_message(pool, order, pair.client.id, "one", [], None)
+    await chat.store_message(pool, order, pair.client.id, "one", [], None, recipient_id=pair.doer.id)
     gate = Gate(monkeypatch, "gigwire-gap-fill", held=True)
     # b reads last seq 1 and asks for a fill; the fill reads its target (1) and is held.
     b = await node.connect(pair.doer, subscribe=order)
     await gate.entered.wait()
-    await chat.store_message(pool, order, pair.doer.id, "two", [], None)
+    await chat.store_message(pool, order, pair.doer.id, "two", [], None, recipient_id=pair.client.id)
     # c reads last seq 2 while the fill (target 1) runs: its fill request must not be lost.
     c = await node.connect(pair.doer)
     ack = await c.ack("SUBSCRIBE_CHAT", {"orderId": order, "sinceSeq": 0})

@@ -100,11 +100,11 @@ async def test_a_crash_before_the_push_sender_ran_still_pushes_every_unread_chat
     sender: FcmSender,
     tmp_path: Path,
 ) -> None:
-    _client, doer, order_id, token = await _chat(crash_pool, settings)
+    client, doer, order_id, token = await _chat(crash_pool, settings)
     # A second chat whose recipient has read everything: no push for it after the crash either.
     other_client, other_doer, read_order, other_token = await _chat(crash_pool, settings)
-    batch = [Outgoing(order_id, doer.id, f"draft {i}", [], f"m{i}") for i in range(3)]
-    batch.append(Outgoing(read_order, other_doer.id, "seen already", [], "r1"))
+    batch = [Outgoing(order_id, doer.id, f"draft {i}", [], f"m{i}", client.id) for i in range(3)]
+    batch.append(Outgoing(read_order, other_doer.id, "seen already", [], "r1", other_client.id))
     await store_batch(crash_pool, batch)
     await crash_pool.execute(
         "INSERT INTO message_reads (order_id, user_id, last_read_seq) VALUES ($1, $2, 1)",
@@ -144,11 +144,11 @@ async def test_a_clean_restart_keeps_waiting_pushes_and_repeats_none(
     fcm: FakeFcm,
     sender: FcmSender,
 ) -> None:
-    _client, doer, order_id, token = await _chat(crash_pool, settings)
-    await store_batch(crash_pool, [Outgoing(order_id, doer.id, "before the restart", [], "a")])
+    client, doer, order_id, token = await _chat(crash_pool, settings)
+    await store_batch(crash_pool, [Outgoing(order_id, doer.id, "before the restart", [], "a", client.id)])
     worker = PushWorker(crash_pool, sender, WorkerMetrics(), base_delay=0.05)
     await _push_all(worker, crash_pool)
-    await store_batch(crash_pool, [Outgoing(order_id, doer.id, "waiting through it", [], "b")])
+    await store_batch(crash_pool, [Outgoing(order_id, doer.id, "waiting through it", [], "b", client.id)])
     await crash_pool.close()
 
     private_pg.restart_clean()

@@ -184,7 +184,8 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
         (doer.id, "hello", []),
         (doer.id, "  ", [Attachment(url="https://x/1")] * 2),
     ]:
-        await store_batch(pool, [Outgoing(order_id, sender_id, text, attachments, None)])
+        other = doer.id if sender_id == client.id else client.id
+        await store_batch(pool, [Outgoing(order_id, sender_id, text, attachments, None, other)])
     waiting = await pool.fetch(
         "SELECT user_id::text, seq, unread FROM chat_push_pending WHERE order_id = $1 ORDER BY seq", order_id
     )
@@ -209,7 +210,10 @@ async def test_chat_push_skipped_when_recipient_watches_the_order_live(
     watching.clear()
     await store_batch(
         pool,
-        [Outgoing(order_id, doer.id, "", [Attachment(url="https://x/1")] * n, None) for n in (2, 3)],
+        [
+            Outgoing(order_id, doer.id, "", [Attachment(url="https://x/1")] * n, None, client.id)
+            for n in (2, 3)
+        ],
     )
     await worker.run_once()
     await _drain(worker, pool, [j["id"] for j in await pool.fetch("SELECT id FROM push_jobs")])
