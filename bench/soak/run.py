@@ -297,7 +297,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"connected: {results['connected']}", flush=True)
         t0 = time.monotonic()
         fault_log: list[dict[str, Any]] = []
-        injecting = asyncio.create_task(faults(cluster, args.duration, t0, fault_log))
+        injecting = asyncio.create_task(
+            faults(cluster, args.duration, t0, fault_log) if args.faults else asyncio.sleep(0)
+        )
         samples: list[dict[str, Any]] = []
         while (now := time.monotonic()) < t0 + args.duration:
             rss = cluster.sample(now - t0)
@@ -394,6 +396,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--rest-per-s", type=float, default=10.0, help="REST calls/s in all")
     parser.add_argument("--loaders", type=int, default=2, help="load-generator processes")
+    parser.add_argument(
+        "--no-faults", dest="faults", action="store_false", help="steady load only (memory over time)"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     results = asyncio.run(main(args))
