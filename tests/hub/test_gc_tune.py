@@ -3,6 +3,7 @@ histogram counts, and that a started web process applies both."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import socket
@@ -86,6 +87,26 @@ def test_pause_meter_counts_each_collection_by_generation_while_installed() -> N
     assert buckets == sorted(buckets) and buckets[-1] == 2
     gc.collect(2)  # uninstalled: no longer counted
     assert _pauses(registry)[("gigwire_gc_pause_seconds_count", "2")] == 2
+
+
+def test_trim_returns_the_c_heaps_free_pages_here() -> None:
+    # glibc on this machine: the call exists and runs; elsewhere trim() says it could not.
+    assert gc_tune.trim() is (gc_tune._malloc_trim() is not None)
+
+
+async def test_keep_trimming_runs_until_cancelled_and_ends_where_there_is_no_trim(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    monkeypatch.setattr(gc_tune, "_malloc_trim", lambda: calls.append)
+    task = asyncio.create_task(gc_tune.keep_trimming(0.01))
+    await asyncio.sleep(0.1)
+    assert not task.done() and len(calls) >= 3 and set(calls) == {0}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    monkeypatch.setattr(gc_tune, "_malloc_trim", lambda: None)
+    await asyncio.wait_for(gc_tune.keep_trimming(0.01), 1)  # returns at once
 
 
 def test_a_started_web_process_settles_and_serves_its_pauses(services: Services, tmp_path: Path) -> None:
