@@ -232,15 +232,19 @@ async def _typing_start(hub: Hub, session: Session, data: OrderRef) -> OrderAck:
         session.typing_sent[order_id] = now
         hub.publish_soon(f"order:{order_id}", _typing("TYPING_START", order_id, session.user_id))
 
-    def expire() -> None:
-        if session.typing.get(order_id) is timer:
-            del session.typing[order_id]
-            session.typing_sent.pop(order_id, None)
-            hub.publish_soon(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
-
-    timer = asyncio.get_running_loop().call_later(TYPING_TTL_S, expire)
+    timer = asyncio.get_running_loop().call_later(TYPING_TTL_S, _expire_typing, hub, session, order_id)
     session.typing[order_id] = timer
     return OrderAck(order_id)
+
+
+def _expire_typing(hub: Hub, session: Session, order_id: str) -> None:
+    """A TYPING_START neither renewed nor stopped within TYPING_TTL_S: the chat hears TYPING_STOP. A
+    renewal or a stop cancels the timer, so a timer that fires is the current one. (A function with
+    arguments, not a closure over its own timer: that was a reference cycle per expiry, left for
+    the cycle collector.)"""
+    if session.typing.pop(order_id, None) is not None:
+        session.typing_sent.pop(order_id, None)
+        hub.publish_soon(f"order:{order_id}", _typing("TYPING_STOP", order_id, session.user_id))
 
 
 async def _typing_stop(hub: Hub, session: Session, data: OrderRef) -> OrderAck:

@@ -61,7 +61,7 @@ def setup_realtime(app: web.Application) -> None:
         assert hub.presence is not None
         hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
         hub.spawn(conversations.keep_announcing(hub), "gigwire-convo-watchers")
-        hub.spawn(gc_tune.keep_trimming(), "gigwire-malloc-trim")
+        hub.spawn(gc_tune.keep_tidy(), "gigwire-memory-tidy")
         front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
         front.start()
         metrics.gc_pauses.install()

@@ -94,19 +94,19 @@ def test_trim_returns_the_c_heaps_free_pages_here() -> None:
     assert gc_tune.trim() is (gc_tune._malloc_trim() is not None)
 
 
-async def test_keep_trimming_runs_until_cancelled_and_ends_where_there_is_no_trim(
+async def test_keep_tidy_collects_the_young_then_trims_until_cancelled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    calls: list[int] = []
+    calls: list[object] = []
     monkeypatch.setattr(gc_tune, "_malloc_trim", lambda: calls.append)
-    task = asyncio.create_task(gc_tune.keep_trimming(0.01))
+    monkeypatch.setattr(gc, "collect", lambda generation=2: calls.append(("collect", generation)))
+    task = asyncio.create_task(gc_tune.keep_tidy(0.01))
     await asyncio.sleep(0.1)
-    assert not task.done() and len(calls) >= 3 and set(calls) == {0}
+    assert not task.done() and len(calls) >= 6
+    assert calls[:4] == [("collect", 1), 0, ("collect", 1), 0]
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    monkeypatch.setattr(gc_tune, "_malloc_trim", lambda: None)
-    await asyncio.wait_for(gc_tune.keep_trimming(0.01), 1)  # returns at once
 
 
 def test_a_started_web_process_settles_and_serves_its_pauses(services: Services, tmp_path: Path) -> None:
