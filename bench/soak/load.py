@@ -9,10 +9,13 @@ it reconnects with backoff, to the other hub when its own refuses, subscribes wi
 last contiguous `seq` it holds) and resends every unACKed message with its `clientMsgId`. It sends
 chat messages at a fixed rate, MESSAGE_READ for part of what it receives, TYPING_START/STOP around
 part of its sends. A REST loop calls GET /api/gigs, /api/feed and /api/orders with the pairs' tokens.
+A publisher sends NOTIFICATIONs to the pairs' users through the server API; every side resumes its
+user's feed with `sinceFeedSeq` on each reconnect (bench/soak/feed.py).
 
 Commands (one JSON object a line, each answered by one JSON line):
   {"cmd": "connect", "ports": [a, b], "pairs": [[order, client_token, client_id, doer_token,
-   doer_id, n], ...], "rate": msgs/s per connection, "read": p, "typing": p, "rest_per_s": r}
+   doer_id, n], ...], "rate": msgs/s per connection, "read": p, "typing": p, "rest_per_s": r,
+   "feed_per_s": f, "api_key": "gw_..."}
   {"cmd": "status"}          counts so far (connected sides, closes by code, REST statuses, ...)
   {"cmd": "stop", "timeout": s}   stop sending, wait until every message is ACKed and delivered
                                   (bounded), then answer the figures and every ACKed message
@@ -33,6 +36,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench.soak.feed import FEED_KINDS, FeedSide, Publisher, feed_figures
+
 WS, SIO = "ws", "sio"
 RESEND_AFTER_S = 5.0
 TEXT = "the draft is ready for review; sent at "
@@ -50,6 +55,7 @@ class Side:
         self.order = order
         self.user = user
         self.other: Side | None = None
+        self.feed = FeedSide()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.live = False  # connected and subscribed
         self.pending: dict[str, float] = {}  # clientMsgId -> last send (monotonic s)
@@ -121,6 +127,10 @@ class Side:
                     self.load.spawn(self._read(data["id"]))
         elif kind == "ERROR":
             self.load.errors[str(data.get("code"))] += 1
+        elif kind == "FEED_EXPIRED":
+            self.load.errors["FEED_EXPIRED"] += 1
+        elif kind in FEED_KINDS:
+            self.feed.on_feed(kind, data)
         self.load.events[kind] += 1
 
     async def _read(self, message_id: str) -> None:
@@ -174,7 +184,9 @@ class Side:
     async def _open(self, port: int) -> tuple[aiohttp.ClientWebSocketResponse, Any]:
         http = self.load.http
         if self.transport == WS:
-            ws = await http.ws_connect(f"http://127.0.0.1:{port}/ws?token={self.token}", heartbeat=None)
+            since = self.feed.feed_contiguous
+            url = f"http://127.0.0.1:{port}/ws?token={self.token}&sinceFeedSeq={since}"
+            ws = await http.ws_connect(url, heartbeat=None)
             try:
                 hello = orjson.loads(await self._text(ws))
                 if hello.get("type") != "AUTHENTICATED":
@@ -188,7 +200,8 @@ class Side:
             opened = await self._text(ws)
             if not opened.startswith("0"):
                 raise ConnectionError(f"no Engine.IO open: {opened!r}")
-            await ws.send_str("40" + orjson.dumps({"token": self.token}).decode())
+            auth = {"token": self.token, "sinceFeedSeq": self.feed.feed_contiguous}
+            await ws.send_str("40" + orjson.dumps(auth).decode())
             joined = await self._text(ws)
             if not joined.startswith("40"):
                 raise ConnectionError(f"refused: {joined!r}")
@@ -313,6 +326,8 @@ class Load:
         self.resends = 0
         self._n = 0
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True))
+        self.publisher: Publisher | None = None
+        self.publishing: asyncio.Task[None] | None = None
 
     def counter(self) -> int:
         self._n += 1
@@ -344,6 +359,10 @@ class Load:
             self.tasks.append(asyncio.create_task(side.chat(cmd["rate"])))
         if cmd["rest_per_s"] > 0:
             self.tasks.append(asyncio.create_task(self.rest_loop(ports, cmd["rest_per_s"])))
+        if cmd.get("feed_per_s", 0) > 0 and cmd.get("api_key"):
+            self.publisher = Publisher(self.http, cmd["api_key"], ports)
+            self.publishing = asyncio.create_task(self.publisher.loop(self.sides, cmd["feed_per_s"]))
+            self.tasks.append(self.publishing)
         return {"connections": len(self.sides), "live": sum(s.live for s in self.sides)}
 
     async def rest_loop(self, ports: list[int], per_s: float) -> None:
@@ -392,15 +411,21 @@ class Load:
             "rest": dict(self.rest),
         }
 
+    def _feed_missing(self) -> int:
+        return 0 if self.publisher is None else self.publisher.missing(self.sides)
+
     def _undelivered(self) -> int:
         return sum(len(set(s.acked) - s.other.received) for s in self.sides if s.other is not None)
 
     async def stop(self, within: float) -> dict[str, Any]:
         self.sending_done = True
         deadline = time.monotonic() + within
+        if self.publisher is not None and self.publishing is not None:
+            self.publisher.done = True
+            await asyncio.wait([self.publishing], timeout=60)
         finishing = [asyncio.create_task(s.finish()) for s in self.sides]
         while time.monotonic() < deadline and (  # noqa: ASYNC110
-            any(s.pending for s in self.sides) or self._undelivered()
+            any(s.pending for s in self.sides) or self._undelivered() or self._feed_missing()
         ):
             await asyncio.sleep(0.5)
         drained = time.monotonic() < deadline
@@ -421,6 +446,8 @@ class Load:
             "rest_samples": self.rest_samples,
             "messages": [[s.user, cmid, seq, s.order] for s in self.sides for cmid, seq in s.acked.items()],
         }
+        if self.publisher is not None:
+            out |= feed_figures(self.publisher, self.sides)
         self.stopping = True
         for task in self.tasks:
             task.cancel()

@@ -45,6 +45,7 @@ from bench.chatmix.systems import Servers, integrity, make_pairs
 from bench.compare.phases import Worker
 from bench.compare.systems import rss_kb, wait_ready
 from hub.db import migrate_dsn
+from rest import api_keys
 from tests.services import RedisServer, _with_database, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +270,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await migrate_dsn(dsn)
         db = await asyncpg.connect(dsn)
         pairs = [[*p, n] for n, p in enumerate(await make_pairs(db, args.pairs, secret))]
+        _key_id, api_key = await api_keys.create(db, "soak", ["publish"])
         await cluster.start()
         loaders = [await Worker.spawn([], "bench.soak.load", within=300) for _ in range(args.loaders)]
         n = len(loaders)
@@ -284,6 +286,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                         "read": args.read,
                         "typing": args.typing,
                         "rest_per_s": args.rest_per_s / n,
+                        "feed_per_s": args.feed_per_s / n,
+                        "api_key": api_key,
                     }
                 )
                 for i, w in enumerate(loaders)
@@ -366,6 +370,10 @@ def summary(results: dict[str, Any]) -> str:
         f"{sum(v for k, v in closes.items() if k.endswith(':1011'))}",
         f"errors answered: {load.get('errors', {})}; resends {load['resends']},"
         f" redelivered {load['redelivered']}, connects {load['connects']}",
+        f"feed: {load.get('feed_published')} published (answered 200), {load.get('feed_received')}"
+        f" received; missing {load.get('feed_missing')}, duplicates {load.get('feed_duplicates')},"
+        f" users with feedSeq gaps {load.get('feed_users_with_gaps')};"
+        f" publish answers {load.get('feed_publish_answers')}",
         f"exit codes: {results['exit_codes']}",
     ]
     for hub, trend in results["rss"].items():
@@ -396,6 +404,9 @@ if __name__ == "__main__":
     )
     parser.add_argument("--rest-per-s", type=float, default=10.0, help="REST calls/s in all")
     parser.add_argument("--loaders", type=int, default=2, help="load-generator processes")
+    parser.add_argument(
+        "--feed-per-s", type=float, default=5.0, help="NOTIFICATIONs/s published through the server API"
+    )
     parser.add_argument(
         "--no-faults", dest="faults", action="store_false", help="steady load only (memory over time)"
     )
