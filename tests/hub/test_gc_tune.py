@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +15,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub import gc_tune
-from tests.conftest import TEST_JWT_SECRET
 from tests.services import Services
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.test_shutdown import WebProcess
 
 
 @pytest.fixture
@@ -110,41 +104,25 @@ async def test_keep_tidy_collects_the_young_then_trims_until_cancelled(
 
 
 def test_a_started_web_process_settles_and_serves_its_pauses(services: Services, tmp_path: Path) -> None:
-    with socket.socket() as free:
-        free.bind(("127.0.0.1", 0))
-        port = int(free.getsockname()[1])
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "LOG_LEVEL", "GC_THRESHOLD")}
-    env.update(
-        GIGWIRE_ENV="dev",
-        GIGWIRE_DATA_DIR=str(tmp_path),
-        DATABASE_URL=services.dsn,
-        JWT_SECRET=TEST_JWT_SECRET,
-        HOST="127.0.0.1",
-        PORT=str(port),
-        RUN_WORKERS="false",
-        DATABASE_POOL_MAX="3",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hub"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-    )
+    web = WebProcess(services, tmp_path, DATABASE_POOL_MAX="3")
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().decode()
-        assert "listening" in line, line
+        assert web.listening.wait(60), (web.stdout, web.stderr[-20:])
         deadline = time.monotonic() + 10
-        families: dict[str, dict[str, float]] = {}
+        counts: dict[str, float] = {}
         while time.monotonic() < deadline:
-            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            families = {
-                f.name: {s.labels.get("generation", "") + s.name[-5:]: s.value for s in f.samples}
+            text = httpx.get(f"http://127.0.0.1:{web.port}/metrics", timeout=5).text
+            counts = {
+                s.labels["generation"]: s.value
                 for f in text_string_to_metric_families(text)
                 if f.name == "gigwire_gc_pause_seconds"
+                for s in f.samples
+                if s.name.endswith("_count")
             }
-            if families and families["gigwire_gc_pause_seconds"].get("2count", 0) >= 1:
+            if counts.get("2", 0) >= 1:
                 break
             time.sleep(0.2)
         # settle's own full collection runs after the meter is installed: it is counted
-        assert families["gigwire_gc_pause_seconds"]["2count"] >= 1, families
+        assert counts.get("2", 0) >= 1, counts
+        assert web.stop(30)[0] == 0
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=30) == 0
+        web.kill()
