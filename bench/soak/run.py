@@ -229,8 +229,18 @@ async def check_messages(db: asyncpg.Connection, acked: list[list[Any]]) -> dict
     return dict(row)
 
 
-async def faults(cluster: Cluster, duration: float, t0: float, log: list[dict[str, Any]]) -> None:
-    """Redis restarted at 0.2 and 0.7 of the run, hub B SIGKILLed at 0.45 and started again."""
+DEFAULT_PLAN = [(0.2, "redis"), (0.45, "hub"), (0.7, "redis")]
+
+
+async def faults(
+    cluster: Cluster,
+    duration: float,
+    t0: float,
+    log: list[dict[str, Any]],
+    plan: list[tuple[float, str]] = DEFAULT_PLAN,
+) -> None:
+    """The `plan`'s faults at their fractions of the run: by default Redis restarted at 0.2 and 0.7,
+    hub B SIGKILLed at 0.45 and started again."""
 
     def note(what: str) -> None:
         log.append({"t": round(time.monotonic() - t0, 1), "fault": what})
@@ -239,7 +249,7 @@ async def faults(cluster: Cluster, duration: float, t0: float, log: list[dict[st
     async def at(fraction: float) -> None:
         await asyncio.sleep(max(0.0, t0 + fraction * duration - time.monotonic()))
 
-    for fraction, what in [(0.2, "redis"), (0.45, "hub"), (0.7, "redis")]:
+    for fraction, what in plan:
         await at(fraction)
         if what == "redis":
             note("redis killed")
@@ -253,6 +263,12 @@ async def faults(cluster: Cluster, duration: float, t0: float, log: list[dict[st
             await asyncio.sleep(3)
             await cluster.start_hub(1)
             note("hub B started again")
+
+
+def _plan(args: argparse.Namespace) -> list[tuple[float, str]]:
+    """The default faults, or `--redis-restarts N` Redis restarts spread evenly and no hub kill."""
+    n = args.redis_restarts
+    return DEFAULT_PLAN if n is None else [((i + 1) / (n + 1), "redis") for i in range(n)]
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -302,7 +318,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.monotonic()
         fault_log: list[dict[str, Any]] = []
         injecting = asyncio.create_task(
-            faults(cluster, args.duration, t0, fault_log) if args.faults else asyncio.sleep(0)
+            faults(cluster, args.duration, t0, fault_log, _plan(args)) if args.faults else asyncio.sleep(0)
         )
         samples: list[dict[str, Any]] = []
         while (now := time.monotonic()) < t0 + args.duration:
@@ -406,6 +422,12 @@ if __name__ == "__main__":
     parser.add_argument("--loaders", type=int, default=2, help="load-generator processes")
     parser.add_argument(
         "--feed-per-s", type=float, default=5.0, help="NOTIFICATIONs/s published through the server API"
+    )
+    parser.add_argument(
+        "--redis-restarts",
+        type=int,
+        default=None,
+        help="only N Redis restarts, evenly spread (memory per restart)",
     )
     parser.add_argument(
         "--no-faults", dest="faults", action="store_false", help="steady load only (memory over time)"
