@@ -13,6 +13,7 @@ from prometheus_client import (
 )
 
 from hub.gc_tune import PauseMeter
+from hub.loop_lag import BUCKETS as LAG_BUCKETS
 from hub.protocol import CLIENT_TYPES
 
 # Server frame types; any other label value is folded into "other" so label sets stay bounded.
@@ -104,6 +105,12 @@ class HubMetrics:
         )
         # timed while the realtime hub runs (hub/realtime.py installs it)
         self.gc_pauses = PauseMeter(r)
+        self.loop_lag = Histogram(
+            "gigwire_loop_lag_seconds",
+            "How late the event loop ran a timer (sampled every 0.25 s): how long any frame waits.",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
         self._in: dict[tuple[str, str], Counter] = {}
         self._out: dict[tuple[str, str], Counter] = {}
 

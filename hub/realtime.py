@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hub import conversations, gc_tune, websocket
+from hub import conversations, gc_tune, loop_lag, websocket
 from hub.app import DELIVER
 from hub.compat_aiohttp import message_tail
 from hub.hub import Hub
@@ -62,6 +62,7 @@ def setup_realtime(app: web.Application) -> None:
         hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
         hub.spawn(conversations.keep_announcing(hub), "gigwire-convo-watchers")
         hub.spawn(gc_tune.keep_tidy(), "gigwire-memory-tidy")
+        hub.spawn(loop_lag.measure(metrics.loop_lag), "gigwire-loop-lag")
         front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
         front.start()
         metrics.gc_pauses.install()
