@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub import gc_tune
+from tests.metrics_text import gc_pause_counts
 from tests.services import Services
 from tests.test_shutdown import WebProcess
 
@@ -111,13 +112,7 @@ def test_a_started_web_process_settles_and_serves_its_pauses(services: Services,
         counts: dict[str, float] = {}
         while time.monotonic() < deadline:
             text = httpx.get(f"http://127.0.0.1:{web.port}/metrics", timeout=5).text
-            counts = {
-                s.labels["generation"]: s.value
-                for f in text_string_to_metric_families(text)
-                if f.name == "gigwire_gc_pause_seconds"
-                for s in f.samples
-                if s.name.endswith("_count")
-            }
+            counts = gc_pause_counts(text)
             if counts.get("2", 0) >= 1:
                 break
             time.sleep(0.2)

@@ -8,18 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.parser import text_string_to_metric_families
 
 from hub import loop_lag
-
-
-def _samples(text: str) -> dict[str, float]:
-    return {
-        s.name + ("" if "le" not in s.labels else f"/{s.labels['le']}"): s.value
-        for f in text_string_to_metric_families(text)
-        if f.name == "gigwire_loop_lag_seconds"
-        for s in f.samples
-    }
+from tests.metrics_text import samples as metric_samples
 
 
 async def test_a_blocked_loop_is_seen_as_late_a_free_one_is_not() -> None:
@@ -42,5 +33,5 @@ async def test_the_web_process_serves_its_loop_lag(client: TestClient[Any, Any])
     await asyncio.sleep(0.6)  # two samples at 0.25 s
     resp = await client.get("/metrics")
     assert resp.status == 200
-    samples = _samples(await resp.text())
+    samples = metric_samples(await resp.text(), "gigwire_loop_lag_seconds")
     assert samples["gigwire_loop_lag_seconds_count"] >= 1, samples

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,33 @@ from tests.workers.fake_fcm import FakeFcm
 from workers.fcm import FcmSender
 from workers.metrics import WorkerMetrics
 from workers.push import PushWorker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_worker_process(
+    services: Services, tmp_path: Path, name: str = "worker", **extra: str
+) -> tuple[asyncio.subprocess.Process, Path]:
+    """`python -m workers` on the test's PostgreSQL and Redis in dev mode, timers swept hourly, its
+    output in `<tmp_path>/<name>.log` (returned with the process); `extra` adds or overrides
+    environment variables."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": services.dsn,
+        "REDIS_URL": services.redis_url,
+        "REDIS_PREFIX": services.redis_prefix,
+        "GIGWIRE_ENV": "dev",
+        "GIGWIRE_DATA_DIR": str(tmp_path / name),
+        "TIMER_SWEEP_S": "3600",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workers", cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    return process, log_path
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ deleted in batches, side by side; whatever a request could still need stays."""
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,13 +20,13 @@ from rest.refresh import token_hash
 from tests.factories import TestUser, open_test_order, random_phone
 from tests.rest.conftest import CapturingSender, skip_resend_gap
 from tests.services import Services
+from tests.workers.conftest import start_worker_process
 from workers.housekeeping import Housekeeping
 from workers.metrics import WorkerMetrics
 
 Client = TestClient[Any, Any]
 HOUR = 3600.0
 DAY = 86400.0
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def add_otp(pool: asyncpg.Pool, sent_ago: float, ttl: float = 300.0, used: bool = False) -> str:
@@ -344,22 +342,7 @@ async def test_the_worker_process_sweeps_at_start_and_stops_cleanly_on_sigterm(
     stale = await add_otp(pool, sent_ago=3 * HOUR)
     fresh = await add_otp(pool, sent_ago=0)
     key = await add_key(pool, 3 * HOUR)  # older than this process's retention, younger than the default
-    env = {
-        **os.environ,
-        "DATABASE_URL": services.dsn,
-        "REDIS_URL": services.redis_url,
-        "REDIS_PREFIX": services.redis_prefix,
-        "GIGWIRE_ENV": "dev",
-        "GIGWIRE_DATA_DIR": str(tmp_path / "data"),
-        "TIMER_SWEEP_S": "3600",
-        "IDEMPOTENCY_KEY_RETENTION_S": "7200",
-        "LOG_LEVEL": "WARNING",
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers", cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    worker, log_path = await start_worker_process(services, tmp_path, IDEMPOTENCY_KEY_RETENTION_S="7200")
     try:
         async with asyncio.timeout(30):
             while await otp_phones(pool, [stale]) or await key_rows(pool, [key]):  # noqa: ASYNC110 - polls another process's work

@@ -4,9 +4,7 @@ every event is published and every push sent at least once, and the duplicates a
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,10 +14,9 @@ import pytest
 
 from hub.outbox import enqueue
 from tests.services import Services
-from tests.workers.conftest import Recorder, add_device
+from tests.workers.conftest import Recorder, add_device, start_worker_process
 from tests.workers.fake_fcm import FakeFcm
 
-ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 400
 HOLD_AFTER = 150
 
@@ -27,22 +24,14 @@ HOLD_AFTER = 150
 async def _start_worker(
     services: Services, fcm: FakeFcm, tmp_path: Path, name: str
 ) -> asyncio.subprocess.Process:
-    env = {
-        **os.environ,
-        "DATABASE_URL": services.dsn,
-        "REDIS_URL": services.redis_url,
-        "REDIS_PREFIX": services.redis_prefix,
-        "GIGWIRE_ENV": "dev",
-        "GIGWIRE_DATA_DIR": str(tmp_path / name),
-        "FCM_CREDENTIALS_FILE": fcm.credentials_file(tmp_path),
-        "FCM_ENDPOINT": fcm.url,
-        "TIMER_SWEEP_S": "3600",
-        "LOG_LEVEL": "WARNING",
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "workers", cwd=ROOT, env=env, stdout=log, stderr=log
+    process, _log = await start_worker_process(
+        services,
+        tmp_path,
+        name,
+        FCM_CREDENTIALS_FILE=fcm.credentials_file(tmp_path),
+        FCM_ENDPOINT=fcm.url,
     )
+    return process
 
 
 async def _until(predicate: Any, within: float, what: str) -> None:

@@ -4,40 +4,23 @@ its own /metrics (WORKER_METRICS_PORT)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.metrics_text import gc_pause_counts
 from tests.services import Services, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.workers.conftest import start_worker_process
 
 
 async def test_the_worker_process_serves_its_collector_pauses_and_stops_cleanly(
     services: Services, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": services.dsn,
-        "REDIS_URL": services.redis_url,
-        "REDIS_PREFIX": services.redis_prefix,
-        "GIGWIRE_ENV": "dev",
-        "GIGWIRE_DATA_DIR": str(tmp_path / "data"),
-        "HOST": "127.0.0.1",
-        "WORKER_METRICS_PORT": str(port),
-        "DATABASE_POOL_MAX": "2",
-        "LOG_LEVEL": "WARNING",
-    }
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        worker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers", cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+    worker, log_path = await start_worker_process(
+        services, tmp_path, HOST="127.0.0.1", WORKER_METRICS_PORT=str(port), DATABASE_POOL_MAX="2"
+    )
     counts: dict[str, float] = {}
     try:
         async with httpx.AsyncClient() as http, asyncio.timeout(30):
@@ -48,13 +31,7 @@ async def test_the_worker_process_serves_its_collector_pauses_and_stops_cleanly(
                     text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
                 except httpx.TransportError:
                     continue  # not listening yet
-                counts = {
-                    s.labels["generation"]: s.value
-                    for f in text_string_to_metric_families(text)
-                    if f.name == "gigwire_gc_pause_seconds"
-                    for s in f.samples
-                    if s.name.endswith("_count")
-                }
+                counts = gc_pause_counts(text)
     finally:
         if worker.returncode is None:
             worker.send_signal(signal.SIGTERM)
