@@ -62,8 +62,10 @@ class Notice:
 
 
 async def send(conn: Conn, notices: list[Notice], *, push: bool = True) -> None:
-    """Write every notice (inbox row, live event and push, as each recipient's preferences allow)."""
-    for n in notices:
+    """Write every notice (inbox row, live event and push, as each recipient's preferences allow),
+    in ascending user order: each takes its user's feed row lock (hub/feed.py), and transactions
+    that take several must take them in one order or deadlock."""
+    for n in sorted(notices, key=lambda n: n.user_id):
         data = {"event": n.event, **{k: v for k, v in n.data.items() if v is not None}}
         await notify(conn, n.user_id, n.type, n.title[:TITLE_MAX], n.body[:BODY_MAX], data, push=push)
 

@@ -178,6 +178,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     except asyncpg.ForeignKeyViolationError as exc:
         return vanished_row(request, exc)
+    except asyncpg.TransactionRollbackError as exc:
+        # A deadlock or serialization failure: PostgreSQL rolled the transaction back whole, so
+        # nothing changed and the same request can simply run again.
+        outage(log, "transaction rolled back by the database", path=request.path, error=type(exc).__name__)
+        return error_response(
+            503,
+            "unavailable",
+            "The database rolled this request back to resolve a conflict with another; nothing was"
+            " changed: retry it (with the same Idempotency-Key where the route takes one).",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
     except Exception:
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return error_response(500, "internal", "The server failed; nothing was changed. Try again.")

@@ -130,7 +130,8 @@ async def publish(request: web.Request) -> web.Response:
             )
             if row is None:
                 raise ApiError("not_found", f"No such order: {order_id}.")
-            users = list(dict.fromkeys([row["client_id"], row["doer_id"]]))
+            # ascending: each notify takes that user's feed row lock (hub/feed.py); one order for all
+            users = sorted({row["client_id"], row["doer_id"]})
             data["orderId"] = order_id
             target = "order"
         deliveries = [

@@ -121,11 +121,12 @@ class PushWorker:
                 return 0
             done: list[int] = []
             sendable: list[asyncpg.Record] = []
+            noticed: list[asyncpg.Record] = []
             for job in jobs:
                 chat = job["type"] == "chat_message" and job["order_id"] is not None
                 watching = chat and await self._watching(job)
                 if chat and not watching and job["attempts"] == 0:
-                    await notices.chat_message(conn, job)
+                    noticed.append(job)
                 if not job["wanted"]:
                     self._metrics.push_skipped.labels("preference").inc()
                     done.append(job["id"])
@@ -134,6 +135,10 @@ class PushWorker:
                     done.append(job["id"])
                 else:
                     sendable.append(job)
+            # In ascending user order: each notice takes its user's feed row lock (hub/feed.py), and
+            # a transaction taking several must take them in the one order every other one does.
+            for job in sorted(noticed, key=lambda j: str(j["user_id"])):
+                await notices.chat_message(conn, job)
             devices = await conn.fetch(
                 "SELECT token, platform, user_id FROM devices WHERE user_id = ANY($1::uuid[])",
                 list({j["user_id"] for j in sendable}),

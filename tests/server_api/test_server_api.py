@@ -223,3 +223,56 @@ async def test_rate_limited_per_key(make_node: Any, pair: Pair, make_key: KeyFac
         assert resp.status == 429 and int(resp.headers["Retry-After"]) >= 1
         assert (await resp.json())["error"]["details"]["scope"] == "key"
     assert (await call(node, "GET", "/api/server/stats", key_headers(second)))[0] == 200
+
+
+async def test_order_publishes_racing_notices_in_the_other_order_never_deadlock(
+    nodes: list[Node], pair: Pair, make_key: KeyFactory, pool: asyncpg.Pool
+) -> None:
+    """Each feed append locks its user's feed row: two transactions that notify both parties must
+    lock them in one order. Publishes to the order race transactions that send notices to the same
+    two users listed the other way round (domain.notices.send sorts them)."""
+    from domain.notices import Notice, send
+
+    key = await make_key("publish")
+    body = {"orderId": pair.order_id, "title": "racing"}
+    # listed doer first when the client's id sorts first, and the other way round otherwise
+    listed = sorted([pair.client.id, pair.doer.id], reverse=True)
+
+    async def notices_other_way() -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await send(conn, [Notice(u, "system", "race", "Racing", "the other order", {}) for u in listed])
+
+    async def publish(i: int) -> tuple[int, Any]:
+        return await call(nodes[i % 2], "POST", "/api/server/publish", key_headers(key), body)
+
+    outcomes = await asyncio.gather(
+        *(publish(i) for i in range(15)), *(notices_other_way() for _ in range(15)), return_exceptions=True
+    )
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    assert not failures, failures
+    assert [o[0] for o in outcomes[:15]] == [200] * 15  # type: ignore[index]
+    for user in (pair.client.id, pair.doer.id):
+        seqs = [
+            r["seq"] for r in await pool.fetch("SELECT seq FROM feed WHERE user_id = $1 ORDER BY seq", user)
+        ]
+        assert seqs == list(range(1, 31)), (user, seqs)
+
+
+async def test_a_transaction_the_database_rolls_back_is_a_503_that_changed_nothing(
+    nodes: list[Node], pair: Pair, make_key: KeyFactory, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rest.server_api
+
+    async def deadlocked(*_args: Any, **_kwargs: Any) -> str:
+        raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+
+    monkeypatch.setattr(rest.server_api, "notify", deadlocked)
+    key = await make_key("publish")
+    before = await pool.fetchval("SELECT count(*) FROM feed")
+    status, answer = await call(
+        nodes[0], "POST", "/api/server/publish", key_headers(key), {"userId": pair.client.id, "title": "x"}
+    )
+    assert status == 503, answer
+    assert answer["success"] is False and answer["error"]["code"] == "unavailable"
+    assert "retry" in answer["error"]["message"]
+    assert await pool.fetchval("SELECT count(*) FROM feed") == before
