@@ -27,7 +27,7 @@ Every notification's `data` carries `event` and the ids to deep-link to: `orderI
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -252,15 +252,20 @@ async def withdrawal_settled(conn: Conn, withdrawal: Row, status: str, reason: s
 # --- chat (workers/push.py) ----------------------------------------------------------------------
 
 
-async def chat_message(conn: Conn, job: Row) -> None:
-    """The inbox row and live event of a chat push the push sender is about to send (the recipient
-    watches no live session of that chat): never a second push, the job is the push."""
-    payload = dict(job["data"] or {})
-    data = {
-        "orderId": str(job["order_id"]) if job["order_id"] is not None else None,
-        "messageId": payload.get("messageId"),
-        "senderId": payload.get("senderId"),
-        "seq": payload.get("seq"),
-    }
-    notice = Notice(str(job["user_id"]), "chat_message", "chat_message", job["title"], job["body"], data)
-    await send(conn, [notice], push=False)
+async def chat_messages(conn: Conn, jobs: Sequence[Row]) -> None:
+    """The inbox rows and live events of the chat pushes the push sender is about to send (their
+    recipients watch no live session of those chats): never a second push, each job is the push.
+    One `send`, so the recipients' feed locks are taken in its order."""
+    notices: list[Notice] = []
+    for job in jobs:
+        payload = dict(job["data"] or {})
+        data = {
+            "orderId": str(job["order_id"]) if job["order_id"] is not None else None,
+            "messageId": payload.get("messageId"),
+            "senderId": payload.get("senderId"),
+            "seq": payload.get("seq"),
+        }
+        notices.append(
+            Notice(str(job["user_id"]), "chat_message", "chat_message", job["title"], job["body"], data)
+        )
+    await send(conn, notices, push=False)

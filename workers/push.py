@@ -8,7 +8,7 @@ never sooner than FCM's retry-after. Per job and device: sent (done), dead token
 transient failure (retried, only those devices), after the last try a dead letter. Nothing is
 pushed against the user's preference, and a chat push is dropped when the recipient has a live
 session subscribed to that order's chat; when they have none, the message also becomes an inbox
-row and a live NOTIFICATION (domain/notices.chat_message, as their chat_message preference allows),
+row and a live NOTIFICATION (domain/notices.chat_messages, as their chat_message preference allows),
 written once: on the job's first claim, in the claim's transaction. Chat jobs come from the waiting
 chat pushes that storing messages leaves (workers/chat_push.py), taken at the start of each batch."""
 
@@ -135,10 +135,7 @@ class PushWorker:
                     done.append(job["id"])
                 else:
                     sendable.append(job)
-            # In ascending user order: each notice takes its user's feed row lock (hub/feed.py), and
-            # a transaction taking several must take them in the one order every other one does.
-            for job in sorted(noticed, key=lambda j: str(j["user_id"])):
-                await notices.chat_message(conn, job)
+            await notices.chat_messages(conn, noticed)
             devices = await conn.fetch(
                 "SELECT token, platform, user_id FROM devices WHERE user_id = ANY($1::uuid[])",
                 list({j["user_id"] for j in sendable}),
