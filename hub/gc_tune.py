@@ -33,12 +33,13 @@ Without glibc (musl, macOS) only the collection runs."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
 from prometheus_client.core import HistogramMetricFamily
@@ -120,17 +121,23 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return cast(Callable[[int], int], trim)
 
 
-def trim() -> bool:
-    """Return the C heap's free pages to the system now; False where that cannot be done."""
-    call = _malloc_trim()
-    if call is None:
-        return False
-    call(0)
-    return True
+@contextlib.asynccontextmanager
+async def tended(meter: PauseMeter, interval: float = TIDY_INTERVAL_S) -> AsyncIterator[None]:
+    """While inside: every collection timed by `meter`, and `keep_tidy` running (both processes,
+    hub/realtime.py and workers/__main__.py)."""
+    meter.install()
+    tidy = asyncio.get_running_loop().create_task(keep_tidy(interval), name="gigwire-memory-tidy")
+    try:
+        yield
+    finally:
+        tidy.cancel()
+        await asyncio.gather(tidy, return_exceptions=True)
+        meter.uninstall()
 
 
 async def keep_tidy(interval: float = TIDY_INTERVAL_S) -> None:
-    """Every `interval` seconds until cancelled: collect generations 0 and 1, then `trim()`."""
+    """Every `interval` seconds until cancelled: collect generations 0 and 1, then glibc's
+    `malloc_trim(0)` where there is one."""
     call = _malloc_trim()
     while True:
         await asyncio.sleep(interval)

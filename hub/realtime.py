@@ -61,15 +61,11 @@ def setup_realtime(app: web.Application) -> None:
         assert hub.presence is not None
         hub.spawn(hub.presence.keep_fresh(hub.presence_entries), "gigwire-presence")
         hub.spawn(conversations.keep_announcing(hub), "gigwire-convo-watchers")
-        hub.spawn(gc_tune.keep_tidy(), "gigwire-memory-tidy")
         hub.spawn(loop_lag.measure(metrics.loop_lag), "gigwire-loop-lag")
         front = app[WS_FRONT] = WsFront(hub, app[TOKENS], settings, metrics)
         front.start()
-        metrics.gc_pauses.install()
-        try:
+        async with gc_tune.tended(metrics.gc_pauses):
             yield
-        finally:
-            metrics.gc_pauses.uninstall()
         await hub.shutdown()
         await front.stop()
         await hub.stop()

@@ -82,19 +82,16 @@ async def run(settings: Settings) -> None:
             if settings.worker_metrics_port:
                 runner = await _metrics_server(workers, settings.host, settings.worker_metrics_port)
             workers.start()
-            # The web process does the same for itself (hub/realtime.py): pauses timed on /metrics,
-            # the collector settled, a young collection and a heap trim every 60 s.
-            pauses = gc_tune.PauseMeter(workers.metrics.registry)
-            pauses.install()
-            tidy = asyncio.create_task(gc_tune.keep_tidy(), name="gigwire-memory-tidy")
-            gc_tune.settle(settings.gc_threshold)
-            print(
-                "gigwire workers running (relay, push, timers, housekeeping); SIGTERM stops them", flush=True
-            )
-            await stop.wait()
-            log.info("stopping workers")
-            tidy.cancel()
-            pauses.uninstall()
+            # As the web process does (hub/realtime.py): pauses timed on /metrics, the collector
+            # settled, a young collection and a heap trim every 60 s.
+            async with gc_tune.tended(gc_tune.PauseMeter(workers.metrics.registry)):
+                gc_tune.settle(settings.gc_threshold)
+                print(
+                    "gigwire workers running (relay, push, timers, housekeeping); SIGTERM stops them",
+                    flush=True,
+                )
+                await stop.wait()
+                log.info("stopping workers")
             await workers.stop()
         finally:
             if runner is not None:

@@ -84,9 +84,11 @@ def test_pause_meter_counts_each_collection_by_generation_while_installed() -> N
     assert _pauses(registry)[("gigwire_gc_pause_seconds_count", "2")] == 2
 
 
-def test_trim_returns_the_c_heaps_free_pages_here() -> None:
-    # glibc on this machine: the call exists and runs; elsewhere trim() says it could not.
-    assert gc_tune.trim() is (gc_tune._malloc_trim() is not None)
+def test_the_c_heap_trim_is_bound_and_runs_here() -> None:
+    # glibc on this machine: malloc_trim exists and answers 1 (memory returned) or 0 (none to return)
+    call = gc_tune._malloc_trim()
+    assert call is not None
+    assert call(0) in (0, 1)
 
 
 async def test_keep_tidy_collects_the_young_then_trims_until_cancelled(
