@@ -21,7 +21,7 @@ from hub.model import EpochMs, Uuid
 from rest.admin_common import Note, require_admin
 from rest.api import Body, FieldErrors, Routes, Wire, int_query, load_all, ok
 from rest.errors import ApiError
-from rest.http import path_uuid, query_int
+from rest.http import path_uuid, query_choice, query_int
 from rest.idempotency import PARAMETER, idempotent
 from rest.messages import Message
 
@@ -98,9 +98,7 @@ _FILTERS = {
 async def list_disputes(request: web.Request) -> web.Response:
     """Disputed orders, open first."""
     require_admin(request)
-    status = request.query.get("status") or "open"
-    if status not in _FILTERS:
-        raise ApiError("bad_request", f"Query parameter status must be one of {', '.join(_FILTERS)}.")
+    status = query_choice(request, "status", _FILTERS, "open")
     page = query_int(request, "page", 1, 1, 10**6)
     limit = query_int(request, "limit", 50, 1, 200)
     where = _FILTERS[status]

@@ -26,7 +26,7 @@ from hub.model import EpochMs, Uuid
 from rest.admin_common import OptionalReason, require_admin
 from rest.api import Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
-from rest.http import path_uuid, query_int
+from rest.http import path_uuid, query_choice, query_int
 
 routes = Routes("admin")
 
@@ -74,9 +74,7 @@ _PAYOUT_FILTERS = {
 async def list_payouts(request: web.Request) -> web.Response:
     """Withdrawals in one state, oldest change first."""
     require_admin(request)
-    status = request.query.get("status") or "failed"
-    if status not in _PAYOUT_FILTERS:
-        raise ApiError("bad_request", f"Query parameter status must be one of {', '.join(_PAYOUT_FILTERS)}.")
+    status = query_choice(request, "status", _PAYOUT_FILTERS, "failed")
     page = query_int(request, "page", 1, 1, 10**6)
     limit = query_int(request, "limit", 50, 1, 200)
     where = _PAYOUT_FILTERS[status]

@@ -21,7 +21,7 @@ from hub.model import EpochMs, Uuid
 from hub.tokens import Claims
 from rest.api import Routes, Wire, int_query, load, load_all, ok
 from rest.errors import ApiError
-from rest.http import path_uuid, query_int, require_user
+from rest.http import path_uuid, query_choice, query_int, require_user
 from rest.idempotency import PARAMETER, idempotent
 
 routes = Routes("admin")
@@ -91,9 +91,7 @@ def _admin(request: web.Request) -> Claims:
 async def list_refunds(request: web.Request) -> web.Response:
     """The refunds in one status, oldest change first, paged."""
     _admin(request)
-    status = request.query.get("status") or "failed"
-    if status not in _FILTERS:
-        raise ApiError("bad_request", f"Query parameter status must be one of {', '.join(_FILTERS)}.")
+    status = query_choice(request, "status", _FILTERS, "failed")
     page = query_int(request, "page", 1, 1, 10**6)
     limit = query_int(request, "limit", 50, 1, 200)
     where = _FILTERS[status]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
+from typing import TypeVar
 
 from aiohttp import web
 
@@ -17,6 +19,8 @@ from hub.app import Handler
 from hub.keys import POOL, SETTINGS, TOKENS
 from hub.tokens import Claims, TokenError
 from rest.errors import CALLER, ApiError
+
+T = TypeVar("T")
 
 CLAIMS: web.RequestKey[Claims] = web.RequestKey("claims", Claims)
 """The verified claims of the request's access token, once something has verified it."""
@@ -75,6 +79,18 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     value = int(raw)
     if not low <= value <= high:
         raise ApiError("bad_request", f"Query parameter {name} must be from {low} to {high}.")
+    return value
+
+
+def query_choice(request: web.Request, name: str, choices: Iterable[str], default: T) -> str | T:
+    """A query parameter that must be one of `choices` (an absent or empty one is `default`), or
+    bad_request naming them in their order."""
+    value = request.query.get(name) or None
+    if value is None:
+        return default
+    options = list(choices)
+    if value not in options:
+        raise ApiError("bad_request", f"Query parameter {name} must be one of {', '.join(options)}.")
     return value
 
 

@@ -16,7 +16,7 @@ from domain.orders import transition
 from hub.keys import POOL, SETTINGS
 from rest.api import Body, FieldErrors, Routes, has_control, int_query, ok, read_body
 from rest.errors import ApiError
-from rest.http import path_uuid, query_int, require_user
+from rest.http import path_uuid, query_choice, query_int, require_user
 from rest.idempotency import PARAMETER, idempotent
 
 routes = Routes("orders")
@@ -161,10 +161,8 @@ _ORDER_ID = {
 async def list_orders(request: web.Request) -> web.Response:
     """The caller's orders, newest first; ?status=, ?role=client|doer, ?page=, ?limit=."""
     claims = require_user(request)
-    status = request.query.get("status") or None
+    status = query_choice(request, "status", STATUSES, None)
     role = request.query.get("role") or None
-    if status is not None and status not in STATUSES:
-        raise ApiError("bad_request", f"Query parameter status must be one of {', '.join(STATUSES)}.")
     if role is not None and role not in _ROLES:
         raise ApiError("bad_request", "Query parameter role must be client or doer.")
     page = query_int(request, "page", 1, 1, 10_000)
